@@ -1,0 +1,64 @@
+//! Errors of the layout library: each says what failed, on which path, and what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::slot::SlotName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid program name `{name}`: {why}")]
+    InvalidProgramName { name: String, why: &'static str },
+
+    #[error(transparent)]
+    InvalidSlotName(#[from] crate::slot::InvalidSlotName),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{path}: not a usable binary for slot `{slot}`: {why}")]
+    SlotMismatch {
+        path: PathBuf,
+        slot: SlotName,
+        why: String,
+    },
+
+    #[error("{path}: corrupt manifest: {why} (reinstall the program, or remove the directory)")]
+    CorruptManifest { path: PathBuf, why: String },
+
+    #[error("{path}: manifest format {found} is newer than this fatbin understands ({supported}); upgrade fatbin")]
+    UnsupportedFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("{path} is writable by {who}, so anyone in it could replace what runs; fix it with `chmod go-w {path}`")]
+    UnsafePermissions { path: PathBuf, who: &'static str },
+
+    #[error("{path} is owned by uid {owner}, neither you nor root; anyone with that uid could replace what runs")]
+    UnsafeOwner { path: PathBuf, owner: u32 },
+
+    #[error("program `{program}` is not installed in {root}")]
+    NoSuchProgram { program: String, root: PathBuf },
+
+    #[error("program `{program}` has no slot `{slot}` (slots: {present})")]
+    NoSuchSlot {
+        program: String,
+        slot: SlotName,
+        present: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

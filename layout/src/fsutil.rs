@@ -1,0 +1,170 @@
+//! File-system steps that make installs atomic: temporary names, staged files, fsync.
+//!
+//! The recipe is the classic one: write the new content under a temporary name in the same
+//! directory, fsync it, `rename(2)` it over the old name, fsync the directory. A reader opens
+//! either the old inode or the new one, never a half-written file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A fresh temporary path next to `dest`. Names starting with `.` are never programs or slots,
+/// so a temporary file can never be mistaken for one.
+pub fn temp_path_for(dest: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+/// Temporary files written for one install; removed on drop unless they were committed.
+#[derive(Debug, Default)]
+pub struct Staging {
+    /// (temporary path, final path), in the order they are renamed.
+    files: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Staging {
+    /// Copies `source` to a temporary file next to `dest` with `mode`, fsynced.
+    pub fn stage_copy(&mut self, source: &Path, dest: &Path, mode: u32) -> Result<()> {
+        let tmp = temp_path_for(dest);
+        let mut from = File::open(source).map_err(Error::io(source))?;
+        let mut to = create_new(&tmp, mode)?;
+        self.files.push((tmp.clone(), dest.to_owned()));
+        io::copy(&mut from, &mut to).map_err(Error::io(&tmp))?;
+        to.sync_all().map_err(Error::io(&tmp))?;
+        Ok(())
+    }
+
+    /// Writes `bytes` to a temporary file next to `dest` with `mode`, fsynced.
+    pub fn stage_bytes(&mut self, bytes: &[u8], dest: &Path, mode: u32) -> Result<()> {
+        let tmp = temp_path_for(dest);
+        let mut to = create_new(&tmp, mode)?;
+        self.files.push((tmp.clone(), dest.to_owned()));
+        to.write_all(bytes).map_err(Error::io(&tmp))?;
+        to.sync_all().map_err(Error::io(&tmp))?;
+        Ok(())
+    }
+
+    /// Hard-links `existing` (a file with the same content) to a temporary name next to `dest`,
+    /// so identical binaries share one inode.
+    pub fn stage_link(&mut self, existing: &Path, dest: &Path) -> Result<()> {
+        let tmp = temp_path_for(dest);
+        fs::hard_link(existing, &tmp).map_err(Error::io(&tmp))?;
+        self.files.push((tmp, dest.to_owned()));
+        Ok(())
+    }
+
+    /// The temporary path staged for `dest`, if any (to link a second identical slot to it).
+    pub fn staged_for(&self, dest: &Path) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|(_, d)| d == dest)
+            .map(|(tmp, _)| tmp.as_path())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Renames every staged file into place, in staging order, then fsyncs the directories.
+    pub fn commit(mut self) -> Result<()> {
+        let files = std::mem::take(&mut self.files);
+        let mut dirs: Vec<&Path> = Vec::new();
+        for (i, (tmp, dest)) in files.iter().enumerate() {
+            if let Err(e) = fs::rename(tmp, dest) {
+                // Put the rest back on the list so drop removes them.
+                self.files = files[i..].to_vec();
+                return Err(Error::Io {
+                    path: dest.clone(),
+                    source: e,
+                });
+            }
+            if let Some(dir) = dest.parent() {
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        for dir in dirs {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.files {
+            let _ = fs::remove_file(tmp);
+        }
+    }
+}
+
+fn create_new(path: &Path, mode: u32) -> Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(Error::io(path))?;
+    // The umask may have taken bits away; slots must be exactly `mode`.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io(path))?;
+    Ok(file)
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(dir))
+}
+
+/// Creates `dir` and its missing parents with mode 0755 (never group- or world-writable).
+pub fn create_dirs(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(Error::io(dir))
+}
+
+/// The SHA-256 of a file's contents, as lowercase hex, and its size.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut file = File::open(path).map_err(Error::io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), size))
+}
+
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,452 @@
+//! Binary identification: what a file is (ELF, Mach-O thin or fat, PE, script, or nothing we
+//! run), read from its own headers.
+//!
+//! Everything here reads untrusted bytes. It goes through `object`, whose readers check every
+//! offset and count against the file's length, and reads through a [`ReadCache`] so memory is
+//! bounded by the file's size and by the pieces actually looked at: a header claiming a billion
+//! program headers is an error, not an allocation.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::read::macho::{FatArch, MachHeader};
+use object::read::ReadCache;
+use object::{Endianness, FileKind, ReadRef};
+
+use crate::arch::{Arch, Endian};
+use crate::error::{Error, Result};
+
+/// What a file is, as far as running it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    Elf(ElfInfo),
+    /// A Mach-O file: one slice when thin, one per architecture when fat (universal).
+    MachO {
+        fat: bool,
+        slices: Vec<MachOSlice>,
+    },
+    /// A Windows PE image.
+    Pe {
+        machine: String,
+        bits: u8,
+    },
+    /// A `#!` script and its interpreter line.
+    Script {
+        interpreter: String,
+    },
+    /// Anything else; the string says what, when we can tell.
+    NotExecutable {
+        what: String,
+    },
+}
+
+/// The facts of an ELF file that decide where it can run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// The architecture, when it is one the layout has slots for.
+    pub arch: Option<Arch>,
+    /// Raw `e_machine`, for architectures the layout does not name.
+    pub machine: u16,
+    pub bits: u8,
+    pub endian: Endian,
+    /// `EI_OSABI` (0 = System V, 3 = GNU/Linux).
+    pub os_abi: u8,
+    pub kind: ElfKind,
+    pub libc: Libc,
+    /// The `PT_INTERP` path, if the binary is dynamically linked.
+    pub interpreter: Option<String>,
+    /// The highest `GLIBC_x.y` symbol version the binary needs, for glibc binaries.
+    pub glibc: Option<GlibcVersion>,
+    /// The x86 ISA level from `GNU_PROPERTY_X86_ISA_1_NEEDED` (2 = x86-64-v2 ...), when the
+    /// linker recorded one.
+    pub x86_isa_needed: Option<u8>,
+}
+
+/// The ELF file type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElfKind {
+    Executable,
+    /// Position-independent: a PIE executable or a shared library.
+    SharedObject,
+    Relocatable,
+    Core,
+    Other(u16),
+}
+
+/// Which C library, if any, a binary needs at run time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Libc {
+    /// No interpreter: runs on any kernel of its architecture.
+    Static,
+    Musl,
+    Glibc,
+    /// Dynamically linked against something else (the interpreter path says what).
+    Other,
+}
+
+impl fmt::Display for Libc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Libc::Static => "static",
+            Libc::Musl => "musl",
+            Libc::Glibc => "glibc",
+            Libc::Other => "other",
+        })
+    }
+}
+
+/// A glibc symbol version such as `GLIBC_2.34`, compared numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GlibcVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl GlibcVersion {
+    /// Parses `GLIBC_2.34` (and `GLIBC_2.2.5`, whose third part does not matter here).
+    pub fn from_symbol_version(name: &[u8]) -> Option<GlibcVersion> {
+        let rest = name.strip_prefix(b"GLIBC_")?;
+        let rest = std::str::from_utf8(rest).ok()?;
+        let mut parts = rest.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().unwrap_or("0").parse().ok()?;
+        Some(GlibcVersion { major, minor })
+    }
+}
+
+impl fmt::Display for GlibcVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl std::str::FromStr for GlibcVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s.split_once('.').unwrap_or((s, "0"));
+        match (major.parse(), minor.parse()) {
+            (Ok(major), Ok(minor)) => Ok(GlibcVersion { major, minor }),
+            _ => Err(format!("`{s}` is not a glibc version like 2.34")),
+        }
+    }
+}
+
+/// One architecture slice of a Mach-O file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachOSlice {
+    /// `x86_64`, `arm64`, `i386`, ... or `cputype N` for ones we do not name.
+    pub arch: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Elf(info) => info.fmt(f),
+            Identity::MachO { fat, slices } => {
+                let archs: Vec<_> = slices.iter().map(|s| s.arch.as_str()).collect();
+                let kind = if *fat { "Mach-O universal" } else { "Mach-O" };
+                write!(f, "{kind} ({})", archs.join(", "))
+            }
+            Identity::Pe { machine, bits } => write!(f, "PE{bits} {machine}"),
+            Identity::Script { interpreter } => write!(f, "script for {interpreter}"),
+            Identity::NotExecutable { what } => write!(f, "not an executable ({what})"),
+        }
+    }
+}
+
+impl fmt::Display for ElfInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.arch {
+            Some(arch) => write!(f, "ELF {arch}")?,
+            None => write!(f, "ELF{} machine {}", self.bits, self.machine)?,
+        }
+        let linkage = match (&self.libc, self.glibc) {
+            (Libc::Glibc, Some(v)) => format!("glibc >= {v}"),
+            (libc, _) => libc.to_string(),
+        };
+        write!(f, ", {linkage}")?;
+        if let Some(level) = self.x86_isa_needed {
+            write!(f, ", needs x86-64-v{level}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Identifies the file at `path` from its headers.
+pub fn identify_path(path: &Path) -> Result<Identity> {
+    let file = File::open(path).map_err(Error::io(path))?;
+    identify_file(file).map_err(Error::io(path))
+}
+
+/// Identifies an open file. I/O errors are returned; malformed contents are an
+/// [`Identity::NotExecutable`] that says what is wrong.
+pub fn identify_file(mut file: File) -> std::io::Result<Identity> {
+    let mut magic = [0u8; 2];
+    let n = read_up_to(&mut file, &mut magic)?;
+    if n == 2 && magic == *b"#!" {
+        return Ok(script_identity(&mut file));
+    }
+    let cache = ReadCache::new(file);
+    Ok(identify_data(&cache))
+}
+
+/// Identifies an in-memory image (used by tests and the fuzzer).
+pub fn identify_bytes(data: &[u8]) -> Identity {
+    if let Some(rest) = data.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let line = &line[..line.len().min(256)];
+        return Identity::Script {
+            interpreter: String::from_utf8_lossy(line).trim().to_owned(),
+        };
+    }
+    identify_data(data)
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn script_identity(file: &mut File) -> Identity {
+    // The kernel reads at most 256 bytes of a `#!` line (BINPRM_BUF_SIZE); so do we.
+    let mut line = [0u8; 256];
+    let n = read_up_to(file, &mut line).unwrap_or(0);
+    let line = line[..n].split(|&b| b == b'\n').next().unwrap_or(&[]);
+    Identity::Script {
+        interpreter: String::from_utf8_lossy(line).trim().to_owned(),
+    }
+}
+
+/// Why a file that looked like an executable format could not be read as one.
+#[derive(Debug)]
+struct Malformed(String);
+
+impl From<object::Error> for Malformed {
+    fn from(e: object::Error) -> Self {
+        Malformed(e.to_string())
+    }
+}
+
+impl From<&str> for Malformed {
+    fn from(e: &str) -> Self {
+        Malformed(e.to_owned())
+    }
+}
+
+type Parsed<T> = Result<T, Malformed>;
+
+fn identify_data<'data, R: ReadRef<'data>>(data: R) -> Identity {
+    let not = |what: &str| Identity::NotExecutable { what: what.into() };
+    let kind = match FileKind::parse(data) {
+        Ok(kind) => kind,
+        Err(_) => return not("unrecognised format"),
+    };
+    let result = match kind {
+        FileKind::Elf32 => elf_identity::<elf::FileHeader32<Endianness>, R>(data),
+        FileKind::Elf64 => elf_identity::<elf::FileHeader64<Endianness>, R>(data),
+        FileKind::MachO32 => macho_thin::<object::macho::MachHeader32<Endianness>, R>(data),
+        FileKind::MachO64 => macho_thin::<object::macho::MachHeader64<Endianness>, R>(data),
+        FileKind::MachOFat32 => macho_fat::<object::macho::FatArch32, R>(data),
+        FileKind::MachOFat64 => macho_fat::<object::macho::FatArch64, R>(data),
+        FileKind::Pe32 | FileKind::Pe64 => pe_identity(data),
+        FileKind::Coff | FileKind::CoffBig | FileKind::CoffImport => return not("COFF object"),
+        _ => return not("object format fatbin does not run"),
+    };
+    result.unwrap_or_else(|e| not(&format!("malformed: {}", e.0)))
+}
+
+fn elf_identity<'data, H, R>(data: R) -> Parsed<Identity>
+where
+    H: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let header = H::parse(data)?;
+    let endian = header.endian()?;
+    let bits = if header.is_class_64() { 64 } else { 32 };
+    let our_endian = match endian {
+        Endianness::Little => Endian::Little,
+        Endianness::Big => Endian::Big,
+    };
+    let machine = header.e_machine(endian);
+    let kind = match header.e_type(endian) {
+        elf::ET_EXEC => ElfKind::Executable,
+        elf::ET_DYN => ElfKind::SharedObject,
+        elf::ET_REL => ElfKind::Relocatable,
+        elf::ET_CORE => ElfKind::Core,
+        other => ElfKind::Other(other),
+    };
+
+    let mut interpreter = None;
+    let mut x86_isa_needed = None;
+    for segment in header.program_headers(endian, data)? {
+        match segment.p_type(endian) {
+            elf::PT_INTERP => {
+                let bytes = segment
+                    .data(endian, data)
+                    .map_err(|_| "PT_INTERP points outside the file")?;
+                let path = bytes.split(|&b| b == 0).next().unwrap_or(bytes);
+                interpreter = Some(String::from_utf8_lossy(path).into_owned());
+            }
+            elf::PT_NOTE | elf::PT_GNU_PROPERTY => {
+                if let Some(level) = x86_isa_level(header, endian, data, segment)? {
+                    x86_isa_needed = Some(x86_isa_needed.map_or(level, |l: u8| l.max(level)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let libc = match interpreter.as_deref() {
+        None => Libc::Static,
+        Some(p) if p.contains("ld-musl") => Libc::Musl,
+        Some(p) if p.contains("ld-linux") || p.contains("ld64.so") || p.contains("ld.so") => {
+            Libc::Glibc
+        }
+        Some(_) => Libc::Other,
+    };
+    let glibc = highest_glibc_version(header, endian, data).unwrap_or(None);
+
+    Ok(Identity::Elf(ElfInfo {
+        arch: Arch::from_elf(machine, bits, our_endian),
+        machine,
+        bits,
+        endian: our_endian,
+        os_abi: header.e_ident().os_abi,
+        kind,
+        libc,
+        interpreter,
+        glibc,
+        x86_isa_needed,
+    }))
+}
+
+/// Reads the x86 ISA level a `PT_NOTE`/`PT_GNU_PROPERTY` segment declares as needed.
+fn x86_isa_level<'data, H, R>(
+    _header: &H,
+    endian: Endianness,
+    data: R,
+    segment: &H::ProgramHeader,
+) -> Parsed<Option<u8>>
+where
+    H: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let Some(mut notes) = segment.notes(endian, data)? else {
+        return Ok(None);
+    };
+    let mut best = None;
+    while let Some(note) = notes.next()? {
+        let Some(mut properties) = note.gnu_properties(endian) else {
+            continue;
+        };
+        while let Some(property) = properties.next()? {
+            if property.pr_type() == elf::GNU_PROPERTY_X86_ISA_1_NEEDED {
+                let bits = property.data_u32(endian)?;
+                // Bit 0 = baseline, bit 1 = v2, bit 2 = v3, bit 3 = v4.
+                let level = (0..4u8).rev().find(|b| bits & (1 << b) != 0).map(|b| b + 1);
+                best = best.max(level);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The highest `GLIBC_x.y` version named in the binary's version-needs section.
+fn highest_glibc_version<'data, H, R>(
+    header: &H,
+    endian: Endianness,
+    data: R,
+) -> Parsed<Option<GlibcVersion>>
+where
+    H: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let sections = header.sections(endian, data)?;
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, data)? else {
+        return Ok(None);
+    };
+    let strings = sections.strings(endian, data, link)?;
+    let mut highest = None;
+    while let Some((_need, mut auxes)) = needs.next()? {
+        while let Some(aux) = auxes.next()? {
+            if let Some(version) = GlibcVersion::from_symbol_version(aux.name(endian, strings)?) {
+                highest = highest.max(Some(version));
+            }
+        }
+    }
+    Ok(highest)
+}
+
+fn macho_thin<'data, M, R>(data: R) -> Parsed<Identity>
+where
+    M: MachHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let header = M::parse(data, 0)?;
+    let endian = header.endian()?;
+    let size = data.len().map_err(|_| "cannot read the file length")?;
+    Ok(Identity::MachO {
+        fat: false,
+        slices: vec![MachOSlice {
+            arch: macho_arch_name(header.cputype(endian)),
+            offset: 0,
+            size,
+        }],
+    })
+}
+
+fn macho_fat<'data, F, R>(data: R) -> Parsed<Identity>
+where
+    F: FatArch,
+    R: ReadRef<'data>,
+{
+    let fat = object::read::macho::MachOFatFile::<F>::parse(data)?;
+    let slices = fat
+        .arches()
+        .iter()
+        .map(|a| MachOSlice {
+            arch: macho_arch_name(a.cputype()),
+            offset: a.offset().into(),
+            size: a.size().into(),
+        })
+        .collect();
+    Ok(Identity::MachO { fat: true, slices })
+}
+
+fn macho_arch_name(cputype: u32) -> String {
+    use object::macho;
+    match cputype {
+        macho::CPU_TYPE_X86_64 => "x86_64".into(),
+        macho::CPU_TYPE_X86 => "i386".into(),
+        macho::CPU_TYPE_ARM64 => "arm64".into(),
+        macho::CPU_TYPE_ARM64_32 => "arm64_32".into(),
+        macho::CPU_TYPE_ARM => "arm".into(),
+        macho::CPU_TYPE_POWERPC => "ppc".into(),
+        macho::CPU_TYPE_POWERPC64 => "ppc64".into(),
+        other => format!("cputype {other}"),
+    }
+}
+
+fn pe_identity<'data, R: ReadRef<'data>>(data: R) -> Parsed<Identity> {
+    use object::Object;
+    let file = object::File::parse(data)?;
+    let bits = if file.is_64() { 64 } else { 32 };
+    Ok(Identity::Pe {
+        machine: format!("{:?}", file.architecture()).to_lowercase(),
+        bits,
+    })
+}

@@ -1,0 +1,319 @@
+//! Installing, replacing and removing slots and programs, atomically.
+//!
+//! Every new binary is checked against its slot name before anything on disk changes. All new
+//! files are then staged (written and fsynced under temporary names), and only when every one
+//! is staged are they renamed into place, slots first and the manifest last. A failure while
+//! staging (a full disk, a wrong binary) removes the temporary files and leaves the previous
+//! install exactly as it was.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::fsutil::{create_dirs, sha256_file, sync_dir, temp_path_for, Staging};
+use crate::identify::{identify_path, ElfKind, Identity};
+use crate::layout::{validate_program_name, Layout};
+use crate::manifest::{Manifest, SlotInfo};
+use crate::slot::SlotName;
+
+/// Mode of installed slots: executable by all, writable by the owner only.
+const SLOT_MODE: u32 = 0o755;
+const MANIFEST_MODE: u32 = 0o644;
+
+/// One binary to install into a slot, with what is known about how it was built.
+#[derive(Debug, Clone)]
+pub struct NewSlot {
+    pub slot: SlotName,
+    pub source: PathBuf,
+    /// The Rust target triple, empty when unknown.
+    pub target: String,
+    /// The `-C target-cpu` it was built with.
+    pub cpu: Option<String>,
+    /// Target features it needs beyond the architecture's baseline. The features the slot's
+    /// level implies are added to these.
+    pub features: Vec<String>,
+    pub krate: Option<String>,
+    pub version: Option<String>,
+}
+
+impl NewSlot {
+    /// A slot from a plain file, with nothing known but its slot.
+    pub fn from_file(slot: SlotName, source: impl Into<PathBuf>) -> NewSlot {
+        NewSlot {
+            slot,
+            source: source.into(),
+            target: String::new(),
+            cpu: None,
+            features: Vec::new(),
+            krate: None,
+            version: None,
+        }
+    }
+}
+
+/// What happened to one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotOutcome {
+    /// A new copy was written.
+    Installed,
+    /// An identical binary already in the layout was hard-linked.
+    Linked { to: PathBuf },
+    /// The same binary was already there; nothing was written.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallReport {
+    pub program: String,
+    pub slots: Vec<(SlotName, SlotOutcome)>,
+    /// Whether anything on disk changed.
+    pub changed: bool,
+}
+
+/// Checks `new` against its slot name and returns the manifest entry it would get.
+pub fn check_slot(new: &NewSlot) -> Result<SlotInfo> {
+    let mismatch = |why: String| Error::SlotMismatch {
+        path: new.source.clone(),
+        slot: new.slot,
+        why,
+    };
+    let info = match identify_path(&new.source)? {
+        Identity::Elf(info) => info,
+        other => return Err(mismatch(format!("it is {other}, not an ELF executable"))),
+    };
+    match info.kind {
+        ElfKind::Executable | ElfKind::SharedObject => {}
+        kind => {
+            return Err(mismatch(format!(
+                "it is an ELF {kind:?} file, not an executable"
+            )))
+        }
+    }
+    // 0 = System V (what Linux toolchains write), 3 = GNU/Linux.
+    if info.os_abi != 0 && info.os_abi != 3 {
+        return Err(mismatch(format!(
+            "its OS ABI is {}, not Linux",
+            info.os_abi
+        )));
+    }
+    if info.arch != Some(new.slot.arch) {
+        return Err(mismatch(format!(
+            "its ELF header says {info}, slot `{}` needs {} {}-bit {:?}-endian",
+            new.slot,
+            new.slot.arch,
+            new.slot.arch.bits(),
+            new.slot.arch.endian()
+        )));
+    }
+    if let Some(needed) = info.x86_isa_needed {
+        if needed > new.slot.level_number() {
+            return Err(mismatch(format!(
+                "it needs x86-64-v{needed}; install it into slot `x86_64-v{needed}`"
+            )));
+        }
+    }
+    let (sha256, size) = sha256_file(&new.source)?;
+    let mut features: Vec<String> = new
+        .slot
+        .level_features()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(new.features.iter().cloned())
+        .collect();
+    features.sort();
+    features.dedup();
+    Ok(SlotInfo {
+        target: new.target.clone(),
+        arch: new.slot.arch,
+        bits: info.bits,
+        endian: info.endian,
+        libc: info.libc,
+        glibc: info.glibc,
+        cpu: new.cpu.clone(),
+        features,
+        size,
+        sha256,
+        krate: new.krate.clone(),
+        version: new.version.clone(),
+    })
+}
+
+/// Installs `slots` into `program`, keeping its other slots.
+pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<InstallReport> {
+    validate_program_name(program)?;
+    let mut checked = BTreeMap::new();
+    for new in slots {
+        checked.insert(new.slot, (new, check_slot(new)?));
+    }
+
+    let dir = layout.program_dir(program);
+    create_dirs(&dir)?;
+    let old = match layout.read_manifest(program) {
+        Ok(m) => m,
+        Err(Error::NoSuchProgram { .. }) => Manifest::new(program),
+        Err(e) => return Err(e),
+    };
+    let mut manifest = old.clone();
+    let mut staging = Staging::default();
+    let mut known = ContentIndex::new(layout);
+    let mut outcomes = Vec::new();
+
+    for (slot, (new, info)) in &checked {
+        let dest = layout.slot_path(program, *slot);
+        let outcome = if file_has(&dest, info) {
+            SlotOutcome::Unchanged
+        } else if let Some(same) = known.find(info, &staging) {
+            staging.stage_link(&same, &dest)?;
+            SlotOutcome::Linked { to: same }
+        } else {
+            staging.stage_copy(&new.source, &dest, SLOT_MODE)?;
+            SlotOutcome::Installed
+        };
+        if outcome != SlotOutcome::Unchanged {
+            known.staged.insert(info.sha256.clone(), dest.clone());
+        }
+        manifest.slots.insert(*slot, info.clone());
+        outcomes.push((*slot, outcome));
+    }
+
+    let changed = manifest != old || !staging.is_empty();
+    if manifest != old {
+        let path = layout.manifest_path(program);
+        staging.stage_bytes(manifest.to_toml().as_bytes(), &path, MANIFEST_MODE)?;
+    }
+    staging.commit()?;
+    Ok(InstallReport {
+        program: program.to_owned(),
+        slots: outcomes,
+        changed,
+    })
+}
+
+/// True when `path` already holds exactly the binary `info` describes.
+fn file_has(path: &Path, info: &SlotInfo) -> bool {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == info.size => {
+            matches!(sha256_file(path), Ok((sha, _)) if sha == info.sha256)
+        }
+        _ => false,
+    }
+}
+
+/// Where binaries with a given content already are in the layout, for hard-linking.
+struct ContentIndex<'a> {
+    layout: &'a Layout,
+    /// Built on first use from every manifest in the layout.
+    installed: Option<HashMap<String, Vec<PathBuf>>>,
+    /// Binaries staged by this install: content -> final path.
+    staged: HashMap<String, PathBuf>,
+}
+
+impl<'a> ContentIndex<'a> {
+    fn new(layout: &'a Layout) -> Self {
+        ContentIndex {
+            layout,
+            installed: None,
+            staged: HashMap::new(),
+        }
+    }
+
+    /// A path holding the same content as `info`: a file staged by this install (its temporary
+    /// name) or an installed slot whose bytes really match (manifests are not trusted for that).
+    fn find(&mut self, info: &SlotInfo, staging: &Staging) -> Option<PathBuf> {
+        if let Some(dest) = self.staged.get(&info.sha256) {
+            if let Some(tmp) = staging.staged_for(dest) {
+                return Some(tmp.to_owned());
+            }
+        }
+        let layout = self.layout;
+        let installed = self.installed.get_or_insert_with(|| index_layout(layout));
+        installed
+            .get(&info.sha256)?
+            .iter()
+            .find(|path| file_has(path, info))
+            .cloned()
+    }
+}
+
+fn index_layout(layout: &Layout) -> HashMap<String, Vec<PathBuf>> {
+    let mut index: HashMap<String, Vec<PathBuf>> = HashMap::new();
+    for program in layout.programs().unwrap_or_default() {
+        let Ok(manifest) = layout.read_manifest(&program) else {
+            continue;
+        };
+        for (slot, info) in manifest.slots {
+            index
+                .entry(info.sha256)
+                .or_default()
+                .push(layout.slot_path(&program, slot));
+        }
+    }
+    index
+}
+
+/// Removes one slot: the manifest stops naming it first, then the file goes.
+/// Removing the last slot removes the program.
+pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()> {
+    let mut manifest = layout.read_manifest(program)?;
+    if manifest.slots.remove(&slot).is_none() {
+        return Err(Error::NoSuchSlot {
+            program: program.to_owned(),
+            slot,
+            present: manifest.slot_list(),
+        });
+    }
+    if manifest.slots.is_empty() {
+        return remove_program(layout, program);
+    }
+    let mut staging = Staging::default();
+    let manifest_path = layout.manifest_path(program);
+    staging.stage_bytes(manifest.to_toml().as_bytes(), &manifest_path, MANIFEST_MODE)?;
+    staging.commit()?;
+    let path = layout.slot_path(program, slot);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
+        _ => sync_dir(&layout.program_dir(program)),
+    }
+}
+
+/// Removes a program and its shim. The directory is first renamed away in one step, so a
+/// concurrent run sees the whole program or none of it.
+pub fn remove_program(layout: &Layout, program: &str) -> Result<()> {
+    validate_program_name(program)?;
+    let dir = layout.program_dir(program);
+    if !dir.is_dir() {
+        return Err(Error::NoSuchProgram {
+            program: program.to_owned(),
+            root: layout.root().to_owned(),
+        });
+    }
+    let shim = layout.shim_path(program);
+    if shim.symlink_metadata().is_ok() {
+        std::fs::remove_file(&shim).map_err(Error::io(&shim))?;
+    }
+    let doomed = temp_path_for(&dir);
+    std::fs::rename(&dir, &doomed).map_err(Error::io(&dir))?;
+    std::fs::remove_dir_all(&doomed).map_err(Error::io(&doomed))?;
+    sync_dir(&layout.bin_dir())
+}
+
+/// Points `ROOT/shims/PROG` at `target` (a symlink), replacing any old shim atomically.
+pub fn write_shim(layout: &Layout, program: &str, target: &Path) -> Result<()> {
+    validate_program_name(program)?;
+    let shims = layout.shims_dir();
+    create_dirs(&shims)?;
+    let shim = layout.shim_path(program);
+    if std::fs::read_link(&shim).is_ok_and(|old| old == target) {
+        return Ok(());
+    }
+    let tmp = temp_path_for(&shim);
+    std::os::unix::fs::symlink(target, &tmp).map_err(Error::io(&tmp))?;
+    if let Err(e) = std::fs::rename(&tmp, &shim) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io {
+            path: shim,
+            source: e,
+        });
+    }
+    sync_dir(&shims)
+}

@@ -1,0 +1,109 @@
+//! Paths inside a layout root and reading what is installed there.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::names::program_name_problem;
+use crate::slot::SlotName;
+
+/// A layout root: `ROOT/bin/PROG/SLOT`, `ROOT/shims/PROG`, `ROOT/nodes.toml`.
+///
+/// Every path is derived from the root, so a layout can be mounted anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Layout {
+        Layout { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root.join("bin")
+    }
+
+    pub fn shims_dir(&self) -> PathBuf {
+        self.root.join("shims")
+    }
+
+    /// The cluster's nodes (reserved; see `docs/layout.md`).
+    pub fn nodes_file(&self) -> PathBuf {
+        self.root.join("nodes.toml")
+    }
+
+    pub fn program_dir(&self, program: &str) -> PathBuf {
+        self.bin_dir().join(program)
+    }
+
+    pub fn manifest_path(&self, program: &str) -> PathBuf {
+        self.program_dir(program).join(MANIFEST_FILE)
+    }
+
+    pub fn slot_path(&self, program: &str, slot: SlotName) -> PathBuf {
+        self.program_dir(program).join(slot.to_string())
+    }
+
+    pub fn shim_path(&self, program: &str) -> PathBuf {
+        self.shims_dir().join(program)
+    }
+
+    /// Reads a program's manifest; a missing program directory is [`Error::NoSuchProgram`].
+    pub fn read_manifest(&self, program: &str) -> Result<Manifest> {
+        validate_program_name(program)?;
+        let path = self.manifest_path(program);
+        match Manifest::read(&path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NoSuchProgram {
+                    program: program.to_owned(),
+                    root: self.root.clone(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// The names of the installed programs, sorted. Entries that are not valid program
+    /// directories (temporary files, stray files) are skipped.
+    pub fn programs(&self) -> Result<Vec<String>> {
+        let bin = self.bin_dir();
+        let entries = match std::fs::read_dir(&bin) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: bin,
+                    source: e,
+                })
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(Error::io(&bin))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if program_name_problem(&name).is_none() && entry.path().is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Refuses names that cannot be a program directory.
+pub fn validate_program_name(name: &str) -> Result<()> {
+    match program_name_problem(name) {
+        None => Ok(()),
+        Some(why) => Err(Error::InvalidProgramName {
+            name: name.to_owned(),
+            why,
+        }),
+    }
+}

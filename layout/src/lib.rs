@@ -1,0 +1,33 @@
+//! The fat-program layout: one directory per program, one binary per processor slot.
+//!
+//! ```text
+//! ROOT/bin/PROG/SLOT          one binary per slot (x86_64, x86_64-v3, aarch64, ...)
+//! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts
+//! ROOT/shims/PROG             what users put on PATH
+//! ROOT/nodes.toml             the cluster's nodes
+//! ```
+//!
+//! This crate is the contract both front ends share: slot names ([`slot`]), the manifest
+//! ([`manifest`]), binary identification ([`identify`]), atomic installs ([`install`]),
+//! verification ([`verify`]) and the permission rules for running from a layout ([`perms`]).
+//! The format is written down in `docs/layout.md`.
+
+pub mod arch;
+pub mod error;
+pub mod fsutil;
+pub mod identify;
+pub mod install;
+pub mod layout;
+pub mod manifest;
+pub mod names;
+pub mod perms;
+pub mod slot;
+pub mod verify;
+
+pub use arch::{Arch, Endian};
+pub use error::{Error, Result};
+pub use identify::{identify_bytes, identify_path, Identity, Libc};
+pub use install::{install, remove_program, remove_slot, write_shim, InstallReport, NewSlot};
+pub use layout::{validate_program_name, Layout};
+pub use manifest::{Manifest, SlotInfo, FORMAT_VERSION, MANIFEST_FILE};
+pub use slot::SlotName;

@@ -1,0 +1,98 @@
+//! Verifying an installed layout: every slot against its manifest entry and its own header.
+
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::fsutil::sha256_file;
+use crate::identify::{identify_path, Identity};
+use crate::layout::Layout;
+use crate::perms::check_not_writable_by_others;
+
+/// One thing wrong with a layout.
+#[derive(Debug)]
+pub struct Problem {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+/// Checks every program of `layout` (or only `only`): manifests parse, every slot file exists
+/// with the recorded size and sha256, its ELF header matches its slot name, nothing is
+/// writable by others, and no file is left that the manifest does not name.
+pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error> {
+    let mut problems = Vec::new();
+    let mut report = |path: PathBuf, what: String| problems.push(Problem { path, what });
+
+    for dir in [layout.root().to_owned(), layout.bin_dir()] {
+        if let Err(e) = check_not_writable_by_others(&dir) {
+            report(dir, e.to_string());
+        }
+    }
+    let programs = match only {
+        Some(p) => vec![p.to_owned()],
+        None => layout.programs()?,
+    };
+    for program in programs {
+        let dir = layout.program_dir(&program);
+        if let Err(e) = check_not_writable_by_others(&dir) {
+            report(dir.clone(), e.to_string());
+        }
+        let manifest = match layout.read_manifest(&program) {
+            Ok(m) => m,
+            Err(e) => {
+                report(layout.manifest_path(&program), e.to_string());
+                continue;
+            }
+        };
+        if manifest.program != program {
+            report(
+                layout.manifest_path(&program),
+                format!("manifest names program `{}`", manifest.program),
+            );
+        }
+        for (slot, info) in &manifest.slots {
+            let path = layout.slot_path(&program, *slot);
+            match sha256_file(&path) {
+                Err(e) => {
+                    report(path, e.to_string());
+                    continue;
+                }
+                Ok((_, size)) if size != info.size => report(
+                    path.clone(),
+                    format!("size {size}, manifest says {}", info.size),
+                ),
+                Ok((sha, _)) if sha != info.sha256 => {
+                    report(path.clone(), "sha256 differs from the manifest".into())
+                }
+                Ok(_) => {}
+            }
+            match identify_path(&path) {
+                Ok(Identity::Elf(elf)) if elf.arch == Some(slot.arch) => {}
+                Ok(other) => report(
+                    path.clone(),
+                    format!("is {other}, not a {} binary", slot.arch),
+                ),
+                Err(e) => report(path.clone(), e.to_string()),
+            }
+            if let Err(e) = check_not_writable_by_others(&path) {
+                report(path.clone(), e.to_string());
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let known = name == crate::manifest::MANIFEST_FILE
+                    || manifest.slots.keys().any(|s| s.to_string() == name);
+                if !known {
+                    report(entry.path(), "not named in the manifest (leftover?)".into());
+                }
+            }
+        }
+    }
+    Ok(problems)
+}

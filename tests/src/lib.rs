@@ -1,0 +1,1 @@
+//! Shared helpers for the integration tests (fixtures, builds, running the real binaries).
