@@ -1,0 +1,4 @@
+//! The integration tests: one binary, a module per area. They drive the real binaries, real
+//! cross builds, real qemu-user and a real sshd; see each module's header for what it needs.
+
+mod layout;
