@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything fatbin's demo and tests need on a fresh Debian 12 machine, as root:
+# Debian packages, rustup targets, and the subordinate id ranges the test cluster's user
+# namespaces need. Safe to run again: it only does what is missing.
+set -euo pipefail
+
+packages=(
+  qemu-user-static        # runs foreign binaries (aarch64 slots, x86-64 CPU levels)
+  openssh-server          # the test cluster's nodes
+  openssh-client          # the migration transport
+  iproute2                # ip netns for test hosts
+  uidmap                  # newuidmap/newgidmap: sshd inside a user namespace
+  hyperfine               # benchmarks
+  time                    # /usr/bin/time -v for peak RSS in benchmarks
+  gcc-aarch64-linux-gnu   # linker for the aarch64 gnu target
+  libc6-dev-arm64-cross
+  python3                 # used by shim tests (subprocess / execvp)
+  findutils
+)
+targets=(
+  x86_64-unknown-linux-musl
+  aarch64-unknown-linux-musl
+  aarch64-unknown-linux-gnu
+  riscv64gc-unknown-linux-gnu
+)
+
+say() { printf '\033[1;32m%12s\033[0m %s\n' "$1" "$2" >&2; }
+
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say Installing "Debian packages: ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+installed=$(rustup target list --installed)
+for t in "${targets[@]}"; do
+  if ! grep -qx "$t" <<<"$installed"; then
+    say Installing "rustup target $t"
+    rustup target add "$t" >/dev/null
+  fi
+done
+
+# sshd inside an unprivileged user namespace calls setgroups/setuid for privilege separation, so
+# the namespace must map more than one id: give root a subordinate range.
+for f in /etc/subuid /etc/subgid; do
+  if ! grep -q '^root:' "$f" 2>/dev/null; then
+    say Configuring "$f: root:100000:65536"
+    echo 'root:100000:65536' | "${sudo[@]}" tee -a "$f" >/dev/null
+  fi
+done
+
+# sshd refuses to start without its privilege-separation directory.
+"${sudo[@]}" mkdir -p /run/sshd
+say Ready "packages, rustup targets and id maps are in place"
