@@ -23,7 +23,51 @@ pub fn temp_path_for(dest: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    dest.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
+    // A program name may be 255 bytes, the most a file name can be; the temporary name adds
+    // about 30, so keep only a prefix of the name (it is there for people reading `ls -a`).
+    let mut keep = name.len().min(200);
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    dest.with_file_name(format!(".{}.tmp-{}-{n}", &name[..keep], std::process::id()))
+}
+
+/// An exclusive lock on a layout, held while an install or removal reads and rewrites
+/// manifests, so two concurrent installs cannot lose each other's slots. Released on drop.
+///
+/// It is an `flock(2)` on `ROOT/bin/.lock`, opened for writing so that it also works on NFS,
+/// where Linux turns `flock` into a POSIX byte-range lock. Readers (the launcher) never lock:
+/// renames already give them a consistent view of each file.
+#[derive(Debug)]
+pub struct LayoutLock {
+    _file: File,
+}
+
+impl LayoutLock {
+    /// Waits for and takes the lock of the layout whose `bin` directory is `bin_dir`.
+    pub fn acquire(bin_dir: &Path) -> Result<LayoutLock> {
+        use std::os::fd::AsRawFd;
+        create_dirs(bin_dir)?;
+        let path = bin_dir.join(".lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&path)
+            .map_err(Error::io(&path))?;
+        loop {
+            // SAFETY: flock on a file descriptor we own; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(LayoutLock { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::Io { path, source: err });
+            }
+        }
+    }
 }
 
 /// Temporary files written for one install; removed on drop unless they were committed.
@@ -41,6 +85,48 @@ impl Staging {
         let mut to = create_new(&tmp, mode)?;
         self.files.push((tmp.clone(), dest.to_owned()));
         io::copy(&mut from, &mut to).map_err(Error::io(&tmp))?;
+        to.sync_all().map_err(Error::io(&tmp))?;
+        Ok(())
+    }
+
+    /// Like [`Staging::stage_copy`], and fails unless the copy's SHA-256 is `sha256`: the
+    /// source was checked before it was copied, and must not have changed in between.
+    pub fn stage_copy_checked(
+        &mut self,
+        source: &Path,
+        dest: &Path,
+        mode: u32,
+        sha256: &str,
+    ) -> Result<()> {
+        let tmp = temp_path_for(dest);
+        let mut from = File::open(source).map_err(Error::io(source))?;
+        let mut to = create_new(&tmp, mode)?;
+        self.files.push((tmp.clone(), dest.to_owned()));
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: source.to_owned(),
+                        source: e,
+                    })
+                }
+            };
+            hasher.update(&buf[..n]);
+            to.write_all(&buf[..n]).map_err(Error::io(&tmp))?;
+        }
+        if hex(&hasher.finalize()) != sha256 {
+            return Err(Error::Io {
+                path: source.to_owned(),
+                source: io::Error::other(
+                    "the file changed while it was being installed; install it again",
+                ),
+            });
+        }
         to.sync_all().map_err(Error::io(&tmp))?;
         Ok(())
     }

@@ -2,13 +2,19 @@
 //! run), read from its own headers.
 //!
 //! Everything here reads untrusted bytes. It goes through `object`, whose readers check every
-//! offset and count against the file's length, and reads through a [`ReadCache`] so memory is
-//! bounded by the file's size and by the pieces actually looked at: a header claiming a billion
-//! program headers is an error, not an allocation.
+//! offset and count against the file's length, so a header claiming a billion program headers
+//! is an error, not an allocation. Two more limits close what `object` leaves open:
+//! - files are read through a [`ReadCache`] that keeps every distinct range it read, so a file
+//!   whose headers point many times at large overlapping ranges could make it hold many times
+//!   the file's size; [`BudgetedFile`] caps the bytes read in total at [`READ_BUDGET`];
+//! - note and version-need lists are walked with a step limit ([`MAX_ENTRIES`]), because their
+//!   "next" fields can make a small file describe billions of entries.
 
+use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 
 use object::elf;
@@ -180,9 +186,34 @@ impl fmt::Display for ElfInfo {
     }
 }
 
+/// The most bytes identifying one file may read (and so keep in memory). Real headers,
+/// version needs and notes are a few kilobytes; only a hostile file gets near this.
+pub const READ_BUDGET: u64 = 64 << 20;
+
+/// The most notes, GNU properties and version-need entries looked at in one file. Real
+/// binaries have a handful of notes and a few dozen version needs.
+pub const MAX_ENTRIES: usize = 4096;
+
 /// Identifies the file at `path` from its headers.
+///
+/// Only regular files are read: a directory, FIFO or device is [`Identity::NotExecutable`]
+/// (opening is non-blocking, so a FIFO cannot hang the caller).
 pub fn identify_path(path: &Path) -> Result<Identity> {
-    let file = File::open(path).map_err(Error::io(path))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let kind = file.metadata().map_err(Error::io(path))?.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Ok(Identity::NotExecutable { what: what.into() });
+    }
     identify_file(file).map_err(Error::io(path))
 }
 
@@ -194,8 +225,62 @@ pub fn identify_file(mut file: File) -> std::io::Result<Identity> {
     if n == 2 && magic == *b"#!" {
         return Ok(script_identity(&mut file));
     }
-    let cache = ReadCache::new(file);
-    Ok(identify_data(&cache))
+    let budgeted = BudgetedFile {
+        cache: ReadCache::new(file),
+        left: Cell::new(READ_BUDGET),
+    };
+    Ok(identify_data(&budgeted))
+}
+
+/// A file read through `object`'s [`ReadCache`] with a cap on the bytes read in total.
+#[derive(Debug)]
+struct BudgetedFile {
+    cache: ReadCache<File>,
+    left: Cell<u64>,
+}
+
+impl BudgetedFile {
+    fn spend(&self, bytes: u64) -> Result<(), ()> {
+        let left = self.left.get().checked_sub(bytes).ok_or(())?;
+        self.left.set(left);
+        Ok(())
+    }
+}
+
+impl<'a> ReadRef<'a> for &'a BudgetedFile {
+    fn len(self) -> Result<u64, ()> {
+        self.cache.len()
+    }
+
+    fn read_bytes_at(self, offset: u64, size: u64) -> Result<&'a [u8], ()> {
+        // Checked before spending, so a read past the end does not eat the budget.
+        let end = offset.checked_add(size).ok_or(())?;
+        if end > self.len()? {
+            return Err(());
+        }
+        self.spend(size)?;
+        self.cache.read_bytes_at(offset, size)
+    }
+
+    fn read_bytes_at_until(self, range: Range<u64>, delimiter: u8) -> Result<&'a [u8], ()> {
+        // ReadCache reads at most 4096 bytes looking for the delimiter.
+        self.spend((range.end.saturating_sub(range.start)).min(4096))?;
+        self.cache.read_bytes_at_until(range, delimiter)
+    }
+}
+
+/// Counts entries walked in lists whose length the file controls.
+#[derive(Debug, Default)]
+struct Steps(usize);
+
+impl Steps {
+    fn take(&mut self, what: &str) -> Parsed<()> {
+        self.0 += 1;
+        if self.0 > MAX_ENTRIES {
+            return Err(Malformed(format!("more than {MAX_ENTRIES} {what}")));
+        }
+        Ok(())
+    }
 }
 
 /// Identifies an in-memory image (used by tests and the fuzzer).
@@ -292,6 +377,7 @@ where
 
     let mut interpreter = None;
     let mut x86_isa_needed = None;
+    let mut steps = Steps::default();
     for segment in header.program_headers(endian, data)? {
         match segment.p_type(endian) {
             elf::PT_INTERP => {
@@ -299,10 +385,12 @@ where
                     .data(endian, data)
                     .map_err(|_| "PT_INTERP points outside the file")?;
                 let path = bytes.split(|&b| b == 0).next().unwrap_or(bytes);
+                // The kernel refuses interpreters longer than PATH_MAX; so do we keep less.
+                let path = &path[..path.len().min(libc::PATH_MAX as usize)];
                 interpreter = Some(String::from_utf8_lossy(path).into_owned());
             }
             elf::PT_NOTE | elf::PT_GNU_PROPERTY => {
-                if let Some(level) = x86_isa_level(header, endian, data, segment)? {
+                if let Some(level) = x86_isa_level(header, endian, data, segment, &mut steps)? {
                     x86_isa_needed = Some(x86_isa_needed.map_or(level, |l: u8| l.max(level)));
                 }
             }
@@ -340,6 +428,7 @@ fn x86_isa_level<'data, H, R>(
     endian: Endianness,
     data: R,
     segment: &H::ProgramHeader,
+    steps: &mut Steps,
 ) -> Parsed<Option<u8>>
 where
     H: FileHeader<Endian = Endianness>,
@@ -350,10 +439,12 @@ where
     };
     let mut best = None;
     while let Some(note) = notes.next()? {
+        steps.take("notes")?;
         let Some(mut properties) = note.gnu_properties(endian) else {
             continue;
         };
         while let Some(property) = properties.next()? {
+            steps.take("notes")?;
             if property.pr_type() == elf::GNU_PROPERTY_X86_ISA_1_NEEDED {
                 let bits = property.data_u32(endian)?;
                 // Bit 0 = baseline, bit 1 = v2, bit 2 = v3, bit 3 = v4.
@@ -381,8 +472,11 @@ where
     };
     let strings = sections.strings(endian, data, link)?;
     let mut highest = None;
+    let mut steps = Steps::default();
     while let Some((_need, mut auxes)) = needs.next()? {
+        steps.take("version needs")?;
         while let Some(aux) = auxes.next()? {
+            steps.take("version needs")?;
             if let Some(version) = GlibcVersion::from_symbol_version(aux.name(endian, strings)?) {
                 highest = highest.max(Some(version));
             }

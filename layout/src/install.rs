@@ -9,8 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::arch::Arch;
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dirs, sha256_file, sync_dir, temp_path_for, Staging};
+use crate::fsutil::{create_dirs, sha256_file, sync_dir, temp_path_for, LayoutLock, Staging};
 use crate::identify::{identify_path, ElfKind, Identity};
 use crate::layout::{validate_program_name, Layout};
 use crate::manifest::{Manifest, SlotInfo};
@@ -77,6 +78,12 @@ pub fn check_slot(new: &NewSlot) -> Result<SlotInfo> {
         slot: new.slot,
         why,
     };
+    if !new.target.is_empty() && Arch::from_triple(&new.target) != Some(new.slot.arch) {
+        return Err(mismatch(format!(
+            "it was built for target `{}`, which is not a {} target",
+            new.target, new.slot.arch
+        )));
+    }
     let info = match identify_path(&new.source)? {
         Identity::Elf(info) => info,
         other => return Err(mismatch(format!("it is {other}, not an ELF executable"))),
@@ -139,15 +146,42 @@ pub fn check_slot(new: &NewSlot) -> Result<SlotInfo> {
 }
 
 /// Installs `slots` into `program`, keeping its other slots.
+///
+/// Every binary is checked first; then the layout is locked, new files are staged and renamed
+/// into place, the manifest last. On any error nothing visible changes: the old slots and
+/// manifest stay as they were and the temporary files are removed.
 pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<InstallReport> {
     validate_program_name(program)?;
     let mut checked = BTreeMap::new();
     for new in slots {
-        checked.insert(new.slot, (new, check_slot(new)?));
+        let info = check_slot(new)?;
+        if checked.insert(new.slot, (new, info)).is_some() {
+            return Err(Error::SlotMismatch {
+                path: new.source.clone(),
+                slot: new.slot,
+                why: "the slot is given twice in one install".into(),
+            });
+        }
     }
 
+    let _lock = LayoutLock::acquire(&layout.bin_dir())?;
     let dir = layout.program_dir(program);
+    let created = !dir.exists();
     create_dirs(&dir)?;
+    let result = install_checked(layout, program, &checked);
+    if result.is_err() && created {
+        // A first install that failed leaves no empty program directory behind (remove_dir
+        // only removes an empty one, so nothing anyone else wrote is lost).
+        let _ = std::fs::remove_dir(&dir);
+    }
+    result
+}
+
+fn install_checked(
+    layout: &Layout,
+    program: &str,
+    checked: &BTreeMap<SlotName, (&NewSlot, SlotInfo)>,
+) -> Result<InstallReport> {
     let old = match layout.read_manifest(program) {
         Ok(m) => m,
         Err(Error::NoSuchProgram { .. }) => Manifest::new(program),
@@ -158,20 +192,21 @@ pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<Inst
     let mut known = ContentIndex::new(layout);
     let mut outcomes = Vec::new();
 
-    for (slot, (new, info)) in &checked {
+    for (slot, (new, info)) in checked {
         let dest = layout.slot_path(program, *slot);
         let outcome = if file_has(&dest, info) {
+            known.here(info, &dest);
             SlotOutcome::Unchanged
-        } else if let Some(same) = known.find(info, &staging) {
-            staging.stage_link(&same, &dest)?;
-            SlotOutcome::Linked { to: same }
+        } else if let Some((source, to)) = known.find(info) {
+            staging.stage_link(&source, &dest)?;
+            known.here(info, staging.staged_for(&dest).unwrap_or(&dest));
+            SlotOutcome::Linked { to }
         } else {
-            staging.stage_copy(&new.source, &dest, SLOT_MODE)?;
+            staging.stage_copy_checked(&new.source, &dest, SLOT_MODE, &info.sha256)?;
+            known.here(info, staging.staged_for(&dest).unwrap_or(&dest));
             SlotOutcome::Installed
         };
-        if outcome != SlotOutcome::Unchanged {
-            known.staged.insert(info.sha256.clone(), dest.clone());
-        }
+        known.final_paths.insert(info.sha256.clone(), dest);
         manifest.slots.insert(*slot, info.clone());
         outcomes.push((*slot, outcome));
     }
@@ -189,10 +224,16 @@ pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<Inst
     })
 }
 
-/// True when `path` already holds exactly the binary `info` describes.
+/// True when `path` is a regular file (not a symlink) with the slot mode that holds exactly
+/// the binary `info` describes: it can stay as it is, or be hard-linked to.
 fn file_has(path: &Path, info: &SlotInfo) -> bool {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() == info.size => {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta)
+            if meta.file_type().is_file()
+                && meta.len() == info.size
+                && meta.permissions().mode() & 0o7777 == SLOT_MODE =>
+        {
             matches!(sha256_file(path), Ok((sha, _)) if sha == info.sha256)
         }
         _ => false,
@@ -204,8 +245,11 @@ struct ContentIndex<'a> {
     layout: &'a Layout,
     /// Built on first use from every manifest in the layout.
     installed: Option<HashMap<String, Vec<PathBuf>>>,
-    /// Binaries staged by this install: content -> final path.
-    staged: HashMap<String, PathBuf>,
+    /// Content this install has put in place or staged: sha256 -> a path to link from now
+    /// (the temporary name of a staged file).
+    here: HashMap<String, PathBuf>,
+    /// sha256 -> the final path of that content, for reports.
+    final_paths: HashMap<String, PathBuf>,
 }
 
 impl<'a> ContentIndex<'a> {
@@ -213,25 +257,32 @@ impl<'a> ContentIndex<'a> {
         ContentIndex {
             layout,
             installed: None,
-            staged: HashMap::new(),
+            here: HashMap::new(),
+            final_paths: HashMap::new(),
         }
     }
 
-    /// A path holding the same content as `info`: a file staged by this install (its temporary
-    /// name) or an installed slot whose bytes really match (manifests are not trusted for that).
-    fn find(&mut self, info: &SlotInfo, staging: &Staging) -> Option<PathBuf> {
-        if let Some(dest) = self.staged.get(&info.sha256) {
-            if let Some(tmp) = staging.staged_for(dest) {
-                return Some(tmp.to_owned());
-            }
+    fn here(&mut self, info: &SlotInfo, path: &Path) {
+        self.here
+            .entry(info.sha256.clone())
+            .or_insert_with(|| path.to_owned());
+    }
+
+    /// A path holding the same content as `info` to link from, and the final path it has:
+    /// a file this install staged or kept, or an installed slot whose bytes really match
+    /// (manifests are not trusted for that).
+    fn find(&mut self, info: &SlotInfo) -> Option<(PathBuf, PathBuf)> {
+        if let Some(path) = self.here.get(&info.sha256) {
+            let to = self.final_paths.get(&info.sha256).unwrap_or(path);
+            return Some((path.clone(), to.clone()));
         }
         let layout = self.layout;
         let installed = self.installed.get_or_insert_with(|| index_layout(layout));
-        installed
+        let path = installed
             .get(&info.sha256)?
             .iter()
-            .find(|path| file_has(path, info))
-            .cloned()
+            .find(|path| file_has(path, info))?;
+        Some((path.clone(), path.clone()))
     }
 }
 
@@ -254,6 +305,8 @@ fn index_layout(layout: &Layout) -> HashMap<String, Vec<PathBuf>> {
 /// Removes one slot: the manifest stops naming it first, then the file goes.
 /// Removing the last slot removes the program.
 pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()> {
+    validate_program_name(program)?;
+    let lock = lock_existing(layout, program)?;
     let mut manifest = layout.read_manifest(program)?;
     if manifest.slots.remove(&slot).is_none() {
         return Err(Error::NoSuchSlot {
@@ -263,6 +316,7 @@ pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()>
         });
     }
     if manifest.slots.is_empty() {
+        drop(lock);
         return remove_program(layout, program);
     }
     let mut staging = Staging::default();
@@ -280,13 +334,8 @@ pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()>
 /// concurrent run sees the whole program or none of it.
 pub fn remove_program(layout: &Layout, program: &str) -> Result<()> {
     validate_program_name(program)?;
+    let _lock = lock_existing(layout, program)?;
     let dir = layout.program_dir(program);
-    if !dir.is_dir() {
-        return Err(Error::NoSuchProgram {
-            program: program.to_owned(),
-            root: layout.root().to_owned(),
-        });
-    }
     let shim = layout.shim_path(program);
     if shim.symlink_metadata().is_ok() {
         std::fs::remove_file(&shim).map_err(Error::io(&shim))?;
@@ -295,6 +344,18 @@ pub fn remove_program(layout: &Layout, program: &str) -> Result<()> {
     std::fs::rename(&dir, &doomed).map_err(Error::io(&dir))?;
     std::fs::remove_dir_all(&doomed).map_err(Error::io(&doomed))?;
     sync_dir(&layout.bin_dir())
+}
+
+/// Locks the layout, if `program` is installed in it (removing never creates a layout).
+fn lock_existing(layout: &Layout, program: &str) -> Result<LayoutLock> {
+    let dir = layout.program_dir(program);
+    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        return Err(Error::NoSuchProgram {
+            program: program.to_owned(),
+            root: layout.root().to_owned(),
+        });
+    }
+    LayoutLock::acquire(&layout.bin_dir())
 }
 
 /// Points `ROOT/shims/PROG` at `target` (a symlink), replacing any old shim atomically.

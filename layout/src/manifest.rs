@@ -92,7 +92,8 @@ impl Manifest {
     pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
         #[derive(Deserialize)]
         struct FormatOnly {
-            format: u32,
+            // Wider than the field so that an absurd number still reads as "newer".
+            format: i64,
         }
         let corrupt = |why: String| Error::CorruptManifest {
             path: path.to_owned(),
@@ -106,13 +107,42 @@ impl Manifest {
         match toml::from_str::<Manifest>(text) {
             Ok(m) if m.format > FORMAT_VERSION => Err(newer(m.format)),
             Ok(m) if m.format == 0 => Err(corrupt("format 0 does not exist".into())),
-            Ok(m) => Ok(m),
+            Ok(m) => m.check().map(|()| m).map_err(corrupt),
             Err(e) => match toml::from_str::<FormatOnly>(text) {
                 // A newer format may have changed the fields: say that, not "corrupt".
-                Ok(f) if f.format > FORMAT_VERSION => Err(newer(f.format)),
-                _ => Err(corrupt(e.message().to_owned())),
+                Ok(f) if f.format > i64::from(FORMAT_VERSION) => {
+                    Err(newer(u32::try_from(f.format).unwrap_or(u32::MAX)))
+                }
+                _ => Err(corrupt(e.message().trim().to_owned())),
             },
         }
+    }
+
+    /// The facts a well-formed manifest cannot contradict: its program name is a valid one,
+    /// and every slot's arch, bits and endianness are those of its slot name, with a sha256
+    /// that is 64 hex digits. A manifest that lies about these would make the launcher pick
+    /// a binary that cannot run.
+    fn check(&self) -> Result<(), String> {
+        if let Some(why) = crate::names::program_name_problem(&self.program) {
+            return Err(format!("program name `{}`: {why}", self.program));
+        }
+        for (slot, info) in &self.slots {
+            let arch = slot.arch;
+            if info.arch != arch || info.bits != arch.bits() || info.endian != arch.endian() {
+                return Err(format!(
+                    "slot `{slot}` is recorded as {} {}-bit {:?}-endian, which is not {arch}",
+                    info.arch, info.bits, info.endian
+                ));
+            }
+            let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            if info.sha256.len() != 64 || !info.sha256.bytes().all(hex) {
+                return Err(format!(
+                    "slot `{slot}`: sha256 `{}` is not 64 lowercase hex digits",
+                    info.sha256
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads and parses the manifest at `path`.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::fsutil::sha256_file;
 use crate::identify::{identify_path, Identity};
-use crate::layout::Layout;
+use crate::layout::{validate_program_name, Layout};
 use crate::perms::check_not_writable_by_others;
 
 /// One thing wrong with a layout.
@@ -34,7 +34,16 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
         }
     }
     let programs = match only {
-        Some(p) => vec![p.to_owned()],
+        Some(p) => {
+            validate_program_name(p)?;
+            if !layout.program_dir(p).is_dir() {
+                return Err(Error::NoSuchProgram {
+                    program: p.to_owned(),
+                    root: layout.root().to_owned(),
+                });
+            }
+            vec![p.to_owned()]
+        }
         None => layout.programs()?,
     };
     for program in programs {
@@ -55,8 +64,25 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 format!("manifest names program `{}`", manifest.program),
             );
         }
+        let manifest_path = layout.manifest_path(&program);
+        if let Err(e) = check_not_writable_by_others(&manifest_path) {
+            report(manifest_path, e.to_string());
+        }
         for (slot, info) in &manifest.slots {
             let path = layout.slot_path(&program, *slot);
+            // Installs write regular files; a symlink or a FIFO here was put by someone else
+            // (and hashing a FIFO would hang).
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_file() => {}
+                Ok(_) => {
+                    report(path, "is not a regular file (a symlink?)".into());
+                    continue;
+                }
+                Err(e) => {
+                    report(path, e.to_string());
+                    continue;
+                }
+            }
             match sha256_file(&path) {
                 Err(e) => {
                     report(path, e.to_string());
@@ -72,10 +98,12 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 Ok(_) => {}
             }
             match identify_path(&path) {
-                Ok(Identity::Elf(elf)) if elf.arch == Some(slot.arch) => {}
+                Ok(Identity::Elf(elf))
+                    if elf.arch == Some(slot.arch)
+                        && elf.x86_isa_needed.unwrap_or(1) <= slot.level_number() => {}
                 Ok(other) => report(
                     path.clone(),
-                    format!("is {other}, not a {} binary", slot.arch),
+                    format!("is {other}, which slot `{slot}` cannot hold"),
                 ),
                 Err(e) => report(path.clone(), e.to_string()),
             }
