@@ -1,4 +1,146 @@
 //! The fatbin launcher: pick the best slot of a fat program for this host and exec it, or
 //! migrate the request to a node that can run it.
+//!
+//! [`main`] is the whole binary. Started through a shim (`ROOT/shims/PROG`, a symlink to the
+//! launcher) it runs PROG at once with the arguments untouched; started as `fatbin` it is the
+//! command line of [`cli`]. See docs/launcher.md.
 
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod host;
+pub mod invocation;
+pub mod launch;
 pub mod migrate;
+pub mod plan;
+pub mod program;
+pub mod qemu;
+pub mod report;
+pub mod select;
+
+use std::ffi::OsString;
+
+use fatbin_layout::Layout;
+
+use crate::cli::Command;
+use crate::error::{Error, Result};
+use crate::invocation::{Mode, Root, RootSource};
+use crate::launch::Launch;
+
+/// How many symlinks between a user's alias and a program's shim are followed.
+const MAX_SHIM_LINKS: usize = 8;
+
+/// Runs the launcher with the process's arguments; returns the exit status (when the program
+/// was exec'd, this never returns).
+pub fn main(args: Vec<OsString>) -> i32 {
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let result = match invocation::detect(&argv0) {
+        Mode::Shim(shim) => run_shim(shim, &argv0, args.get(1..).unwrap_or_default()),
+        Mode::Cli { shims_dir } => {
+            let shim_root = shims_dir.map(|d| d.join(".."));
+            cli::parse(args.into_iter().skip(1).collect())
+                .and_then(|command| run_command(command, shim_root))
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fatbin: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// A shim call: `PROG ARGS` with ROOT from the environment or the shim's location.
+fn run_shim(mut shim: invocation::Shim, argv0: &OsString, args: &[OsString]) -> Result<i32> {
+    let forced = plan::forced_from_env()?;
+    for _ in 0..MAX_SHIM_LINKS {
+        let root = invocation::resolve_root(None, Some(shim.root()))?;
+        let program = launch::program_name(&shim.program)?.to_owned();
+        let layout = Layout::new(&root.path);
+        match launch::manifest(&layout, &program) {
+            Ok(manifest) => {
+                let req = Launch {
+                    layout: &layout,
+                    program: &program,
+                    argv0,
+                    args,
+                    forced,
+                };
+                return launch::launch(&req, &manifest);
+            }
+            // The shim may be a user's own symlink to a program's shim (`~/bin/mycat`):
+            // follow it, but only when ROOT came from the shim.
+            Err(Error::NotFound(e)) => match shim.link_target() {
+                Some(next) if root.source == RootSource::Shim => shim = next,
+                _ => return Err(Error::NotFound(e)),
+            },
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::CannotExecute(format!(
+        "{}: more than {MAX_SHIM_LINKS} symlinks between the shim and a program",
+        shim.program.to_string_lossy()
+    )))
+}
+
+/// A `fatbin ...` command line.
+fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Result<i32> {
+    match command {
+        Command::Help => {
+            print!("{}", cli::HELP);
+            Ok(0)
+        }
+        Command::Version => {
+            println!("fatbin {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Host => Ok(report::host()),
+        Command::Nodes(args) => Ok(migrate::nodes_main(&args)),
+        Command::List { opts } => {
+            let root = invocation::resolve_root(opts.root, shim_root)?;
+            report::list(&root)
+        }
+        Command::Run {
+            opts,
+            program,
+            args,
+        } => {
+            let root = invocation::resolve_root(opts.root, shim_root)?;
+            let forced = forced(opts.arch.as_deref())?;
+            let name = launch::program_name(&program)?;
+            let layout = Layout::new(&root.path);
+            let manifest = launch::manifest(&layout, name)?;
+            launch::launch(
+                &Launch {
+                    layout: &layout,
+                    program: name,
+                    argv0: &program,
+                    args: &args,
+                    forced,
+                },
+                &manifest,
+            )
+        }
+        Command::Which {
+            opts,
+            program,
+            explain,
+        } => {
+            let root: Root = invocation::resolve_root(opts.root, shim_root)?;
+            let forced = forced(opts.arch.as_deref())?;
+            let name = launch::program_name(&program)?;
+            let manifest = launch::manifest(&Layout::new(&root.path), name)?;
+            report::which(&root, name, &manifest, forced, explain)
+        }
+    }
+}
+
+/// The forced slot: `--arch` beats `FATBIN_ARCH`.
+fn forced(flag: Option<&str>) -> Result<Option<plan::Forced>> {
+    match flag {
+        Some(value) => plan::parse_forced(value, "--arch").map(Some),
+        None => plan::forced_from_env(),
+    }
+}

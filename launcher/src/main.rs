@@ -1,6 +1,5 @@
-//! `fatbin`: the launcher (work in progress).
+//! `fatbin`: the launcher. The work is in the library (`fatbin::main`).
 
 fn main() {
-    eprintln!("fatbin: not yet implemented");
-    std::process::exit(2);
+    std::process::exit(fatbin::main(std::env::args_os().collect()));
 }

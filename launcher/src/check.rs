@@ -1,0 +1,131 @@
+//! The checks made just before a slot is executed, in the spirit of OpenSSH's `StrictModes`.
+//!
+//! Whoever can write ROOT, ROOT/bin, ROOT/bin/PROG or the slot decides what every user of the
+//! program runs, so each must be writable only by its owner, and owned by root or the user.
+//! The slot must be a regular file whose ELF header names the slot's architecture (a wrong
+//! file would otherwise die with "exec format error", or silently run under an emulator
+//! registered with binfmt_misc), and it must not be the launcher itself (that would loop).
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use fatbin_layout::{perms, Arch, Endian, Layout, SlotName};
+
+use crate::error::{Error, Result};
+
+/// Checks the directories from ROOT down to the program's directory.
+pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
+    for dir in [
+        layout.root().to_owned(),
+        layout.bin_dir(),
+        layout.program_dir(program),
+    ] {
+        perms::check_not_writable_by_others(&dir).map_err(|e| refuse(program, e))?;
+    }
+    Ok(())
+}
+
+/// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture,
+/// not the launcher.
+pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(format!(
+                "{program}: slot `{slot}` is in the manifest but its file {} is missing; \
+                 reinstall the program (or run another slot with --arch)",
+                path.display()
+            )))
+        }
+        Err(e) => {
+            return Err(Error::CannotExecute(format!(
+                "{program}: cannot open slot `{slot}` ({}): {e}",
+                path.display()
+            )))
+        }
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::CannotExecute(format!("{program}: {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Error::CannotExecute(format!(
+            "{program}: slot `{slot}` ({}) is not a regular file; reinstall the program",
+            path.display()
+        )));
+    }
+    perms::check_metadata(path, &meta).map_err(|e| refuse(program, e))?;
+    let mut header = [0u8; 20];
+    let found = file
+        .read_exact(&mut header)
+        .ok()
+        .and_then(|()| elf_arch(&header));
+    match found {
+        Some(Ok(arch)) if arch == slot.arch => {}
+        Some(Ok(arch)) => {
+            return Err(Error::CannotExecute(format!(
+                "{program}: slot `{slot}` ({}) holds a binary for {arch}, not {}; \
+                 reinstall the program (`cargo fatbin verify ROOT` finds such slots)",
+                path.display(),
+                slot.arch
+            )))
+        }
+        Some(Err(what)) => {
+            return Err(Error::CannotExecute(format!(
+                "{program}: slot `{slot}` ({}) is {what}, not a {} binary; reinstall the program",
+                path.display(),
+                slot.arch
+            )))
+        }
+        None => {
+            return Err(Error::CannotExecute(format!(
+                "{program}: slot `{slot}` ({}) is not an ELF binary; reinstall the program",
+                path.display()
+            )))
+        }
+    }
+    if is_self(&meta) {
+        return Err(Error::CannotExecute(format!(
+            "{program}: slot `{slot}` ({}) is the fatbin launcher itself, which would run \
+             again forever; reinstall the program's real binary",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn refuse(program: &str, e: fatbin_layout::Error) -> Error {
+    Error::CannotExecute(format!("{program}: refusing to run: {e}"))
+}
+
+/// The architecture an ELF header names: `None` when it is not ELF at all, `Err` when it is
+/// an ELF file of an architecture the layout does not know.
+fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
+    if header[..4] != *b"\x7fELF" {
+        return None;
+    }
+    let bits = match header[4] {
+        1 => 32,
+        2 => 64,
+        _ => return Some(Err("an ELF file of unknown class".into())),
+    };
+    let (endian, machine) = match header[5] {
+        1 => (Endian::Little, u16::from_le_bytes([header[18], header[19]])),
+        2 => (Endian::Big, u16::from_be_bytes([header[18], header[19]])),
+        _ => return Some(Err("an ELF file of unknown byte order".into())),
+    };
+    Some(
+        Arch::from_elf(machine, bits, endian)
+            .ok_or_else(|| format!("an ELF file for machine {machine} ({bits}-bit)")),
+    )
+}
+
+/// Whether the file is the running launcher (a slot symlinked to the shim or the launcher).
+fn is_self(meta: &std::fs::Metadata) -> bool {
+    std::fs::metadata("/proc/self/exe")
+        .is_ok_and(|me| me.dev() == meta.dev() && me.ino() == meta.ino())
+}

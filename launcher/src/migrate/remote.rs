@@ -1,0 +1,147 @@
+//! The command line the node's shell runs: a small POSIX sh wrapper around the program.
+//!
+//! ```sh
+//! cd '/the/caller/cwd' || { printf '\036fatbin:fail:cwd\n' >&2; exit 126; }
+//! [ -x '/root/bin/prog/aarch64' ] || { printf '\036fatbin:fail:missing\n' >&2; exit 127; }
+//! printf '\036fatbin:start:%s\n' "$$" >&2
+//! trap : INT TERM
+//! (trap '' INT TERM; while kill -0 "$PPID" 2>/dev/null; do sleep 1; done; kill -s HUP 0) \
+//!   </dev/null >/dev/null 2>&1 &
+//! export LANG='C.UTF-8' FATBIN_ARGV0='prog'
+//! '/root/bin/prog/aarch64' 'arg 1' 'it'\''s'
+//! s=$?; kill $! 2>/dev/null; printf '\036fatbin:exit:%s\n' "$s" >&2; exit "$s"
+//! ```
+//!
+//! Why each part is there:
+//! - every word is single-quoted ([`super::quote`]): arguments are data, never code;
+//! - the markers (lines starting with the ASCII record separator, 0x1e, on stderr) tell the
+//!   launcher that the program is about to start and, at the end, its exit status, so that a
+//!   program exiting 255 is never mistaken for ssh's own 255, and `128+N` after a signal is
+//!   reported the way a local shell does. The launcher removes them from the stream;
+//! - `$$`, the wrapper's pid, is also its process group (sshd starts each session with
+//!   `setsid`), so the launcher forwards SIGINT/SIGTERM with `kill -s SIG -- -PGID` over a
+//!   second session: without a tty, ssh itself forwards no signals;
+//! - the wrapper traps INT/TERM with a handler (not `''`: an ignored signal would stay ignored in
+//!   the program) so it survives them and still reports the program's status;
+//! - the watchdog ends the program when the connection dies: sshd then exits, the wrapper's
+//!   parent is gone, and the watchdog sends SIGHUP to the whole group. Without a tty nothing
+//!   else would stop the program;
+//! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
+//!   in the background, where a non-interactive shell would make it ignore SIGINT.
+//!
+//! argv[0]: POSIX sh has no `exec -a`, so the program's argv[0] is its path on the node; the
+//! name the user typed is in `FATBIN_ARGV0`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use super::quote::{push_quoted, push_remote_path};
+
+/// The marker byte that starts a wrapper line (ASCII RS: never in normal text output).
+pub const MARK: u8 = 0x1e;
+pub const START: &[u8] = b"\x1efatbin:start:";
+pub const EXIT: &[u8] = b"\x1efatbin:exit:";
+pub const FAIL: &[u8] = b"\x1efatbin:fail:";
+
+/// What the wrapper runs where.
+#[derive(Debug)]
+pub struct RemoteCommand<'a> {
+    pub cwd: &'a [u8],
+    /// The binary on the node (may start with `~/` for a cache under the node's home).
+    pub binary: &'a [u8],
+    pub args: &'a [&'a OsStr],
+    /// Variables to set, already filtered to valid names.
+    pub env: &'a [(String, &'a OsStr)],
+}
+
+impl RemoteCommand<'_> {
+    /// The script, as the single word ssh sends.
+    pub fn script(&self) -> Vec<u8> {
+        let mut s = Vec::with_capacity(512 + self.args.iter().map(|a| a.len() + 3).sum::<usize>());
+        s.extend_from_slice(b"cd ");
+        push_quoted(&mut s, self.cwd);
+        s.extend_from_slice(b" || { printf '\\036fatbin:fail:cwd\\n' >&2; exit 126; }\n[ -x ");
+        push_remote_path(&mut s, self.binary);
+        s.extend_from_slice(
+            b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n\
+              printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
+              trap : INT TERM\n\
+              (trap '' INT TERM; while kill -0 \"$PPID\" 2>/dev/null; do sleep 1; done; \
+              kill -s HUP 0) </dev/null >/dev/null 2>&1 &\n",
+        );
+        if !self.env.is_empty() {
+            s.extend_from_slice(b"export");
+            for (name, value) in self.env {
+                s.push(b' ');
+                s.extend_from_slice(name.as_bytes());
+                s.push(b'=');
+                push_quoted(&mut s, value.as_bytes());
+            }
+            s.push(b'\n');
+        }
+        push_remote_path(&mut s, self.binary);
+        for arg in self.args {
+            s.push(b' ');
+            push_quoted(&mut s, arg.as_bytes());
+        }
+        s.extend_from_slice(
+            b"\ns=$?; kill $! 2>/dev/null; printf '\\036fatbin:exit:%s\\n' \"$s\" >&2; exit \"$s\"\n",
+        );
+        s
+    }
+}
+
+/// The command that forwards `signal` to the wrapper's process group.
+pub fn kill_script(signal: &str, pgid: u32) -> String {
+    format!("kill -s {signal} -- -{pgid} 2>/dev/null || kill -s {signal} -{pgid}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn the_wrapper_runs_under_dash_and_reports_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().as_os_str().as_bytes();
+        let args: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new("printf '%s' \"$PWD\"; exit 7")];
+        let lang = OsStr::new("it's C");
+        let env = vec![("FATBIN_T".to_owned(), lang)];
+        let script = RemoteCommand {
+            cwd,
+            binary: b"/bin/sh",
+            args: &args,
+            env: &env,
+        }
+        .script();
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(OsStr::from_bytes(&script))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(7));
+        assert_eq!(out.stdout, cwd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("\x1efatbin:start:"), "{err:?}");
+        assert!(err.ends_with("\x1efatbin:exit:7\n"), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_cwd_is_reported_before_start() {
+        let script = RemoteCommand {
+            cwd: b"/nonexistent/dir",
+            binary: b"/bin/true",
+            args: &[],
+            env: &[],
+        }
+        .script();
+        let out = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(OsStr::from_bytes(&script))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(126));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("\x1efatbin:fail:cwd"));
+    }
+}

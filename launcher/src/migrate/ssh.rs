@@ -1,0 +1,367 @@
+//! The transport: the system's OpenSSH client with one shared master connection per node.
+//!
+//! Every ssh we run gets `BatchMode=yes` (never a password prompt), `ConnectTimeout`,
+//! `ServerAliveInterval`/`CountMax` and a `ControlPath` in a private 0700 directory. Nothing
+//! else is overridden: the user's ssh config (aliases, keys, known hosts, host-key checking)
+//! applies as it does for a plain `ssh`. `FATBIN_SSH` replaces the client program and
+//! `FATBIN_SSH_CONFIG` is passed as `-F FILE` (the tests use it).
+//!
+//! A master is opened explicitly (`ssh -M -N -f`) before a session, so that a node that cannot
+//! be reached fails there, where provably nothing ran, and the request can go to another node.
+//! Before reusing a socket we say hello to the master ourselves, with a timeout: a dead socket
+//! is removed and a wedged master is abandoned instead of hanging the run.
+//!
+//! sshd allows `MaxSessions` (10) sessions per connection. A run holds one of
+//! [`SEATS_PER_MASTER`] seat locks for its master and may open one more session to forward a
+//! signal, so a master never carries more than 10; when all seats are taken, the next run opens
+//! another master (`NAME.1`, `NAME.2`, ...).
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::nodes::{home_dir, Node, Settings};
+
+/// Sessions a run may hold on one master at once: its own, plus one to forward a signal.
+pub const SESSIONS_PER_SEAT: usize = 2;
+/// Seats per master: 5 x 2 = 10 = sshd's default MaxSessions.
+pub const SEATS_PER_MASTER: usize = 5;
+/// Masters per node before we give up and run without multiplexing.
+const MAX_MASTERS: usize = 8;
+
+/// How long a master may take to answer our hello before it is treated as wedged.
+const HELLO_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The ssh client and the options every invocation shares.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    pub program: PathBuf,
+    pub config: Option<OsString>,
+    pub connect_timeout: u32,
+    pub persist: u32,
+    pub control_dir: PathBuf,
+}
+
+impl Ssh {
+    pub fn new(settings: &Settings) -> Result<Ssh, String> {
+        let program = match std::env::var_os("FATBIN_SSH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => which::which("ssh").map_err(|_| {
+                "no `ssh` on PATH: migration uses the system's OpenSSH client \
+                 (Debian: apt-get install openssh-client)"
+                    .to_owned()
+            })?,
+        };
+        Ok(Ssh {
+            program,
+            config: std::env::var_os("FATBIN_SSH_CONFIG").filter(|c| !c.is_empty()),
+            connect_timeout: settings.connect_timeout(),
+            persist: settings.persist(),
+            control_dir: private_dir(&runtime_base()?.join("ssh"))?,
+        })
+    }
+
+    /// `ssh [-F CONFIG] -o BatchMode=yes … -S SOCKET [-p PORT]`, ready for more options and then
+    /// [`Ssh::destination`].
+    pub fn command(&self, node: &Node, socket: &Path) -> Command {
+        let mut cmd = Command::new(&self.program);
+        if let Some(config) = &self.config {
+            cmd.arg("-F").arg(config);
+        }
+        cmd.args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            &format!("ConnectTimeout={}", self.connect_timeout),
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-o",
+        ])
+        .arg(format!("ControlPersist={}", self.persist))
+        .arg("-S")
+        .arg(socket);
+        if let Some(port) = node.entry.port {
+            cmd.arg("-p").arg(port.to_string());
+        }
+        cmd
+    }
+
+    /// Ends the options and names the node (`--` so no destination is read as an option).
+    pub fn destination<'c>(cmd: &'c mut Command, node: &Node) -> &'c mut Command {
+        cmd.arg("--").arg(&node.entry.ssh)
+    }
+
+    /// The control socket of master `index` for `node`.
+    pub fn socket(&self, node: &Node, index: usize) -> PathBuf {
+        self.control_dir.join(format!("{}.{index}", node.name))
+    }
+
+    /// Takes a seat on a live master for `node`, opening the master when needed.
+    ///
+    /// `Err` means the node could not be reached: nothing ran there.
+    pub fn connect(&self, node: &Node) -> Result<Seat, String> {
+        for index in 0..MAX_MASTERS {
+            let socket = self.socket(node, index);
+            let Some(lock) = take_seat(&socket)? else {
+                continue;
+            };
+            self.ensure_master(node, &socket)?;
+            return Ok(Seat {
+                socket,
+                _lock: lock,
+            });
+        }
+        Err(format!(
+            "all {} masters to `{}` are busy ({} runs at once)",
+            MAX_MASTERS,
+            node.name,
+            MAX_MASTERS * SEATS_PER_MASTER
+        ))
+    }
+
+    fn ensure_master(&self, node: &Node, socket: &Path) -> Result<(), String> {
+        // Serialise opening a master, so two cold runs do not both start one on this path.
+        let guard = lock_file(&with_suffix(socket, ".master"), libc::LOCK_EX)?;
+        match master_state(socket) {
+            MasterState::Alive => return Ok(()),
+            MasterState::Missing => {}
+            MasterState::Dead | MasterState::Wedged => {
+                // A wedged master keeps its connection until ServerAlive ends it; new runs just
+                // stop using its path.
+                let _ = std::fs::remove_file(socket);
+            }
+        }
+        let mut cmd = self.command(node, socket);
+        cmd.args(["-o", "ControlMaster=yes", "-N", "-f"]);
+        Ssh::destination(&mut cmd, node);
+        // `-f` forks after authentication and the background master points its stdio at
+        // /dev/null, so reading stderr to its end waits for exactly the connection attempt.
+        let out = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+        drop(guard);
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(last_line(&out.stderr)
+                .unwrap_or_else(|| format!("ssh exited with {}", out.status)))
+        }
+    }
+}
+
+/// A session slot on a master: held (by a file lock) for the whole run.
+#[derive(Debug)]
+pub struct Seat {
+    pub socket: PathBuf,
+    _lock: File,
+}
+
+/// Tries each seat lock of a master; `None` when all are held by other runs.
+fn take_seat(socket: &Path) -> Result<Option<File>, String> {
+    for seat in 0..SEATS_PER_MASTER {
+        let path = with_suffix(socket, &format!(".seat{seat}"));
+        let file = open_lock(&path)?;
+        // SAFETY: flock on an fd we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(file));
+        }
+    }
+    Ok(None)
+}
+
+/// How many seats of `node`'s masters other runs hold now (the local load measure).
+pub fn busy_seats(ssh: &Ssh, node: &Node) -> usize {
+    let mut busy = 0;
+    for index in 0..MAX_MASTERS {
+        let socket = ssh.socket(node, index);
+        if index > 0 && !socket.exists() {
+            break;
+        }
+        for seat in 0..SEATS_PER_MASTER {
+            let path = with_suffix(&socket, &format!(".seat{seat}"));
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            // SAFETY: flock on an fd we own.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
+                busy += 1;
+            }
+        }
+    }
+    busy
+}
+
+fn open_lock(path: &Path) -> Result<File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open lock {}: {e}", path.display()))
+}
+
+/// Opens (creating) `path` and takes a blocking flock of `kind` on it.
+pub fn lock_file(path: &Path, kind: libc::c_int) -> Result<File, String> {
+    let file = open_lock(path)?;
+    loop {
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(file.as_raw_fd(), kind) } == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum MasterState {
+    Missing,
+    Dead,
+    Wedged,
+    Alive,
+}
+
+/// Connects to a control socket and waits (bounded) for the master's MUX_MSG_HELLO, the first
+/// message of OpenSSH's multiplexing protocol (PROTOCOL.mux): `u32 len, u32 type=1, u32 ver`.
+fn master_state(socket: &Path) -> MasterState {
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return MasterState::Missing,
+        Err(_) => return MasterState::Dead,
+    };
+    let _ = stream.set_read_timeout(Some(HELLO_TIMEOUT));
+    let mut hello = [0u8; 12];
+    match stream.read_exact(&mut hello) {
+        Ok(()) if hello[4..8] == [0, 0, 0, 1] => MasterState::Alive,
+        Ok(()) => MasterState::Dead,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            MasterState::Wedged
+        }
+        Err(_) => MasterState::Dead,
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/fatbin`, else `$XDG_CACHE_HOME/fatbin` (default `~/.cache/fatbin`).
+pub fn runtime_base() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_absolute()) {
+        return private_dir(&Path::new(&d).join("fatbin"));
+    }
+    cache_base()
+}
+
+/// `$XDG_CACHE_HOME/fatbin` (default `~/.cache/fatbin`): down nodes, shipped binaries, counters.
+pub fn cache_base() -> Result<PathBuf, String> {
+    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        Some(d) => PathBuf::from(d),
+        None => home_dir()
+            .ok_or("neither XDG_CACHE_HOME nor HOME is set: nowhere to keep ssh sockets")?
+            .join(".cache"),
+    };
+    private_dir(&base.join("fatbin"))
+}
+
+/// Creates `dir` with mode 0700 if needed, and refuses one others could enter or that
+/// belongs to someone else: whoever can reach a control socket can use our connections.
+pub fn private_dir(dir: &Path) -> Result<PathBuf, String> {
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        return Err(format!("cannot create {}: {e}", dir.display()));
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to you: refusing to keep ssh sockets there",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+    }
+    Ok(dir.to_owned())
+}
+
+/// The last non-empty line of ssh's stderr: its reason for failing.
+pub fn last_line(stderr: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_dead_sockets_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        assert_eq!(master_state(&path), MasterState::Missing);
+        // A socket file nobody listens on: what a crashed master leaves behind.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert_eq!(master_state(&path), MasterState::Dead);
+    }
+
+    #[test]
+    fn a_silent_master_is_wedged_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert_eq!(master_state(&path), MasterState::Wedged);
+    }
+
+    #[test]
+    fn seats_run_out_per_master() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("n.0");
+        let held: Vec<File> = (0..SEATS_PER_MASTER)
+            .map(|_| take_seat(&socket).unwrap().expect("a free seat"))
+            .collect();
+        assert!(take_seat(&socket).unwrap().is_none());
+        drop(held);
+        assert!(take_seat(&socket).unwrap().is_some());
+    }
+
+    #[test]
+    fn private_dirs_are_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("a/b");
+        private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+    }
+}

@@ -1,0 +1,99 @@
+//! Reading a program's manifest out of a layout that may be broken or hostile.
+//!
+//! The manifest is opened non-blocking and checked to be a regular file before it is read, so
+//! a FIFO or a device planted in its place fails at once instead of hanging the launcher.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use fatbin_layout::{validate_program_name, Layout, Manifest};
+
+use crate::error::{Error, Result};
+
+/// A real manifest is a few hundred bytes a slot.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Reads and parses `program`'s manifest, with errors that say what to do.
+pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
+    validate_program_name(program).map_err(|e| Error::NotFound(e.to_string()))?;
+    let path = layout.manifest_path(program);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path);
+    let mut file = match file {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_installed(layout, program))
+        }
+        Err(e) => {
+            return Err(Error::CannotExecute(format!(
+                "cannot read the manifest of `{program}`: {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let corrupt = |why: String| {
+        Error::CannotExecute(format!(
+            "{}: corrupt manifest: {why} (reinstall `{program}`, or remove {})",
+            path.display(),
+            layout.program_dir(program).display()
+        ))
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| corrupt(format!("cannot stat it: {e}")))?;
+    if !meta.is_file() {
+        return Err(corrupt("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(corrupt(format!(
+            "it is larger than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file)
+        .take(MAX_MANIFEST_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| corrupt(format!("cannot read it: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| corrupt("it is not UTF-8 text".into()))?;
+    Manifest::parse(&text, &path).map_err(|e| match e {
+        fatbin_layout::Error::CorruptManifest { why, .. } => corrupt(why),
+        other => Error::CannotExecute(other.to_string()),
+    })
+}
+
+/// The error for a program whose manifest is missing: which part of the path is missing.
+fn not_installed(layout: &Layout, program: &str) -> Error {
+    let root = layout.root();
+    if !root.is_dir() {
+        return Error::NotFound(format!(
+            "{program}: layout root {} does not exist (set FATBIN_ROOT or pass --root)",
+            root.display()
+        ));
+    }
+    let dir = layout.program_dir(program);
+    if dir.is_dir() {
+        return Error::NotFound(format!(
+            "{program}: {} has no manifest ({}); reinstall the program",
+            dir.display(),
+            fatbin_layout::MANIFEST_FILE
+        ));
+    }
+    let installed = layout.programs().unwrap_or_default();
+    let list = match installed.len() {
+        0 => "none".to_owned(),
+        n if n > 12 => format!("{}, and {} more", installed[..12].join(", "), n - 12),
+        _ => installed.join(", "),
+    };
+    Error::NotFound(format!(
+        "{program}: not installed in {} (installed: {list})",
+        display_root(root)
+    ))
+}
+
+/// ROOT for messages.
+pub fn display_root(root: &Path) -> String {
+    root.display().to_string()
+}

@@ -1,0 +1,246 @@
+//! The commands that only report: `which` (with `--explain`), `host` and `list`.
+
+use std::io::Write;
+
+use fatbin_layout::{Arch, Layout, Manifest};
+
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::invocation::Root;
+use crate::plan::{self, Forced, Inputs, Route};
+use crate::qemu;
+use crate::select::{self, Fit};
+
+/// `fatbin which PROG [--explain]`: the chosen slot's path, or every slot with its verdict.
+pub fn which(
+    root: &Root,
+    program: &str,
+    manifest: &Manifest,
+    forced: Option<Forced>,
+    explain: bool,
+) -> Result<i32> {
+    let layout = Layout::new(&root.path);
+    let host = Host::detect();
+    let candidates = select::rank(&host, manifest);
+    let fallbacks = plan::fallbacks()?;
+    let inputs = Inputs {
+        host: &host,
+        layout: &layout,
+        program,
+        manifest,
+        candidates: &candidates,
+        forced,
+        fallbacks: &fallbacks,
+    };
+    let route = plan::decide(&inputs);
+    let mut out = std::io::stdout().lock();
+    if !explain {
+        let _ = match &route {
+            Ok(Route::Native(slot)) => {
+                writeln!(out, "{}", layout.slot_path(program, *slot).display())
+            }
+            Ok(Route::Emulate { slot, qemu }) => writeln!(
+                out,
+                "{} {}",
+                qemu.display(),
+                layout.slot_path(program, *slot).display()
+            ),
+            Ok(Route::Migrate) => writeln!(out, "migrate: {program} runs on another node"),
+            Err(e) => return Err(Error::CannotExecute(e.to_string())),
+        };
+        return Ok(0);
+    }
+    let chosen = match &route {
+        Ok(Route::Native(s)) | Ok(Route::Emulate { slot: s, .. }) => Some(*s),
+        _ => None,
+    };
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(text, "program: {program}");
+    let _ = writeln!(
+        text,
+        "root:    {} ({})",
+        root.path.display(),
+        root.source.describe()
+    );
+    let _ = writeln!(text, "host:    {host}");
+    if let Some(f) = forced {
+        let _ = writeln!(text, "forced:  {} (by {})", f.slot, f.by);
+    }
+    let _ = writeln!(text, "slots, best first:");
+    let width = candidates
+        .iter()
+        .map(|c| c.slot.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for c in &candidates {
+        let mut verdict = match &c.fit {
+            Fit::Native { .. } => "supported".to_owned(),
+            _ => format!("not supported: {}", plan::why_not(&host, c)),
+        };
+        if chosen == Some(c.slot) {
+            verdict.push_str(match &route {
+                Ok(Route::Emulate { .. }) => ", chosen (emulated)",
+                _ => ", chosen",
+            });
+        }
+        let _ = writeln!(text, "  {:width$}  {verdict}", c.slot.to_string());
+    }
+    if candidates.is_empty() {
+        let _ = writeln!(text, "  (none)");
+    }
+    let order: Vec<&str> = fallbacks.iter().map(|f| f.name()).collect();
+    let _ = writeln!(
+        text,
+        "fallbacks when no slot runs natively ({}={}):",
+        plan::FALLBACK_VAR,
+        if order.is_empty() {
+            "none".to_owned()
+        } else {
+            order.join(",")
+        }
+    );
+    let mut emulators: Vec<Arch> = candidates.iter().map(|c| c.slot.arch).collect();
+    emulators.sort();
+    emulators.dedup();
+    for arch in emulators {
+        let q = arch.qemu_name();
+        let _ = match qemu::find(arch) {
+            Some(path) => writeln!(text, "  qemu for {arch}: {}", path.display()),
+            None => writeln!(
+                text,
+                "  qemu for {arch}: none (no qemu-{q}-static or qemu-{q} in PATH)"
+            ),
+        };
+    }
+    let _ = out.write_all(text.as_bytes());
+    let slots: Vec<_> = candidates.iter().map(|c| c.slot).collect();
+    let _ = crate::migrate::explain(
+        &crate::migrate::Request {
+            root: &root.path,
+            program,
+            manifest,
+            slots: &slots,
+            argv0: std::ffi::OsStr::new(program),
+            args: &[],
+        },
+        &mut out,
+    );
+    let _ = match &route {
+        Ok(Route::Native(slot)) => {
+            writeln!(out, "runs: {}", layout.slot_path(program, *slot).display())
+        }
+        Ok(Route::Emulate { slot, qemu }) => writeln!(
+            out,
+            "runs: {} {}",
+            qemu.display(),
+            layout.slot_path(program, *slot).display()
+        ),
+        Ok(Route::Migrate) => writeln!(out, "runs: on another node (migration)"),
+        Err(e) => writeln!(out, "runs: nothing\n{e}"),
+    };
+    Ok(if route.is_ok() {
+        0
+    } else {
+        crate::error::EXIT_CANNOT_EXECUTE
+    })
+}
+
+/// `fatbin host`: the processor, its x86-64 level, usable features and emulators.
+pub fn host() -> i32 {
+    let host = Host::detect();
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    match host.arch {
+        Some(arch) => {
+            let _ = writeln!(text, "arch: {arch}");
+        }
+        None => {
+            let _ = writeln!(text, "arch: {host}");
+        }
+    }
+    if host.x86_64_level > 0 {
+        let _ = writeln!(text, "x86-64 level: x86-64-v{}", host.x86_64_level);
+    }
+    let mut runs: Vec<String> = Vec::new();
+    if let Some(arch) = host.arch {
+        for a in std::iter::once(arch).chain(arch.also_runs().iter().copied()) {
+            if a == Arch::X86_64 {
+                runs.extend(
+                    (2..=host.x86_64_level)
+                        .rev()
+                        .map(|l| format!("x86_64-v{l}")),
+                );
+            }
+            runs.push(a.to_string());
+        }
+    }
+    let _ = writeln!(
+        text,
+        "runs natively: {}",
+        if runs.is_empty() {
+            "nothing fatbin knows".to_owned()
+        } else {
+            runs.join(", ")
+        }
+    );
+    let _ = writeln!(text, "features: {}", host.usable_features().join(" "));
+    let emulated: Vec<String> = Arch::ALL
+        .iter()
+        .filter(|a| host.arch_rank(**a).is_none())
+        .filter_map(|a| qemu::find(*a).map(|p| format!("{a} ({})", p.display())))
+        .collect();
+    let _ = writeln!(
+        text,
+        "emulates: {}",
+        if emulated.is_empty() {
+            "nothing (no qemu-user in PATH)".to_owned()
+        } else {
+            emulated.join(", ")
+        }
+    );
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    0
+}
+
+/// `fatbin list`: every program and its slots, `*` on the one this host would run.
+pub fn list(root: &Root) -> Result<i32> {
+    let layout = Layout::new(&root.path);
+    if !root.path.is_dir() {
+        return Err(Error::NotFound(format!(
+            "layout root {} ({}) does not exist",
+            root.path.display(),
+            root.source.describe()
+        )));
+    }
+    let programs = layout.programs().map_err(Error::from_layout)?;
+    let host = Host::detect();
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    let width = programs.iter().map(String::len).max().unwrap_or(0);
+    for program in &programs {
+        match crate::program::read_manifest(&layout, program) {
+            Ok(manifest) => {
+                let ranked = select::rank(&host, &manifest);
+                let best = ranked.iter().find(|c| c.is_native()).map(|c| c.slot);
+                let slots: Vec<String> = manifest
+                    .slots
+                    .keys()
+                    .map(|s| {
+                        if Some(*s) == best {
+                            format!("{s}*")
+                        } else {
+                            s.to_string()
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(text, "{program:width$}  {}", slots.join(" "));
+            }
+            Err(e) => {
+                let _ = writeln!(text, "{program:width$}  (broken: {e})");
+            }
+        }
+    }
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}

@@ -1,0 +1,143 @@
+//! Ranking a program's slots for this host, best first, and saying why each one fits or not.
+//!
+//! Like XNU's `grade_binary` and containerd's platform matcher: a slot of the host's own
+//! architecture beats one its kernel also runs (i686 on x86_64), a higher CPU level beats a
+//! lower one, and a slot that needs a feature the host lacks is never runnable (it would die
+//! of SIGILL later, or worse, compute something else).
+
+use fatbin_layout::{Manifest, SlotInfo, SlotName};
+
+use crate::host::Host;
+
+/// Whether a slot can run here, natively.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fit {
+    /// Runs natively; `rank` orders architectures (0 = the host's own).
+    Native { rank: usize },
+    /// Right architecture, but the host lacks these features.
+    MissingFeatures(Vec<String>),
+    /// An architecture this host's kernel does not run.
+    ForeignArch,
+}
+
+/// One slot with its verdict.
+#[derive(Debug, Clone)]
+pub struct Candidate<'m> {
+    pub slot: SlotName,
+    pub info: &'m SlotInfo,
+    pub fit: Fit,
+}
+
+impl Candidate<'_> {
+    pub fn is_native(&self) -> bool {
+        matches!(self.fit, Fit::Native { .. })
+    }
+}
+
+/// How well `slot` fits `host`.
+pub fn fit(host: &Host, slot: SlotName, info: &SlotInfo) -> Fit {
+    let Some(rank) = host.arch_rank(slot.arch) else {
+        return Fit::ForeignArch;
+    };
+    // The manifest lists the level's features too; the slot name alone is checked as well in
+    // case a hand-edited manifest forgot them.
+    let missing: Vec<String> = info
+        .features
+        .iter()
+        .map(String::as_str)
+        .chain(slot.level_features())
+        .filter(|f| !host.has_feature(f))
+        .map(str::to_owned)
+        .fold(Vec::new(), |mut acc, f| {
+            if !acc.contains(&f) {
+                acc.push(f);
+            }
+            acc
+        });
+    if missing.is_empty() {
+        Fit::Native { rank }
+    } else {
+        Fit::MissingFeatures(missing)
+    }
+}
+
+/// Every slot of `manifest`, best first: native slots by architecture rank then level
+/// (highest first), then the rest in name order.
+pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
+    let mut all: Vec<Candidate<'m>> = manifest
+        .slots
+        .iter()
+        .map(|(&slot, info)| Candidate {
+            slot,
+            info,
+            fit: fit(host, slot, info),
+        })
+        .collect();
+    all.sort_by_key(|c| match c.fit {
+        Fit::Native { rank } => (0, rank, std::cmp::Reverse(c.slot.level_number()), c.slot),
+        _ => (1, 0, std::cmp::Reverse(0), c.slot),
+    });
+    all
+}
+
+/// The order in which to try slots under emulation: lowest level first (the likeliest to be
+/// emulated completely), then architecture order.
+pub fn emulation_order<'a, 'm>(candidates: &'a [Candidate<'m>]) -> Vec<&'a Candidate<'m>> {
+    let mut rest: Vec<&Candidate<'m>> = candidates.iter().filter(|c| !c.is_native()).collect();
+    rest.sort_by_key(|c| (c.slot.level_number(), c.slot.arch));
+    rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_slots_rank_by_level_then_the_rest() {
+        let host = Host::detect();
+        let mut m = Manifest::new("p");
+        let info = |arch: fatbin_layout::Arch, features: &[&str]| SlotInfo {
+            target: String::new(),
+            arch,
+            bits: arch.bits(),
+            endian: arch.endian(),
+            libc: fatbin_layout::Libc::Static,
+            glibc: None,
+            cpu: None,
+            features: features.iter().map(|f| f.to_string()).collect(),
+            size: 1,
+            sha256: String::new(),
+            krate: None,
+            version: None,
+        };
+        use fatbin_layout::Arch;
+        m.slots
+            .insert("aarch64".parse().unwrap(), info(Arch::Aarch64, &[]));
+        m.slots
+            .insert("x86_64".parse().unwrap(), info(Arch::X86_64, &[]));
+        m.slots.insert(
+            "x86_64-v2".parse().unwrap(),
+            info(Arch::X86_64, &["sse4.2"]),
+        );
+        m.slots
+            .insert("i686".parse().unwrap(), info(Arch::I686, &[]));
+        m.slots.insert(
+            "x86_64-v4".parse().unwrap(),
+            info(Arch::X86_64, &["no-such-feature"]),
+        );
+        if host.arch != Some(Arch::X86_64) {
+            return;
+        }
+        let order: Vec<String> = rank(&host, &m).iter().map(|c| c.slot.to_string()).collect();
+        assert_eq!(
+            order,
+            ["x86_64-v2", "x86_64", "i686", "aarch64", "x86_64-v4"]
+        );
+        let ranked = rank(&host, &m);
+        assert_eq!(
+            ranked[4].fit,
+            Fit::MissingFeatures(vec!["no-such-feature".into()])
+        );
+        assert_eq!(ranked[3].fit, Fit::ForeignArch);
+    }
+}
