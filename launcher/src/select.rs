@@ -62,7 +62,7 @@ pub fn fit(host: &Host, slot: SlotName, info: &SlotInfo) -> Fit {
 }
 
 /// Every slot of `manifest`, best first: native slots by architecture rank then level
-/// (highest first), then the rest in name order.
+/// (highest first), then the rest in slot order (architecture, then level).
 pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
     let mut all: Vec<Candidate<'m>> = manifest
         .slots
