@@ -1,0 +1,117 @@
+//! `cargo fatbin build` and `cargo fatbin install`: prepare, compile in as few cargo runs as
+//! possible, then assemble the fat programs.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use fatbin_layout::Layout;
+
+use crate::assemble::{install_programs, print_json, write_shims};
+use crate::cli::{profile_dir, BuildArgs, CargoOptions, InstallArgs, MessageFormat};
+use crate::compile::{build_all, target_directory, BuiltBinary, PlannedTarget};
+use crate::error::{Error, Result};
+use crate::prepare::{prepare, Prepared};
+use crate::registry;
+use crate::settings::{resolve_launcher, resolve_root};
+use crate::status::Shell;
+
+fn compile(opts: &CargoOptions, prepared: &Prepared, shell: &Shell) -> Result<Vec<BuiltBinary>> {
+    let announce = |run: &[PlannedTarget]| {
+        for t in run {
+            shell.note(
+                "Target",
+                format!(
+                    "{} -> slot {} (linker: {})",
+                    t.spec, t.plan.slot, t.linker.describe
+                ),
+            );
+        }
+    };
+    let built = build_all(
+        opts,
+        &prepared.metadata,
+        &prepared.targets,
+        shell.color().as_str(),
+        &announce,
+    )?;
+    if built.is_empty() {
+        return Err(Error::usage(
+            "cargo built no binaries: select a package with a [[bin]] target (-p NAME, --bin NAME)",
+        ));
+    }
+    Ok(built)
+}
+
+pub fn build(args: BuildArgs, shell: Shell) -> Result<()> {
+    let start = Instant::now();
+    let shell = shell.quiet(args.cargo.quiet);
+    let prepared = prepare(&args.cargo, &args.targets.targets)?;
+    let built = compile(&args.cargo, &prepared, &shell)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        target_directory(&args.cargo, &prepared.metadata)
+            .join("fatbin")
+            .join(profile_dir(args.cargo.profile_name()))
+    });
+    let layout = Layout::new(&out);
+    let report = install_programs(&layout, &built, &shell, "Assembled")?;
+    if args.message_format == MessageFormat::Json {
+        print_json(&out, &report, "fatbin-program")?;
+    }
+    shell.status(
+        "Finished",
+        format!(
+            "{} program(s) for {} target(s) in {:.2}s: {}",
+            report.len(),
+            prepared.targets.len(),
+            start.elapsed().as_secs_f64(),
+            out.display()
+        ),
+    );
+    Ok(())
+}
+
+pub fn install(mut args: InstallArgs, shell: Shell) -> Result<()> {
+    let start = Instant::now();
+    let shell = shell.quiet(args.cargo.quiet);
+    // The registry crate is fetched into a private project; it then builds like a path.
+    let _fetched;
+    if let Some(spec) = &args.krate {
+        let fetched = registry::fetch(spec, args.version_req.as_deref(), &args.cargo, &shell)?;
+        args.cargo.manifest_path = Some(fetched.manifest_path.clone());
+        if args.cargo.target_dir.is_none() {
+            args.cargo.target_dir = Some(fetched.target_dir.clone());
+        }
+        _fetched = fetched;
+    } else if let Some(path) = &args.path {
+        args.cargo.manifest_path = Some(path.join("Cargo.toml"));
+    }
+    // Like `cargo install`: release unless --debug or --profile says otherwise.
+    if args.debug {
+        args.cargo.profile = Some("dev".into());
+    } else if args.cargo.profile.is_none() {
+        args.cargo.release = true;
+    }
+    let prepared = prepare(&args.cargo, &args.targets.targets)?;
+    let root = resolve_root(args.root.as_deref(), Some(&prepared.project))?;
+    let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.project));
+    let built = compile(&args.cargo, &prepared, &shell)?;
+    std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+    let layout = Layout::new(&root);
+    let report = install_programs(&layout, &built, &shell, "Installing")?;
+    let programs: Vec<String> = report.iter().map(|p| p.program.clone()).collect();
+    write_shims(&layout, &programs, launcher.as_deref(), &shell)?;
+    if args.message_format == MessageFormat::Json {
+        print_json(&root, &report, "fatbin-installed")?;
+    }
+    let shims: PathBuf = layout.shims_dir();
+    shell.status(
+        "Finished",
+        format!(
+            "{} program(s) in {:.2}s; put {} on PATH",
+            report.len(),
+            start.elapsed().as_secs_f64(),
+            shims.display()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `cargo fatbin inspect PATH`: a fat program's slots, every program of a layout root, or
+//! what a single binary is, as a table (stdout) or JSON (`--json`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use fatbin_layout::identify::ElfInfo;
+use fatbin_layout::verify::verify;
+use fatbin_layout::{identify_path, Identity, Layout, Manifest, MANIFEST_FILE};
+use serde_json::{json, Value};
+
+use crate::cli::InspectArgs;
+use crate::error::{Error, Result};
+
+pub fn inspect(args: InspectArgs) -> Result<()> {
+    let path = &args.path;
+    let value = if path.join(MANIFEST_FILE).is_file() {
+        let program = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::usage(format!("{}: not a program directory", path.display())))?;
+        let root = path
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Error::usage(format!("{}: not inside ROOT/bin/", path.display())))?;
+        json!({ "programs": [program_json(&Layout::new(root), program)?] })
+    } else if path.join("bin").is_dir() {
+        let layout = Layout::new(path);
+        let programs: Result<Vec<Value>> = layout
+            .programs()?
+            .iter()
+            .map(|p| program_json(&layout, p))
+            .collect();
+        json!({ "root": path, "programs": programs? })
+    } else if path.is_file() {
+        json!({ "file": path, "identity": identity_json(&identify_path(path)?) })
+    } else {
+        return Err(Error::usage(format!(
+            "{}: not a binary, a program directory (ROOT/bin/PROG) or a layout root",
+            path.display()
+        )));
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let text = if args.json {
+        format!("{value}\n")
+    } else {
+        render(&value)
+    };
+    out.write_all(text.as_bytes())
+        .map_err(Error::io(PathBuf::from("<stdout>")))
+}
+
+/// A program's manifest with each slot's verification result.
+fn program_json(layout: &Layout, program: &str) -> Result<Value> {
+    let manifest: Manifest = layout.read_manifest(program)?;
+    let problems = verify(layout, Some(program))?;
+    let slots: Vec<Value> = manifest
+        .slots
+        .iter()
+        .map(|(slot, info)| {
+            let path = layout.slot_path(program, *slot);
+            let slot_problems: Vec<String> = problems
+                .iter()
+                .filter(|p| p.path == path)
+                .map(|p| p.what.clone())
+                .collect();
+            json!({
+                "slot": slot.to_string(),
+                "target": info.target,
+                "arch": info.arch,
+                "level": slot.level_number(),
+                "cpu": info.cpu,
+                "features": info.features,
+                "libc": info.libc,
+                "size": info.size,
+                "sha256": info.sha256,
+                "crate": info.krate,
+                "version": info.version,
+                "verified": slot_problems.is_empty(),
+                "problems": slot_problems,
+            })
+        })
+        .collect();
+    Ok(json!({ "program": program, "dir": layout.program_dir(program), "slots": slots }))
+}
+
+fn elf_json(info: &ElfInfo) -> Value {
+    json!({
+        "format": "elf",
+        "arch": info.arch,
+        "machine": info.machine,
+        "bits": info.bits,
+        "endian": info.endian,
+        "libc": info.libc,
+        "interpreter": info.interpreter,
+        "glibc": info.glibc.map(|v| v.to_string()),
+        "x86_isa_needed": info.x86_isa_needed,
+        "slot": info.arch.map(|a| match info.x86_isa_needed {
+            Some(level) if level > 1 => format!("{a}-v{level}"),
+            _ => a.to_string(),
+        }),
+    })
+}
+
+fn identity_json(identity: &Identity) -> Value {
+    match identity {
+        Identity::Elf(info) => elf_json(info),
+        other => json!({ "format": "other", "description": other.to_string() }),
+    }
+}
+
+fn render(value: &Value) -> String {
+    let mut out = String::new();
+    if let Some(identity) = value.get("identity") {
+        let file = value["file"].as_str().unwrap_or_default();
+        let slot = identity["slot"].as_str().unwrap_or("none (no slot fits)");
+        let what = match identity["format"].as_str() {
+            Some("elf") => format!(
+                "ELF {}-bit {}, {}{}",
+                identity["bits"],
+                identity["arch"].as_str().unwrap_or("unknown machine"),
+                identity["libc"].as_str().unwrap_or(""),
+                identity["interpreter"]
+                    .as_str()
+                    .map(|i| format!(" ({i})"))
+                    .unwrap_or_default()
+            ),
+            _ => identity["description"].as_str().unwrap_or("").to_owned(),
+        };
+        out.push_str(&format!("{file}: {what}\nslot: {slot}\n"));
+        return out;
+    }
+    for program in value["programs"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "{} ({})\n  {:<10} {:<30} {:<7} {:>9}  {:<12}  {}\n",
+            program["program"].as_str().unwrap_or(""),
+            program["dir"].as_str().unwrap_or(""),
+            "SLOT",
+            "TARGET",
+            "LIBC",
+            "SIZE",
+            "SHA256",
+            "VERIFIED"
+        ));
+        for slot in program["slots"].as_array().into_iter().flatten() {
+            let verified = if slot["verified"].as_bool() == Some(true) {
+                "yes".to_owned()
+            } else {
+                format!("NO: {}", slot["problems"])
+            };
+            out.push_str(&format!(
+                "  {:<10} {:<30} {:<7} {:>9}  {:<12}  {}\n",
+                slot["slot"].as_str().unwrap_or(""),
+                slot["target"].as_str().filter(|t| !t.is_empty()).unwrap_or("-"),
+                slot["libc"].as_str().unwrap_or(""),
+                slot["size"],
+                &slot["sha256"].as_str().unwrap_or("")[..12.min(slot["sha256"].as_str().unwrap_or("").len())],
+                verified
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,148 @@
+//! Managing a layout by hand: `add` a prebuilt binary as a slot (like `lipo -create`),
+//! `remove` a slot or a program, `list` what is installed, `verify` all of it.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use fatbin_layout::verify::verify;
+use fatbin_layout::{
+    identify_path, remove_program, remove_slot, Identity, Layout, NewSlot, SlotName,
+};
+use serde_json::json;
+
+use crate::assemble::write_shims;
+use crate::cli::{AddArgs, ListArgs, RemoveArgs, VerifyArgs};
+use crate::error::{Error, Result};
+use crate::settings::{resolve_launcher, resolve_root};
+use crate::status::Shell;
+
+pub fn verify_cmd(args: VerifyArgs, shell: Shell) -> Result<()> {
+    let root = resolve_root(args.root.as_deref(), None)?;
+    if !root.is_dir() {
+        return Err(Error::usage(format!(
+            "{}: no such layout root",
+            root.display()
+        )));
+    }
+    let layout = Layout::new(&root);
+    let problems = verify(&layout, args.program.as_deref())?;
+    for p in &problems {
+        shell.error(p);
+    }
+    if problems.is_empty() {
+        let count = match &args.program {
+            Some(_) => 1,
+            None => layout.programs()?.len(),
+        };
+        shell.status("Verified", format!("{count} program(s) in {}", root.display()));
+        Ok(())
+    } else {
+        Err(Error::Verify {
+            root,
+            count: problems.len(),
+        })
+    }
+}
+
+/// The slot a binary belongs in, read from its ELF header: its architecture, and the x86-64
+/// level the linker recorded it needs (GNU_PROPERTY_X86_ISA_1_NEEDED), if any.
+fn infer_slot(path: &std::path::Path) -> Result<SlotName> {
+    match identify_path(path)? {
+        Identity::Elf(info) => {
+            let arch = info.arch.ok_or_else(|| {
+                Error::usage(format!(
+                    "{}: ELF machine {} has no slot in the layout",
+                    path.display(),
+                    info.machine
+                ))
+            })?;
+            let level = info.x86_isa_needed.filter(|l| *l > 1);
+            Ok(SlotName { arch, level })
+        }
+        other => Err(Error::usage(format!(
+            "{}: {other}, not an ELF binary; pass --slot if it really is one",
+            path.display()
+        ))),
+    }
+}
+
+pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
+    let slot: SlotName = match &args.slot {
+        Some(s) => s.parse().map_err(|e: fatbin_layout::slot::InvalidSlotName| {
+            Error::usage(e.to_string())
+        })?,
+        None => infer_slot(&args.file)?,
+    };
+    let root = resolve_root(args.root.root.as_deref(), None)?;
+    std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+    let layout = Layout::new(&root);
+    let mut new = NewSlot::from_file(slot, &args.file);
+    if let Some(triple) = &args.triple {
+        new.target = triple.clone();
+    }
+    let report = fatbin_layout::install(&layout, &args.program, &[new])?;
+    let launcher = resolve_launcher(args.root.launcher.as_deref(), None);
+    write_shims(&layout, &[args.program.clone()], launcher.as_deref(), &shell)?;
+    let verb = if report.changed { "Added" } else { "Fresh" };
+    shell.status(
+        verb,
+        format!("{} slot {slot} ({})", args.program, layout.slot_path(&args.program, slot).display()),
+    );
+    Ok(())
+}
+
+pub fn remove(args: RemoveArgs, shell: Shell) -> Result<()> {
+    let root = resolve_root(args.root.root.as_deref(), None)?;
+    let layout = Layout::new(&root);
+    match &args.slot {
+        Some(s) => {
+            let slot: SlotName = s.parse().map_err(|e: fatbin_layout::slot::InvalidSlotName| {
+                Error::usage(e.to_string())
+            })?;
+            remove_slot(&layout, &args.program, slot)?;
+            shell.status("Removed", format!("{} slot {slot}", args.program));
+        }
+        None => {
+            remove_program(&layout, &args.program)?;
+            shell.status("Removed", format!("{} and its shim", args.program));
+        }
+    }
+    Ok(())
+}
+
+pub fn list(args: ListArgs) -> Result<()> {
+    let root = resolve_root(args.root.root.as_deref(), None)?;
+    let layout = Layout::new(&root);
+    let mut programs = Vec::new();
+    for program in layout.programs()? {
+        let manifest = layout.read_manifest(&program)?;
+        let slots: Vec<String> = manifest.slots.keys().map(|s| s.to_string()).collect();
+        let version = manifest.slots.values().find_map(|i| i.version.clone());
+        programs.push(json!({ "program": program, "version": version, "slots": slots }));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let text = if args.json {
+        format!("{}\n", json!({ "root": root, "programs": programs }))
+    } else {
+        programs
+            .iter()
+            .map(|p| {
+                let slots: Vec<&str> = p["slots"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                    .collect();
+                format!(
+                    "{} {}: {}\n",
+                    p["program"].as_str().unwrap_or(""),
+                    p["version"].as_str().map(|v| format!("v{v}")).unwrap_or_default(),
+                    slots.join(", ")
+                )
+            })
+            .collect()
+    };
+    out.write_all(text.as_bytes())
+        .map_err(Error::io(PathBuf::from("<stdout>")))
+}

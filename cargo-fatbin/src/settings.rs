@@ -1,0 +1,168 @@
+//! Configuration from three places, in this order of precedence: the command line, the
+//! environment (`FATBIN_TARGETS`, `FATBIN_ROOT`, `FATBIN_LAUNCHER`), then
+//! `[package.metadata.fatbin]` over `[workspace.metadata.fatbin]` in Cargo.toml.
+
+use std::path::{Path, PathBuf};
+
+use cargo_metadata::{Metadata, Package};
+use serde::Deserialize;
+
+use crate::cli::CargoOptions;
+use crate::error::{Error, Result};
+
+/// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatbinMetadata {
+    pub targets: Option<Vec<String>>,
+    pub root: Option<PathBuf>,
+    pub launcher: Option<PathBuf>,
+}
+
+impl FatbinMetadata {
+    fn from_value(value: &serde_json::Value, origin: &Path) -> Result<FatbinMetadata> {
+        let Some(fatbin) = value.get("fatbin") else {
+            return Ok(FatbinMetadata::default());
+        };
+        let mut meta: FatbinMetadata = serde_json::from_value(fatbin.clone()).map_err(|e| {
+            Error::usage(format!(
+                "{}: invalid [metadata.fatbin]: {e} (keys: targets, root, launcher)",
+                origin.display()
+            ))
+        })?;
+        // Paths in Cargo.toml are relative to the file that says them.
+        let base = origin.parent().unwrap_or(Path::new("."));
+        for path in [&mut meta.root, &mut meta.launcher].into_iter().flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        Ok(meta)
+    }
+
+    /// The package's table over the workspace's, key by key.
+    fn over(self, lower: FatbinMetadata) -> FatbinMetadata {
+        FatbinMetadata {
+            targets: self.targets.or(lower.targets),
+            root: self.root.or(lower.root),
+            launcher: self.launcher.or(lower.launcher),
+        }
+    }
+}
+
+/// The packages a cargo command line selects, as cargo would.
+pub fn selected_packages<'m>(meta: &'m Metadata, opts: &CargoOptions) -> Vec<&'m Package> {
+    let members = meta.workspace_packages();
+    if !opts.packages.is_empty() {
+        let names: Vec<&str> = opts
+            .packages
+            .iter()
+            .map(|spec| spec.split(['@', ':']).next().unwrap_or(spec))
+            .collect();
+        return meta
+            .packages
+            .iter()
+            .filter(|p| names.contains(&p.name.as_str()))
+            .collect();
+    }
+    if opts.workspace {
+        return members
+            .into_iter()
+            .filter(|p| !opts.exclude.iter().any(|e| e == p.name.as_str()))
+            .collect();
+    }
+    if let Some(root) = meta.root_package() {
+        return vec![root];
+    }
+    meta.workspace_default_packages()
+}
+
+/// The fatbin table that applies to the selected packages.
+pub fn project_metadata(meta: &Metadata, selected: &[&Package]) -> Result<FatbinMetadata> {
+    let workspace_toml = meta.workspace_root.join("Cargo.toml");
+    let workspace =
+        FatbinMetadata::from_value(&meta.workspace_metadata, workspace_toml.as_std_path())?;
+    let mut package: Option<FatbinMetadata> = None;
+    for p in selected {
+        let this = FatbinMetadata::from_value(&p.metadata, p.manifest_path.as_std_path())?;
+        if this == FatbinMetadata::default() {
+            continue;
+        }
+        match &package {
+            Some(other) if *other != this => {
+                return Err(Error::usage(format!(
+                    "the selected packages have different [package.metadata.fatbin] tables; build them one at a time (-p {})",
+                    p.name
+                )))
+            }
+            _ => package = Some(this),
+        }
+    }
+    Ok(package.unwrap_or_default().over(workspace))
+}
+
+/// Targets: `--target` over `FATBIN_TARGETS` over Cargo.toml.
+pub fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Result<Vec<String>> {
+    if !cli.is_empty() {
+        return Ok(cli.to_vec());
+    }
+    if let Ok(env) = std::env::var("FATBIN_TARGETS") {
+        let list: Vec<String> = env
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !list.is_empty() {
+            return Ok(list);
+        }
+    }
+    match &project.targets {
+        Some(list) if !list.is_empty() => Ok(list.clone()),
+        _ => Err(Error::usage(
+            "no targets to build: pass --target TRIPLE[@CPU] (repeatable), set FATBIN_TARGETS, or add targets = [...] to [package.metadata.fatbin] in Cargo.toml",
+        )),
+    }
+}
+
+/// The documented per-user default root when neither `--root`, `FATBIN_ROOT` nor Cargo.toml
+/// names one: `$XDG_DATA_HOME/fatbin`, else `~/.local/share/fatbin`.
+pub fn default_root() -> Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("fatbin"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Error::usage("HOME is not set: pass --root DIR or set FATBIN_ROOT"))?;
+    Ok(PathBuf::from(home).join(".local/share/fatbin"))
+}
+
+/// Root: `--root` over `FATBIN_ROOT` over Cargo.toml over the per-user default.
+pub fn resolve_root(cli: Option<&Path>, project: Option<&FatbinMetadata>) -> Result<PathBuf> {
+    if let Some(root) = cli {
+        return Ok(root.to_owned());
+    }
+    if let Some(env) = std::env::var_os("FATBIN_ROOT").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(env));
+    }
+    if let Some(root) = project.and_then(|p| p.root.clone()) {
+        return Ok(root);
+    }
+    default_root()
+}
+
+/// The node-local launcher `ROOT/shims/fatbin` points to: `--launcher` over `FATBIN_LAUNCHER`
+/// over Cargo.toml over the `fatbin` next to this executable, then `fatbin` on PATH.
+pub fn resolve_launcher(cli: Option<&Path>, project: Option<&FatbinMetadata>) -> Option<PathBuf> {
+    let configured = cli
+        .map(Path::to_owned)
+        .or_else(|| std::env::var_os("FATBIN_LAUNCHER").map(PathBuf::from))
+        .or_else(|| project.and_then(|p| p.launcher.clone()));
+    if let Some(path) = configured {
+        return Some(std::path::absolute(&path).unwrap_or(path));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("fatbin")))
+        .filter(|p| p.is_file());
+    beside.or_else(|| which::which("fatbin").ok())
+}
