@@ -44,14 +44,21 @@ impl Policy {
 }
 
 /// Reorders `group` (equally good candidates) in place by `policy`.
-pub fn order(policy: Policy, group: &mut [&Node], cache_dir: &Path, ssh: Option<&Ssh>) {
+/// With `advance` false (for `--explain`) the round-robin counter is only read.
+pub fn order(
+    policy: Policy,
+    group: &mut [&Node],
+    cache_dir: &Path,
+    ssh: Option<&Ssh>,
+    advance: bool,
+) {
     if group.len() < 2 {
         return;
     }
     match policy {
         Policy::RoundRobin => {
             let key: Vec<&str> = group.iter().map(|n| n.name.as_str()).collect();
-            let start = next_counter(cache_dir, &key.join(",")) % group.len();
+            let start = next_counter(cache_dir, &key.join(","), advance) % group.len();
             group.rotate_left(start);
         }
         Policy::Random => group.rotate_left(random() as usize % group.len()),
@@ -79,7 +86,7 @@ fn random() -> u64 {
 }
 
 /// Returns and increments the round-robin counter for one candidate group.
-fn next_counter(cache_dir: &Path, key: &str) -> usize {
+fn next_counter(cache_dir: &Path, key: &str, advance: bool) -> usize {
     // A small hash keeps the file name short whatever the node names are.
     let hash = key
         .bytes()
@@ -91,6 +98,9 @@ fn next_counter(cache_dir: &Path, key: &str) -> usize {
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
     let n: usize = text.trim().parse().unwrap_or(0);
+    if !advance {
+        return n;
+    }
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{}", n.wrapping_add(1));
@@ -124,7 +134,7 @@ mod tests {
         let mut firsts = Vec::new();
         for _ in 0..4 {
             let mut group: Vec<&Node> = nodes.iter().collect();
-            order(Policy::RoundRobin, &mut group, dir.path(), None);
+            order(Policy::RoundRobin, &mut group, dir.path(), None, true);
             firsts.push(group[0].name.clone());
             assert_eq!(group.len(), 3, "every candidate stays for failover");
         }

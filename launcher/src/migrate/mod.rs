@@ -1,12 +1,50 @@
 //! Migration: running a request on another node over OpenSSH when this host can run no slot.
 //!
-//! This is the interface the rest of the launcher calls; the bodies are being written.
+//! The route: pick the nodes of the inventory ([`nodes`]) that run the best slot they can,
+//! order equally good ones by the balancing policy ([`balance`]) and skip those recently found
+//! down ([`faults`]); open or reuse a master connection ([`ssh`]); copy the binary first when the
+//! node lacks the shared ROOT ([`ship`]); run the quoted wrapper ([`remote`], [`quote`]) and
+//! relay its streams, status and signals ([`session`]). `fatbin nodes …` is [`cli`].
+//!
+//! Exit statuses (docs/migration.md): the program's own (128+N after signal N);
+//! [`EXIT_TRANSPORT`] (255) with a `fatbin:` message when no node could be reached or the
+//! connection was lost; 127 when no node runs any slot or the binary is missing on the node;
+//! 126 when the caller's directory does not exist there; 2 for a bad inventory.
+
+pub mod balance;
+pub mod cli;
+pub mod faults;
+pub mod nodes;
+pub mod quote;
+pub mod remote;
+pub mod session;
+pub mod ship;
+pub mod ssh;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use fatbin_layout::{Manifest, SlotName};
+
+use self::balance::Policy;
+use self::faults::{Down, Faults};
+use self::nodes::{Inventory, Node, Paths};
+use self::session::{Ended, NotStarted, Terminal};
+use self::ssh::Ssh;
+
+/// ssh's own status for "could not connect"; ours for every transport failure.
+pub const EXIT_TRANSPORT: i32 = 255;
+/// No node runs a slot of the program, or the binary is not on the node.
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// The caller's working directory does not exist on the node.
+pub const EXIT_CANNOT_EXECUTE: i32 = 126;
+/// The inventory or a migration setting is invalid.
+pub const EXIT_CONFIG: i32 = 2;
+
+/// Variables forwarded to the remote program besides those named in `FATBIN_ENV`.
+pub const ENV_ALLOWLIST: [&str; 6] = ["LANG", "LANGUAGE", "TZ", "COLORTERM", "NO_COLOR", "TERM"];
 
 /// A request to run `program` somewhere else.
 #[derive(Debug)]
@@ -22,29 +60,396 @@ pub struct Request<'a> {
     pub args: &'a [OsString],
 }
 
+/// A failure with its exit status.
+#[derive(Debug)]
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Failure> {
+    Err(Failure {
+        code,
+        message: message.into(),
+    })
+}
+
 /// Whether any node is configured at all (cheap: used to decide whether migration is a fallback).
-pub fn has_nodes(_root: &Path) -> bool {
-    false
+pub fn has_nodes(root: &Path) -> bool {
+    Paths::new(Some(root)).any_exists()
 }
 
 /// Runs the request on a node that can run one of its slots and returns the exit status the
 /// launcher must exit with (see docs/migration.md for transport failures).
 pub fn run(req: &Request<'_>) -> i32 {
-    let _ = writeln!(
-        std::io::stderr(),
-        "fatbin: cannot migrate `{}`: migration is not implemented yet",
+    ignore_sigpipe();
+    match try_run(req) {
+        Ok(code) => code,
+        Err(f) => {
+            let _ = writeln!(std::io::stderr(), "fatbin: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// The loaded inventory and the settings derived from it.
+#[derive(Debug)]
+struct Plan {
+    inventory: Inventory,
+    policy: Policy,
+    cache_dir: PathBuf,
+    faults: Faults,
+}
+
+impl Plan {
+    fn load(root: &Path) -> Result<Plan, Failure> {
+        let inventory = Inventory::load(&Paths::new(Some(root))).or_else(|e| fail(EXIT_CONFIG, e))?;
+        let policy = match std::env::var("FATBIN_BALANCE") {
+            Ok(p) if !p.is_empty() => Policy::parse(&p),
+            _ => Policy::parse(inventory.settings.balance.as_deref().unwrap_or("round-robin")),
+        }
+        .or_else(|e| fail(EXIT_CONFIG, e))?;
+        let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_CONFIG, e))?;
+        let faults = Faults::new(&cache_dir);
+        Ok(Plan {
+            inventory,
+            policy,
+            cache_dir,
+            faults,
+        })
+    }
+
+    /// Candidates best slot first, balanced within a slot; and the nodes skipped as down.
+    fn candidates(
+        &self,
+        slots: &[SlotName],
+        ssh: Option<&Ssh>,
+        advance: bool,
+    ) -> (Vec<(&Node, SlotName)>, Vec<(&Node, Down)>) {
+        let down = self.faults.current(self.inventory.settings.down_for());
+        let mut skipped = Vec::new();
+        let mut groups: Vec<Vec<&Node>> = vec![Vec::new(); slots.len()];
+        for node in &self.inventory.nodes {
+            let Some((rank, _)) = node.best_slot(slots) else {
+                continue;
+            };
+            match down.iter().find(|d| d.name == node.name) {
+                Some(d) => skipped.push((node, d.clone())),
+                None => groups[rank].push(node),
+            }
+        }
+        let mut out = Vec::new();
+        for (rank, group) in groups.iter_mut().enumerate() {
+            balance::order(self.policy, group, &self.cache_dir, ssh, advance);
+            out.extend(group.iter().map(|n| (*n, slots[rank])));
+        }
+        (out, skipped)
+    }
+}
+
+fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
+    let plan = Plan::load(req.root)?;
+    let ssh_client = Ssh::new(&plan.inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
+    let (candidates, skipped) = plan.candidates(req.slots, Some(&ssh_client), true);
+    if candidates.is_empty() && skipped.is_empty() {
+        return fail(EXIT_NOT_FOUND, no_node_message(req, &plan.inventory));
+    }
+    let cwd = std::env::current_dir().or_else(|e| {
+        fail(
+            EXIT_CANNOT_EXECUTE,
+            format!("cannot migrate `{}`: the working directory is unreadable: {e}", req.program),
+        )
+    })?;
+    let term = Terminal::detect();
+    let env = forwarded_env(req.argv0, term.tty);
+    let env_refs: Vec<(String, &OsStr)> = env.iter().map(|(k, v)| (k.clone(), v.as_os_str())).collect();
+    let args: Vec<&OsStr> = req.args.iter().map(OsString::as_os_str).collect();
+    let shipped = ship::Shipped::new(&plan.cache_dir);
+    let mut failures: Vec<String> = Vec::new();
+
+    for (node, slot) in candidates {
+        let seat = match ssh_client.connect(node) {
+            Ok(seat) => seat,
+            Err(reason) => {
+                // Nothing ran: only the connection was attempted. Remember, and try the next.
+                plan.faults.mark_down(&node.name, &reason);
+                failures.push(format!("node `{}` ({}): {reason}", node.name, node.entry.ssh));
+                continue;
+            }
+        };
+        plan.faults.mark_up(&node.name);
+        let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
+        let script = remote::RemoteCommand {
+            cwd: cwd.as_os_str().as_bytes(),
+            binary: &binary,
+            args: &args,
+            env: &env_refs,
+        }
+        .script();
+        match session::run(&ssh_client, node, &seat, &script, term) {
+            Ended::Finished(code) => return Ok(code),
+            Ended::Lost(detail) => {
+                return fail(
+                    EXIT_TRANSPORT,
+                    format!(
+                        "the connection to node `{}` ended while `{}` was running there ({detail}); \
+                         it was stopped there, its work may be incomplete",
+                        node.name, req.program
+                    ),
+                )
+            }
+            Ended::NotStarted(why, detail) => {
+                let (code, message) = not_started_message(req, node, slot, &cwd, &binary, why, &detail);
+                if why == NotStarted::Missing && !node.entry.shared {
+                    if let Some(sha) = slot_sha(req, slot) {
+                        shipped.forget(node, sha);
+                    }
+                }
+                // Without forwarded stdin nothing was consumed, so another node may try; with
+                // stdin, ssh may already have read some of it and a retry would lose it.
+                if term.no_stdin && why != NotStarted::Transport {
+                    failures.push(message);
+                    continue;
+                }
+                return fail(code, message);
+            }
+        }
+    }
+    fail(EXIT_TRANSPORT, all_down_message(req, &failures, &skipped))
+}
+
+fn slot_sha<'m>(req: &'m Request<'_>, slot: SlotName) -> Option<&'m str> {
+    req.manifest.slots.get(&slot).map(|i| i.sha256.as_str())
+}
+
+/// The binary's path on the node: the shared ROOT's slot, or the shipped copy.
+fn binary_on_node(
+    req: &Request<'_>,
+    node: &Node,
+    slot: SlotName,
+    ssh_client: &Ssh,
+    seat: &ssh::Seat,
+    shipped: &ship::Shipped,
+) -> Result<Vec<u8>, Failure> {
+    let layout = fatbin_layout::Layout::new(node.root_on_node(req.root));
+    if node.entry.shared {
+        return Ok(layout.slot_path(req.program, slot).into_os_string().into_vec());
+    }
+    let Some(sha) = slot_sha(req, slot) else {
+        return fail(
+            EXIT_NOT_FOUND,
+            format!("the manifest of `{}` has no slot {slot}", req.program),
+        );
+    };
+    if !shipped.contains(node, sha) {
+        let local = fatbin_layout::Layout::new(req.root).slot_path(req.program, slot);
+        let (actual, _) = fatbin_layout::fsutil::sha256_file(&local).or_else(|e| {
+            fail(EXIT_NOT_FOUND, format!("cannot read {}: {e}", local.display()))
+        })?;
+        if actual != sha {
+            return fail(
+                EXIT_CANNOT_EXECUTE,
+                format!(
+                    "{} does not match its manifest (sha256 {actual}, manifest says {sha}); \
+                     not shipping it to `{}`: reinstall the program",
+                    local.display(),
+                    node.name
+                ),
+            );
+        }
+        ship::ship(ssh_client, node, seat, &local, sha).or_else(|e| fail(EXIT_TRANSPORT, e))?;
+        shipped.record(node, sha);
+    }
+    Ok(ship::cached_path(node, sha))
+}
+
+use std::os::unix::ffi::OsStringExt;
+
+/// The allowlist, every `LC_*`, the names in `FATBIN_ENV`, and `FATBIN_ARGV0`.
+fn forwarded_env(argv0: &OsStr, tty: bool) -> Vec<(String, OsString)> {
+    let extra: Vec<String> = std::env::var("FATBIN_ENV")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut env: Vec<(String, OsString)> = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let wanted = (ENV_ALLOWLIST.contains(&name) && (name != "TERM" || tty))
+            || name.starts_with("LC_")
+            || extra.iter().any(|e| e == name);
+        if wanted && quote::is_env_name(name) && name != "FATBIN_ARGV0" {
+            env.push((name.to_owned(), value));
+        }
+    }
+    for name in &extra {
+        if !quote::is_env_name(name) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "fatbin: warning: FATBIN_ENV names `{name}`, which is not a variable name; not forwarded"
+            );
+        }
+    }
+    env.sort();
+    env.push(("FATBIN_ARGV0".to_owned(), argv0.to_owned()));
+    env
+}
+
+fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {
+    let slots: Vec<String> = req.slots.iter().map(|s| s.to_string()).collect();
+    let nodes: Vec<String> = inv
+        .nodes
+        .iter()
+        .map(|n| {
+            let s: Vec<String> = n.entry.slots.iter().map(|s| s.to_string()).collect();
+            format!("{} ({})", n.name, if s.is_empty() { "no slots".into() } else { s.join(", ") })
+        })
+        .collect();
+    format!(
+        "cannot migrate `{}`: no node runs any of its slots ({}); nodes: {}. \
+         Add one with `fatbin nodes add NAME --ssh HOST --slot SLOT`",
+        req.program,
+        slots.join(", "),
+        if nodes.is_empty() { "none".into() } else { nodes.join(", ") }
+    )
+}
+
+fn not_started_message(
+    req: &Request<'_>,
+    node: &Node,
+    slot: SlotName,
+    cwd: &Path,
+    binary: &[u8],
+    why: NotStarted,
+    detail: &str,
+) -> (i32, String) {
+    let binary = String::from_utf8_lossy(binary);
+    match why {
+        NotStarted::Cwd => (
+            EXIT_CANNOT_EXECUTE,
+            format!(
+                "node `{}` has no directory {} (the program runs in the caller's working \
+                 directory, which must exist at the same path there)",
+                node.name,
+                cwd.display()
+            ),
+        ),
+        NotStarted::Missing if node.entry.shared => (
+            EXIT_NOT_FOUND,
+            format!(
+                "node `{}` has no executable {binary} (slot {slot} of `{}`): is ROOT at {} there? \
+                 Set `root` for the node in nodes.toml, or `shared = false` to ship binaries",
+                node.name,
+                req.program,
+                node.root_on_node(req.root).display()
+            ),
+        ),
+        NotStarted::Missing => (
+            EXIT_NOT_FOUND,
+            format!(
+                "the cached copy {binary} is gone from node `{}`; it will be shipped again on the next run",
+                node.name
+            ),
+        ),
+        NotStarted::Transport => (
+            EXIT_TRANSPORT,
+            format!(
+                "could not start `{}` on node `{}`: {}",
+                req.program,
+                node.name,
+                if detail.is_empty() { "ssh failed" } else { detail }
+            ),
+        ),
+    }
+}
+
+fn all_down_message(req: &Request<'_>, failures: &[String], skipped: &[(&Node, Down)]) -> String {
+    let mut m = format!(
+        "cannot migrate `{}`: no node that runs it could be reached (exit status 255):",
         req.program
     );
-    127
+    for f in failures {
+        m.push_str("\n  ");
+        m.push_str(f);
+    }
+    let now = faults::now();
+    for (node, d) in skipped {
+        m.push_str(&format!(
+            "\n  node `{}` ({}): skipped, down since {} s ago: {}",
+            node.name,
+            node.entry.ssh,
+            now.saturating_sub(d.since),
+            d.reason
+        ));
+    }
+    if !skipped.is_empty() {
+        m.push_str("\n`fatbin nodes check` retries skipped nodes now.");
+    }
+    m
 }
 
 /// Writes the lines `fatbin which PROG --explain` shows for the migration route.
 pub fn explain(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "  migration: not available for {}", req.program)
+    let plan = match Plan::load(req.root) {
+        Ok(plan) => plan,
+        Err(f) => return writeln!(out, "  migration: unavailable: {}", f.message),
+    };
+    if plan.inventory.nodes.is_empty() {
+        return writeln!(
+            out,
+            "  migration: no nodes configured (fatbin nodes add NAME --ssh HOST --slot SLOT)"
+        );
+    }
+    let (candidates, skipped) = plan.candidates(req.slots, None, false);
+    writeln!(out, "  migration: balance {}", plan.policy.name())?;
+    for (i, (node, slot)) in candidates.iter().enumerate() {
+        let where_ = if node.entry.shared {
+            format!(
+                "runs {}",
+                fatbin_layout::Layout::new(node.root_on_node(req.root))
+                    .slot_path(req.program, *slot)
+                    .display()
+            )
+        } else {
+            format!("ships slot {slot} to {}", node.cache_on_node())
+        };
+        writeln!(
+            out,
+            "    {}. node {} (ssh {}) slot {slot}: {where_}{}",
+            i + 1,
+            node.name,
+            node.entry.ssh,
+            if i == 0 { "  <- next" } else { "" }
+        )?;
+    }
+    for (node, d) in &skipped {
+        writeln!(
+            out,
+            "    -  node {} (ssh {}): skipped, marked down {} s ago: {}",
+            node.name,
+            node.entry.ssh,
+            faults::now().saturating_sub(d.since),
+            d.reason
+        )?;
+    }
+    for node in &plan.inventory.nodes {
+        if node.best_slot(req.slots).is_none() {
+            writeln!(out, "    -  node {}: runs none of these slots", node.name)?;
+        }
+    }
+    Ok(())
 }
 
 /// `fatbin nodes ...`: manage and probe the node inventory. Returns the exit status.
-pub fn nodes_main(_args: &[OsString]) -> i32 {
-    eprintln!("fatbin nodes: not implemented yet");
-    2
+pub fn nodes_main(args: &[OsString]) -> i32 {
+    ignore_sigpipe();
+    cli::main(args)
+}
+
+/// The launcher keeps SIGPIPE at its default for the programs it execs; a migration relays
+/// streams and feeds ssh, where a closed pipe must be an error to handle, not death.
+fn ignore_sigpipe() {
+    // SAFETY: setting a signal disposition has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }

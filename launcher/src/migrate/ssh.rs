@@ -206,6 +206,7 @@ fn open_lock(path: &Path) -> Result<File, String> {
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(path)
         .map_err(|e| format!("cannot open lock {}: {e}", path.display()))
@@ -316,7 +317,7 @@ pub fn last_line(stderr: &[u8]) -> Option<String> {
     String::from_utf8_lossy(stderr)
         .lines()
         .map(str::trim)
-        .rfind(|l| !l.is_empty())
+        .rfind(|l| !l.is_empty() && !l.starts_with('\u{1e}'))
         .map(str::to_owned)
 }
 

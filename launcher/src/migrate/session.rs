@@ -1,0 +1,400 @@
+//! One migrated run: the ssh session, its streams, the wrapper's markers and signal forwarding.
+//!
+//! Streams: stdin and stdout go straight to ssh (binary-safe, no copy through us). The stream
+//! that carries the wrapper's markers (stderr without a tty; stdout with one, since a tty merges
+//! them) is read here, markers are removed, the rest is written through as it arrives. Only a
+//! tail that could be the start of the final exit marker is held back, and only while it still
+//! could be.
+//!
+//! Signals: SIGINT, SIGTERM and SIGHUP sent to the launcher are forwarded to the remote
+//! program's process group over a second session on the same master (`kill -s SIG -- -PGID`),
+//! as soon as the wrapper has reported the group. Without a tty, ssh is put in its own process
+//! group so that a terminal's Ctrl-C reaches the program only through that forwarding, once.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::{AsRawFd, FromRawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use super::nodes::Node;
+use super::remote::{kill_script, EXIT, FAIL, MARK, START};
+use super::ssh::{last_line, Seat, Ssh};
+
+/// How the local standard streams look, which decides `-n`, `-T`/`-tt` and process groups.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    /// stdin is /dev/null or closed: nothing to forward (`ssh -n`).
+    pub no_stdin: bool,
+    /// stdin is a terminal: ssh must stay in our (foreground) process group to read it.
+    pub stdin_tty: bool,
+    /// stdin and stdout are terminals: the user has a tty, so the program gets one (`-tt`).
+    pub tty: bool,
+}
+
+impl Terminal {
+    pub fn detect() -> Terminal {
+        // SAFETY: isatty only inspects the descriptor.
+        let stdin_tty = unsafe { libc::isatty(0) } == 1;
+        let stdout_tty = unsafe { libc::isatty(1) } == 1;
+        Terminal {
+            no_stdin: stdin_is_null(),
+            stdin_tty,
+            tty: stdin_tty && stdout_tty,
+        }
+    }
+}
+
+/// Whether fd 0 is closed or is the null device.
+fn stdin_is_null() -> bool {
+    // SAFETY: fstat/stat write into the zeroed structs we pass; no other memory is touched.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(0, &mut st) != 0 {
+            return true;
+        }
+        let mut null: libc::stat = std::mem::zeroed();
+        (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && libc::stat(c"/dev/null".as_ptr(), &mut null) == 0
+            && st.st_rdev == null.st_rdev
+    }
+}
+
+/// Why a session ended without the program having started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStarted {
+    /// The caller's working directory does not exist on the node.
+    Cwd,
+    /// The binary is not on the node (or not executable).
+    Missing,
+    /// ssh failed before the wrapper said anything.
+    Transport,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The wrapper reported the program's exit status.
+    Finished(i32),
+    /// The program never started; `detail` is what ssh or the wrapper said.
+    NotStarted(NotStarted, String),
+    /// The program started, then the connection ended without its status.
+    Lost(String),
+}
+
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the byte lives on this stack frame.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+const FORWARDED: [(libc::c_int, &str); 3] = [
+    (libc::SIGINT, "INT"),
+    (libc::SIGTERM, "TERM"),
+    (libc::SIGHUP, "HUP"),
+];
+
+/// Runs `script` on `node` through `seat`'s master.
+pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -> Ended {
+    let mut cmd = ssh.command(node, &seat.socket);
+    cmd.args(["-o", "ControlMaster=no"]);
+    cmd.arg(if term.tty { "-tt" } else { "-T" });
+    if term.no_stdin {
+        cmd.arg("-n").stdin(Stdio::null());
+    }
+    Ssh::destination(&mut cmd, node).arg(OsStr::from_bytes(script));
+    if term.tty {
+        cmd.stdout(Stdio::piped());
+    } else {
+        cmd.stderr(Stdio::piped());
+    }
+    if !term.stdin_tty {
+        cmd.process_group(0);
+    }
+
+    let (sig_read, sig_write) = match signal_pipe() {
+        Ok(p) => p,
+        Err(e) => return Ended::NotStarted(NotStarted::Transport, e),
+    };
+    SIGNAL_PIPE.store(sig_write.as_raw_fd(), Ordering::SeqCst);
+    for (sig, _) in FORWARDED {
+        // SAFETY: installs a handler that only calls write(2); SA_RESTART keeps reads going.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+
+    let mut child: Child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Ended::NotStarted(
+                NotStarted::Transport,
+                format!("cannot run {}: {e}", ssh.program.display()),
+            )
+        }
+    };
+    let pgid = Arc::new(AtomicU32::new(0));
+    let forwarder = {
+        let pgid = Arc::clone(&pgid);
+        let ssh = ssh.clone();
+        let node = node.clone();
+        let socket = seat.socket.clone();
+        std::thread::spawn(move || forward_signals(sig_read, &pgid, &ssh, &node, &socket))
+    };
+
+    let (stream, out_fd): (Box<dyn Read>, i32) = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), _) => (Box::new(out), 1),
+        (None, Some(err)) => (Box::new(err), 2),
+        (None, None) => unreachable!("one stream is piped"),
+    };
+    let mut pump = Pump::new(out_fd);
+    pump.run(stream, &pgid);
+    let status = child.wait();
+
+    // Stop the forwarder: a zero byte is not a signal.
+    let _ = (&sig_write).write_all(&[0]);
+    let _ = forwarder.join();
+    SIGNAL_PIPE.store(-1, Ordering::SeqCst);
+
+    let ssh_code = status.ok().and_then(|s| s.code());
+    match (pump.started, pump.exit, pump.fail) {
+        (true, Some(code), _) => Ended::Finished(code),
+        (true, None, _) => match ssh_code {
+            Some(code) if code != 255 => Ended::Finished(code),
+            _ => Ended::Lost(last_line(&pump.pre).unwrap_or_else(|| {
+                "the connection closed without the program's exit status".into()
+            })),
+        },
+        (false, _, Some(why)) => Ended::NotStarted(why, last_line(&pump.pre).unwrap_or_default()),
+        (false, _, None) => Ended::NotStarted(
+            NotStarted::Transport,
+            last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
+                Some(code) => format!("ssh exited with {code} before the program started"),
+                None => "ssh was killed before the program started".into(),
+            }),
+        ),
+    }
+}
+
+fn signal_pipe() -> Result<(std::fs::File, std::fs::File), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two-element array we pass.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Waits for signals (bytes on the self-pipe) and forwards each to the remote group once it is
+/// known. A zero byte ends the thread.
+fn forward_signals(
+    mut pipe: std::fs::File,
+    pgid: &AtomicU32,
+    ssh: &Ssh,
+    node: &Node,
+    socket: &std::path::Path,
+) {
+    let mut byte = [0u8; 1];
+    while let Ok(1) = pipe.read(&mut byte) {
+        let Some((_, name)) = FORWARDED.iter().find(|(s, _)| *s == i32::from(byte[0])) else {
+            return;
+        };
+        // The group is reported when the wrapper starts; a signal before that waits for it.
+        let mut group = pgid.load(Ordering::SeqCst);
+        while group == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            group = pgid.load(Ordering::SeqCst);
+        }
+        if group == u32::MAX {
+            return;
+        }
+        let mut cmd = ssh.command(node, socket);
+        cmd.args(["-o", "ControlMaster=no", "-n", "-T"]);
+        Ssh::destination(&mut cmd, node).arg(kill_script(name, group));
+        let _ = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .status();
+    }
+}
+
+/// Reads the marker stream, strips the wrapper's lines and writes the rest through.
+#[derive(Debug)]
+struct Pump {
+    out_fd: i32,
+    /// Bytes before the start marker: login noise or ssh's own error messages.
+    pre: Vec<u8>,
+    started: bool,
+    held: Vec<u8>,
+    exit: Option<i32>,
+    fail: Option<NotStarted>,
+    broken: bool,
+}
+
+impl Pump {
+    fn new(out_fd: i32) -> Pump {
+        Pump {
+            out_fd,
+            pre: Vec::new(),
+            started: false,
+            held: Vec::new(),
+            exit: None,
+            fail: None,
+            broken: false,
+        }
+    }
+
+    fn run(&mut self, mut stream: Box<dyn Read>, pgid: &AtomicU32) {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            self.feed(&buf[..n], pgid);
+        }
+        self.finish(pgid);
+    }
+
+    fn feed(&mut self, chunk: &[u8], pgid: &AtomicU32) {
+        if self.started {
+            self.running(chunk);
+            return;
+        }
+        self.pre.extend_from_slice(chunk);
+        if let Some((at, end, group)) = find_line(&self.pre, START) {
+            let group: u32 = std::str::from_utf8(&group).ok().and_then(|g| g.parse().ok()).unwrap_or(u32::MAX);
+            pgid.store(group, Ordering::SeqCst);
+            self.started = true;
+            let pre = std::mem::take(&mut self.pre);
+            self.emit(&pre[..at]);
+            self.pre = pre[..at].to_vec();
+            self.running(&pre[end..]);
+        } else if let Some((_, _, why)) = find_line(&self.pre, FAIL) {
+            self.fail = Some(match why.as_slice() {
+                b"cwd" => NotStarted::Cwd,
+                b"missing" => NotStarted::Missing,
+                _ => NotStarted::Transport,
+            });
+        }
+    }
+
+    fn running(&mut self, chunk: &[u8]) {
+        if self.held.is_empty() && !chunk.contains(&MARK) {
+            // The common case: program output with nothing to look at.
+            self.emit(chunk);
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.held);
+        buf.extend_from_slice(chunk);
+        match buf.iter().rposition(|&b| b == MARK) {
+            Some(i) if could_be_exit(&buf[i..]) => {
+                self.emit(&buf[..i]);
+                self.held = buf[i..].to_vec();
+            }
+            _ => self.emit(&buf),
+        }
+    }
+
+    fn finish(&mut self, pgid: &AtomicU32) {
+        if !self.started {
+            // Never started: wake a waiting forwarder and keep what was said as the reason.
+            pgid.store(u32::MAX, Ordering::SeqCst);
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        match parse_exit(&held) {
+            Some(code) => self.exit = Some(code),
+            None => self.emit(&held),
+        }
+    }
+
+    fn emit(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() || self.broken {
+            return;
+        }
+        // Unbuffered, straight to the descriptor: output must appear as the program writes it.
+        let mut out = std::mem::ManuallyDrop::new(unsafe {
+            // SAFETY: fd 1 or 2 stays open for the process's life; ManuallyDrop never closes it.
+            std::fs::File::from_raw_fd(self.out_fd)
+        });
+        if out.write_all(bytes).is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+/// Finds a complete `MARKER…\n` line in `buf`: (start, end after the newline, payload).
+fn find_line(buf: &[u8], marker: &[u8]) -> Option<(usize, usize, Vec<u8>)> {
+    let at = buf.windows(marker.len()).position(|w| w == marker)?;
+    let rest = &buf[at + marker.len()..];
+    let nl = rest.iter().position(|&b| b == b'\n')?;
+    let payload = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]).to_vec();
+    Some((at, at + marker.len() + nl + 1, payload))
+}
+
+/// Whether `tail` (starting at a marker byte) is, or may still become, the final exit line.
+fn could_be_exit(tail: &[u8]) -> bool {
+    if tail.len() <= EXIT.len() {
+        return EXIT.starts_with(tail);
+    }
+    let Some(rest) = tail.strip_prefix(EXIT) else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let after = &rest[digits..];
+    digits <= 3 && matches!(after, b"" | b"\r" | b"\n" | b"\r\n")
+}
+
+fn parse_exit(tail: &[u8]) -> Option<i32> {
+    let rest = tail.strip_prefix(EXIT)?;
+    let rest = rest.strip_suffix(b"\n")?;
+    let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+    std::str::from_utf8(rest).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_tails() {
+        assert!(could_be_exit(b"\x1e"));
+        assert!(could_be_exit(b"\x1efatbin:ex"));
+        assert!(could_be_exit(b"\x1efatbin:exit:25"));
+        assert!(could_be_exit(b"\x1efatbin:exit:255\n"));
+        assert!(!could_be_exit(b"\x1efatbin:exit:255\nmore"));
+        assert!(!could_be_exit(b"\x1eother"));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:255\n"), Some(255));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:3\r\n"), Some(3));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:3"), None);
+    }
+
+    #[test]
+    fn start_lines() {
+        let (at, end, pid) = find_line(b"noise\n\x1efatbin:start:42\r\nout", START).unwrap();
+        assert_eq!((at, end, pid.as_slice()), (6, 24, &b"42"[..]));
+        assert!(find_line(b"\x1efatbin:start:4", START).is_none());
+    }
+}
