@@ -121,6 +121,9 @@ pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
         shell.status("Finished", format!("{} target(s) ready", specs.len()));
         Ok(())
     } else {
-        Err(toolchain_error(&problems))
+        Err(toolchain_error(
+            &format!("{} problem(s) to fix before building", problems.len()),
+            &problems,
+        ))
     }
 }

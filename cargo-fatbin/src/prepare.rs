@@ -143,7 +143,10 @@ pub fn prepare(opts: &CargoOptions, cli_targets: &[String]) -> Result<Prepared> 
         }
     }
     if !problems.is_empty() {
-        return Err(toolchain_error(&problems));
+        return Err(toolchain_error(
+            "cannot build: the toolchain is missing pieces, so nothing was compiled (`cargo fatbin doctor` shows every target)",
+            &problems,
+        ));
     }
     Ok(Prepared {
         metadata,
@@ -153,12 +156,11 @@ pub fn prepare(opts: &CargoOptions, cli_targets: &[String]) -> Result<Prepared> 
 }
 
 /// One error listing every missing piece and its fix.
-pub fn toolchain_error(problems: &[Problem]) -> Error {
-    let mut summary = String::from("cannot build: the toolchain is missing pieces (nothing was compiled)");
+pub fn toolchain_error(heading: &str, problems: &[Problem]) -> Error {
+    let mut summary = heading.to_owned();
     for p in problems {
         summary.push_str(&format!("\n  - {}\n    fix: {}", p.what, p.fix));
     }
-    summary.push_str("\n  (`cargo fatbin doctor --target ...` shows every target's status)");
     Error::Toolchain { summary }
 }
 

@@ -103,27 +103,37 @@ pub fn fetch(
         )),
         other => Error::Cargo(format!("could not fetch `{name}`: {other}")),
     })?;
-    let package = metadata
-        .packages
-        .iter()
-        .find(|p| p.name.as_str() == name)
-        .ok_or_else(|| Error::Cargo(format!("the registry has no crate `{name}` ({req})")))?;
-    if !package.targets.iter().any(|t| t.is_bin()) {
-        return Err(Error::usage(format!(
-            "`{name}` v{} has no binaries to install",
-            package.version
-        )));
-    }
-    let source = package
-        .manifest_path
-        .parent()
-        .expect("a manifest is in a directory")
-        .as_std_path();
+    let (version, source) = match metadata.packages.iter().find(|p| p.name.as_str() == name) {
+        Some(package) => {
+            if !package.targets.iter().any(|t| t.is_bin()) {
+                return Err(Error::usage(format!(
+                    "`{name}` v{} has no binaries to install",
+                    package.version
+                )));
+            }
+            let dir = package.manifest_path.parent().expect("a manifest is in a directory");
+            (package.version.to_string(), dir.as_std_path().to_owned())
+        }
+        // A crate with only binaries is resolved and downloaded, but cargo leaves it out of
+        // the metadata ("ignoring invalid dependency ... missing a lib target"): take its
+        // version from the lock file and its source from cargo's unpacked registry cache.
+        None => {
+            let version = locked_version(&scratch.path().join("Cargo.lock"), &name)
+                .ok_or_else(|| Error::Cargo(format!("the registry has no crate `{name}` ({req})")))?;
+            let dir = unpacked_source(&name, &version).ok_or_else(|| {
+                Error::Cargo(format!(
+                    "`{name}` v{version} was resolved but its source is not in cargo's registry cache; download it yourself and use `cargo fatbin install --path DIR`"
+                ))
+            })?;
+            (version, dir)
+        }
+    };
+    let source = source.as_path();
     let dest = cache
         .join("src")
-        .join(format!("{name}-{}", package.version));
+        .join(format!("{name}-{version}"));
     if !dest.join("Cargo.toml").is_file() {
-        let staging = cache.join("src").join(format!(".{name}-{}.tmp", package.version));
+        let staging = cache.join("src").join(format!(".{name}-{version}.tmp"));
         let _ = std::fs::remove_dir_all(&staging);
         copy_tree(source, &staging)?;
         // Its own workspace, whatever directory the cache is under.
@@ -137,12 +147,33 @@ pub fn fetch(
     }
     shell.status(
         "Fetched",
-        format!("{name} v{} ({})", package.version, dest.display()),
+        format!("{name} v{version} ({})", dest.display()),
     );
     Ok(Fetched {
         manifest_path: dest.join("Cargo.toml"),
         target_dir: cache.join("target"),
     })
+}
+
+/// The version of `name` a lock file pins.
+fn locked_version(lock: &Path, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(lock).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    table.get("package")?.as_array()?.iter().find_map(|p| {
+        (p.get("name")?.as_str()? == name).then(|| p.get("version")?.as_str().map(str::to_owned))?
+    })
+}
+
+/// `$CARGO_HOME/registry/src/<index>/NAME-VERSION`, where cargo unpacks downloaded crates.
+fn unpacked_source(name: &str, version: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    std::fs::read_dir(home.join("registry/src"))
+        .ok()?
+        .flatten()
+        .map(|index| index.path().join(format!("{name}-{version}")))
+        .find(|dir| dir.join("Cargo.toml").is_file())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {

@@ -166,14 +166,16 @@ impl Toolchain {
     }
 
     /// Is there a C compiler for `triple` that the `cc` crate would find? It looks at
-    /// `CC_<triple>`, `CC_<triple_with_underscores>`, `TARGET_CC`, then a compiler named after
-    /// the target.
+    /// `CC_<triple>`, `CC_<triple_with_underscores>`, `TARGET_CC`, `CC`, `CROSS_COMPILE`, then a
+    /// compiler named after the target (what cc-rs does, seen in its build-script output).
     pub fn check_c_compiler(&self, triple: &str) -> Result<String, Problem> {
         let underscored = triple.replace('-', "_");
         for var in [
             format!("CC_{triple}"),
             format!("CC_{underscored}"),
             "TARGET_CC".to_owned(),
+            "CC".to_owned(),
+            "CROSS_COMPILE".to_owned(),
         ] {
             if let Ok(cc) = std::env::var(&var) {
                 return Ok(format!("{cc} (from {var})"));
