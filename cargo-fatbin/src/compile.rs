@@ -7,8 +7,11 @@
 //! once per invocation. Each further CPU variant gets one more run in the SAME target
 //! directory: rustflags are part of cargo's unit hash, so the variants' compiled units live
 //! side by side and reuse the host units, and a re-run finds all of them fresh. Only the
-//! uplifted binary (`target/<triple>/<profile>/<bin>`) is shared between variants, so a binary
-//! whose triple builds again later is hard-linked to a private path first.
+//! uplifted binary (`target/<triple>/<profile>/<bin>`) is shared between variants, so the
+//! binaries of such a triple are hard-linked to a private path the moment cargo reports them.
+//! (Another cargo run building the same triple with other flags in the same target directory
+//! at the same moment could still replace the file in between; cargo has no stable way to
+//! name a private output path.)
 //!
 //! `-C target-cpu` is given per target with `--config target.<triple>.rustflags=[...]`, which
 //! cargo merges with the user's own target rustflags; see [`crate::cargo_config`] for how the
@@ -151,8 +154,15 @@ pub fn build_all(
         .then(|| musl_stub_dir(target_dir))
         .transpose()?;
     let runs = plan_runs(targets);
+    // Triples built in more than one run share one uplifted binary path between variants.
+    let shared: BTreeSet<String> = runs
+        .iter()
+        .skip(1)
+        .flatten()
+        .map(|t| t.spec.triple.clone())
+        .collect();
     let mut built = Vec::new();
-    for (index, run) in runs.iter().enumerate() {
+    for run in &runs {
         on_run(run);
         let (config, move_env) = run_config(run, stubs.as_deref());
         let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -169,18 +179,7 @@ pub fn build_all(
         if move_env {
             cmd.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
         }
-        let mut binaries = run_cargo(cmd, metadata, target_dir, run)?;
-        // A triple that builds again in a later run will overwrite the uplifted binary.
-        let later: BTreeSet<&str> = runs[index + 1..]
-            .iter()
-            .flatten()
-            .map(|t| t.spec.triple.as_str())
-            .collect();
-        for b in &mut binaries {
-            if later.contains(b.spec.triple.as_str()) {
-                b.path = keep_variant(target_dir, b)?;
-            }
-        }
+        let binaries = run_cargo(cmd, metadata, target_dir, run, &shared)?;
         built.extend(binaries);
     }
     Ok(built)
@@ -191,6 +190,7 @@ fn run_cargo(
     metadata: &Metadata,
     target_dir: &Path,
     run: &[PlannedTarget],
+    shared: &BTreeSet<String>,
 ) -> Result<Vec<BuiltBinary>> {
     let program: OsString = cmd.get_program().to_owned();
     let mut child = cmd
@@ -219,14 +219,19 @@ fn run_cargo(
             continue;
         };
         let (krate, version) = package_of(metadata, &artifact.package_id);
-        binaries.push(BuiltBinary {
+        let mut binary = BuiltBinary {
             spec: target.spec.clone(),
             plan: target.plan.clone(),
             program: artifact.target.name.clone(),
             krate,
             version,
             path: exe,
-        });
+        };
+        // Taken the moment cargo reports it, before another variant's run replaces it.
+        if shared.contains(&binary.spec.triple) {
+            binary.path = keep_variant(target_dir, &binary)?;
+        }
+        binaries.push(binary);
     }
     let status = child.wait().map_err(|source| Error::Spawn {
         program: program.to_string_lossy().into_owned(),

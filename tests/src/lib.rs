@@ -145,3 +145,4 @@ pub fn temp_dir() -> tempfile::TempDir {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
+pub mod cargo_fatbin_support;

@@ -2,3 +2,4 @@
 //! cross builds, real qemu-user and a real sshd; see each module's header for what it needs.
 
 mod layout;
+mod cargo_fatbin;

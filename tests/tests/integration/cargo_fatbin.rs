@@ -1,0 +1,465 @@
+//! `cargo fatbin` end to end, with real cross builds: the probe fixture for static musl x86_64,
+//! x86-64-v3 and aarch64 in one command (the aarch64 slot run under qemu-user), a no-op
+//! re-run that leaves every inode and mtime alone, install with shims, the errors that must
+//! come before any compiling (a missing target, a `cc` dependency without a C cross
+//! compiler), package and binary selection in a workspace, configuration precedence, and the
+//! layout commands (add, remove, list, inspect, verify) with their exit codes.
+//!
+//! Builds share target directories under target/cargo-fatbin-tests, so a second run is fast.
+//! Needs: rustup targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl,
+//! qemu-user-static, and the `cc` crate (from crates.io or cargo's cache) for the cc fixture.
+
+use std::path::Path;
+use std::process::Command;
+
+use fatbin_layout::{identify_path, Arch, Identity, Layout, Libc, SlotName};
+use fatbin_tests::cargo_fatbin_support::{
+    build_dir, cargo_fatbin, cargo_fatbin_command, fixture, run, stamps,
+};
+use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
+
+const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
+const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
+const X86_64_V3_MUSL: &str = "x86_64-unknown-linux-musl@x86-64-v3";
+
+fn slot(name: &str) -> SlotName {
+    name.parse().unwrap()
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run_slot(path: &Path, qemu: Option<&str>) -> String {
+    let out = match qemu {
+        Some(q) => Command::new(q).arg(path).output(),
+        None => Command::new(path).output(),
+    }
+    .unwrap_or_else(|e| panic!("running {}: {e}", path.display()));
+    assert!(out.status.success(), "{} failed: {out:?}", path.display());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
+    let out = temp_dir();
+    let target_dir = build_dir("probe");
+    let args = [
+        "build",
+        "--release",
+        "--target",
+        X86_64_MUSL,
+        "--target",
+        AARCH64_MUSL,
+        "--target",
+        X86_64_V3_MUSL,
+        "--target-dir",
+        path_str(&target_dir),
+        "--out",
+        path_str(out.path()),
+        "--message-format",
+        "json",
+    ];
+    let first = cargo_fatbin(&fixture("probe"), &args).success();
+    assert_eq!(first.stdout.lines().count(), 1, "{}", first.stdout);
+    assert!(first.stdout.contains("\"program\":\"probe\""));
+    assert!(first.stderr.contains("Assembled probe v0.3.1"), "{}", first.stderr);
+
+    let layout = Layout::new(out.path());
+    let manifest = layout.read_manifest("probe").unwrap();
+    assert_eq!(manifest.slot_list(), "x86_64, x86_64-v3, aarch64");
+    for (name, arch, triple) in [
+        ("x86_64", Arch::X86_64, "x86_64-unknown-linux-musl"),
+        ("x86_64-v3", Arch::X86_64, "x86_64-unknown-linux-musl"),
+        ("aarch64", Arch::Aarch64, "aarch64-unknown-linux-musl"),
+    ] {
+        let path = layout.slot_path("probe", slot(name));
+        match identify_path(&path).unwrap() {
+            Identity::Elf(info) => {
+                assert_eq!(info.arch, Some(arch), "{name}");
+                assert_eq!(info.libc, Libc::Static, "{name}");
+            }
+            other => panic!("{name}: {other}"),
+        }
+        let info = &manifest.slots[&slot(name)];
+        assert_eq!(info.target, triple);
+        assert_eq!(info.krate.as_deref(), Some("probe"));
+        assert_eq!(info.version.as_deref(), Some("0.3.1"));
+    }
+    let v3 = &manifest.slots[&slot("x86_64-v3")];
+    assert_eq!(v3.cpu.as_deref(), Some("x86-64-v3"));
+    for feature in ["avx2", "fma", "bmi2", "sse4.2"] {
+        assert!(v3.features.iter().any(|f| f == feature), "{:?}", v3.features);
+    }
+    assert!(manifest.slots[&slot("x86_64")].features.is_empty());
+
+    // Each slot really is the build it claims to be.
+    let aarch64 = run_slot(
+        &layout.slot_path("probe", slot("aarch64")),
+        Some("qemu-aarch64-static"),
+    );
+    assert!(
+        aarch64.starts_with("probe arch=aarch64 level=baseline"),
+        "{aarch64}"
+    );
+    let baseline = run_slot(&layout.slot_path("probe", slot("x86_64")), None);
+    assert!(baseline.starts_with("probe arch=x86_64 level=baseline"), "{baseline}");
+    if std::is_x86_feature_detected!("avx2") {
+        let v3 = run_slot(&layout.slot_path("probe", slot("x86_64-v3")), None);
+        assert!(v3.starts_with("probe arch=x86_64 level=x86-64-v3"), "{v3}");
+    }
+
+    // verify and inspect agree with the manifest.
+    cargo_fatbin(Path::new("."), &["verify", path_str(out.path())]).success();
+    let inspect = cargo_fatbin(
+        Path::new("."),
+        &["inspect", "--json", path_str(&layout.program_dir("probe"))],
+    )
+    .success();
+    assert_eq!(inspect.stdout.matches("\"verified\":true").count(), 3);
+    let single = cargo_fatbin(
+        Path::new("."),
+        &[
+            "inspect",
+            path_str(&layout.slot_path("probe", slot("aarch64"))),
+        ],
+    )
+    .success();
+    assert!(single.stdout.contains("slot: aarch64"), "{}", single.stdout);
+
+    // Nothing changed, so nothing is rebuilt and nothing is rewritten.
+    let before = stamps(out.path());
+    let second = cargo_fatbin(&fixture("probe"), &args).success();
+    assert_eq!(stamps(out.path()), before, "a no-op rebuild touched the layout");
+    assert!(!second.stderr.contains("Compiling"), "{}", second.stderr);
+    assert!(second.stderr.contains("Fresh probe"), "{}", second.stderr);
+    assert_eq!(second.stdout.matches("\"outcome\":\"unchanged\"").count(), 3);
+}
+
+#[test]
+fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
+    let root = temp_dir();
+    let launcher = host_bin_dir().join("fatbin");
+    // Not the three-slot test's directory: a concurrent baseline build there would replace
+    // the binary cargo uplifts for its x86-64-v3 run while it is being collected.
+    let target_dir = build_dir("probe-install");
+    let args = [
+        "install",
+        "--root",
+        path_str(root.path()),
+        "--launcher",
+        path_str(&launcher),
+        "--target",
+        X86_64_MUSL,
+        "--target",
+        AARCH64_MUSL,
+        "--target-dir",
+        path_str(&target_dir),
+    ];
+    let first = cargo_fatbin(&fixture("probe"), &args).success();
+    assert!(first.stdout.is_empty(), "human output goes to stderr");
+    assert!(first.stderr.contains("Installing probe v0.3.1 (x86_64, aarch64)"), "{}", first.stderr);
+
+    let layout = Layout::new(root.path());
+    assert_eq!(
+        layout.read_manifest("probe").unwrap().slot_list(),
+        "x86_64, aarch64"
+    );
+    assert_eq!(
+        std::fs::read_link(layout.shim_path("probe")).unwrap(),
+        Path::new("fatbin")
+    );
+    assert_eq!(std::fs::read_link(layout.shim_path("fatbin")).unwrap(), launcher);
+
+    let before = stamps(root.path());
+    let second = cargo_fatbin(&fixture("probe"), &args).success();
+    assert_eq!(stamps(root.path()), before, "a no-op install touched the root");
+    assert!(second.stderr.contains("Fresh probe"), "{}", second.stderr);
+
+    // The layout commands on the installed program.
+    let list = cargo_fatbin(Path::new("."), &["list", "--root", path_str(root.path())]).success();
+    assert_eq!(list.stdout, "probe v0.3.1: x86_64, aarch64\n");
+    cargo_fatbin(
+        Path::new("."),
+        &["remove", "probe", "--slot", "aarch64", "--root", path_str(root.path())],
+    )
+    .success();
+    let list = cargo_fatbin(Path::new("."), &["list", "--root", path_str(root.path())]).success();
+    assert_eq!(list.stdout, "probe v0.3.1: x86_64\n");
+    cargo_fatbin(
+        Path::new("."),
+        &["remove", "probe", "--root", path_str(root.path())],
+    )
+    .success();
+    assert!(layout.shim_path("probe").symlink_metadata().is_err());
+    let missing = cargo_fatbin(
+        Path::new("."),
+        &["remove", "probe", "--root", path_str(root.path())],
+    );
+    assert_eq!(missing.code, Some(1), "{}", missing.stderr);
+    assert!(missing.stderr.contains("program `probe` is not installed"));
+}
+
+/// A target rustup could install but this toolchain does not have, if there is one.
+fn a_missing_target() -> Option<&'static str> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(sysroot.stdout).unwrap();
+    [
+        "powerpc64le-unknown-linux-gnu",
+        "s390x-unknown-linux-gnu",
+        "i686-unknown-linux-musl",
+    ]
+    .into_iter()
+    .find(|t| {
+        !Path::new(sysroot.trim())
+            .join("lib/rustlib")
+            .join(t)
+            .join("lib")
+            .is_dir()
+    })
+}
+
+#[test]
+fn a_missing_target_is_one_clear_error_before_compiling() {
+    let Some(missing) = a_missing_target() else {
+        eprintln!("every candidate target is installed; nothing to test");
+        return;
+    };
+    let target_dir = build_dir("missing-target");
+    let out = cargo_fatbin(
+        &fixture("probe"),
+        &[
+            "build",
+            "--target",
+            X86_64_MUSL,
+            "--target",
+            missing,
+            "--target-dir",
+            path_str(&target_dir),
+        ],
+    );
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("the standard library for {missing} is not installed")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("fix: rustup target add {missing}")),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Compiling"), "{}", out.stderr);
+    assert!(!target_dir.join(X86_64_MUSL).exists(), "cargo ran anyway");
+
+    // doctor says the same and exits non-zero.
+    let doctor = cargo_fatbin(
+        &fixture("probe"),
+        &["doctor", "--target", missing, "--target", AARCH64_MUSL],
+    );
+    assert_eq!(doctor.code, Some(3), "{}", doctor.stderr);
+    assert!(doctor.stderr.contains(&format!("rustup target add {missing}")));
+    assert!(doctor.stderr.contains("through /usr/bin/qemu-aarch64-static"), "{}", doctor.stderr);
+}
+
+#[test]
+fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
+    if which_exists("aarch64-linux-musl-gcc") {
+        eprintln!("aarch64-linux-musl-gcc is installed; nothing to test");
+        return;
+    }
+    let target_dir = build_dir("uses-cc");
+    let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    cmd.args(["build", "--color=never", "--target", AARCH64_MUSL, "--target-dir"])
+        .arg(&target_dir);
+    for var in [
+        "CC",
+        "TARGET_CC",
+        "CROSS_COMPILE",
+        "CC_aarch64_unknown_linux_musl",
+        "CC_aarch64-unknown-linux-musl",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = run(cmd);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("builds C code with the `cc` crate, and there is no C compiler for aarch64-unknown-linux-musl"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("CC_aarch64_unknown_linux_musl"));
+    assert!(!out.stderr.contains("Compiling"), "{}", out.stderr);
+}
+
+fn which_exists(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+    })
+}
+
+fn programs_built(args: &[&str]) -> Vec<String> {
+    let out = temp_dir();
+    let target_dir = build_dir("workspace");
+    let mut all = args.to_vec();
+    all.extend(["--target-dir", path_str(&target_dir), "--out", path_str(out.path())]);
+    cargo_fatbin(&fixture("workspace"), &all).success();
+    Layout::new(out.path()).programs().unwrap()
+}
+
+#[test]
+fn workspace_packages_and_binaries_are_selected_like_cargo() {
+    assert_eq!(
+        programs_built(&["build", "-p", "beta", "--target", X86_64_MUSL]),
+        ["beta"]
+    );
+    assert_eq!(
+        programs_built(&[
+            "build",
+            "-p",
+            "alpha",
+            "--bin",
+            "alpha-extra",
+            "--target",
+            X86_64_MUSL
+        ]),
+        ["alpha-extra"]
+    );
+    assert_eq!(
+        programs_built(&["build", "--workspace", "--target", X86_64_MUSL]),
+        ["alpha", "alpha-extra", "beta"]
+    );
+}
+
+#[test]
+fn targets_come_from_the_command_line_then_the_environment_then_cargo_toml() {
+    let built = |package: &str, env: Option<&str>, cli: Option<&str>| -> String {
+        let out = temp_dir();
+        let mut cmd = cargo_fatbin_command(&fixture("workspace"));
+        cmd.args(["build", "--color=never", "-p", package, "--out"])
+            .arg(out.path())
+            .arg("--target-dir")
+            .arg(build_dir("workspace"));
+        if let Some(env) = env {
+            cmd.env("FATBIN_TARGETS", env);
+        }
+        if let Some(cli) = cli {
+            cmd.args(["--target", cli]);
+        }
+        run(cmd).success();
+        Layout::new(out.path())
+            .read_manifest(package)
+            .unwrap()
+            .slot_list()
+    };
+    // beta's [package.metadata.fatbin] beats the workspace's; alpha only has the workspace's.
+    assert_eq!(built("beta", None, None), "x86_64");
+    assert_eq!(built("alpha", None, None), "aarch64");
+    assert_eq!(built("beta", Some(AARCH64_MUSL), None), "aarch64");
+    assert_eq!(
+        built("beta", Some(AARCH64_MUSL), Some(X86_64_MUSL)),
+        "x86_64"
+    );
+}
+
+#[test]
+fn add_infers_the_slot_from_the_elf_header_and_verify_catches_tampering() {
+    let root = temp_dir();
+    let binary = probe_binary(AARCH64_MUSL, None);
+    let r = path_str(root.path());
+    cargo_fatbin(
+        Path::new("."),
+        &["add", "tool", path_str(&binary), "--root", r, "--launcher", "/bin/true"],
+    )
+    .success();
+    let layout = Layout::new(root.path());
+    assert_eq!(layout.read_manifest("tool").unwrap().slot_list(), "aarch64");
+
+    // A binary for the wrong slot is refused, and the layout is left as it was.
+    let wrong = cargo_fatbin(
+        Path::new("."),
+        &["add", "tool", path_str(&binary), "--slot", "x86_64", "--root", r],
+    );
+    assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("not a usable binary for slot `x86_64`"), "{}", wrong.stderr);
+    cargo_fatbin(Path::new("."), &["verify", r]).success();
+
+    // Tampering is caught: exit code 5.
+    let slot_path = layout.slot_path("tool", slot("aarch64"));
+    let mut bytes = std::fs::read(&slot_path).unwrap();
+    bytes.push(0);
+    std::fs::remove_file(&slot_path).unwrap();
+    std::fs::write(&slot_path, bytes).unwrap();
+    let verify = cargo_fatbin(Path::new("."), &["verify", r]);
+    assert_eq!(verify.code, Some(5), "{}", verify.stderr);
+    assert!(verify.stderr.contains("manifest says"), "{}", verify.stderr);
+}
+
+#[test]
+fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
+    let bad = cargo_fatbin(
+        &fixture("probe"),
+        &["build", "--target", "x86_64-unknown-linux-musl@"],
+    );
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("invalid target `x86_64-unknown-linux-musl@`"));
+    assert!(!bad.stderr.contains('\x1b'), "--color=never printed colours");
+
+    let none = cargo_fatbin(&fixture("probe"), &["build"]);
+    assert_eq!(none.code, Some(2), "{}", none.stderr);
+    assert!(none.stderr.contains("no targets to build"), "{}", none.stderr);
+
+    let mut coloured = cargo_fatbin_command(&fixture("probe"));
+    coloured.args(["--color", "always", "build", "--target", "bogus"]);
+    let coloured = run(coloured);
+    assert_eq!(coloured.code, Some(2));
+    assert!(coloured.stderr.contains("\x1b["), "{}", coloured.stderr);
+
+    let mut no_color = cargo_fatbin_command(&fixture("probe"));
+    no_color
+        .env("NO_COLOR", "1")
+        .args(["build", "--target", "bogus"]);
+    let no_color = run(no_color);
+    assert!(!no_color.stderr.contains('\x1b'), "{}", no_color.stderr);
+
+    let nothing = cargo_fatbin(Path::new("."), &["inspect", "/nonexistent/fatbin"]);
+    assert_eq!(nothing.code, Some(2), "{}", nothing.stderr);
+}
+
+/// Installs a small published crate from the registry for two processors. Needs crates.io
+/// and about a minute of compiling, so it only runs when asked (`--ignored`).
+#[test]
+#[ignore = "downloads and builds a crate from crates.io"]
+fn install_from_the_registry() {
+    let root = temp_dir();
+    let out = cargo_fatbin(
+        Path::new("."),
+        &[
+            "install",
+            "cowsay@0.14.0",
+            "--root",
+            path_str(root.path()),
+            "--launcher",
+            "/bin/true",
+            "--target",
+            X86_64_MUSL,
+            "--target",
+            AARCH64_MUSL,
+        ],
+    )
+    .success();
+    assert!(out.stderr.contains("Installing cowsay v0.14.0 (x86_64, aarch64)"), "{}", out.stderr);
+    let layout = Layout::new(root.path());
+    let said = Command::new("qemu-aarch64-static")
+        .arg(layout.slot_path("cowsay", slot("aarch64")))
+        .arg("moo")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&said.stdout);
+    assert!(said.contains("moo") && said.contains("(oo)"), "{said}");
+}
