@@ -146,3 +146,4 @@ pub fn temp_dir() -> tempfile::TempDir {
     dir
 }
 pub mod cargo_fatbin_support;
+pub mod cluster;

@@ -88,9 +88,9 @@ fn random() -> u64 {
 /// Returns and increments the round-robin counter for one candidate group.
 fn next_counter(cache_dir: &Path, key: &str, advance: bool) -> usize {
     // A small hash keeps the file name short whatever the node names are.
-    let hash = key
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let path = cache_dir.join(format!("rr-{hash:016x}"));
     let Ok(mut file) = lock_file(&path, libc::LOCK_EX) else {
         return random() as usize;
@@ -146,6 +146,8 @@ mod tests {
         for p in [Policy::RoundRobin, Policy::Random, Policy::LeastLoaded] {
             assert_eq!(Policy::parse(p.name()), Ok(p));
         }
-        assert!(Policy::parse("fastest").unwrap_err().contains("round-robin"));
+        assert!(Policy::parse("fastest")
+            .unwrap_err()
+            .contains("round-robin"));
     }
 }

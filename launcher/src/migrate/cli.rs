@@ -113,7 +113,11 @@ fn dispatch(args: &[OsString]) -> Result<i32, String> {
     let mut rest = Args {
         words: args[1..].to_vec(),
     };
-    if rest.take_switch("--help") || rest.take_switch("-h") || command == "--help" || command == "help" {
+    if rest.take_switch("--help")
+        || rest.take_switch("-h")
+        || command == "--help"
+        || command == "help"
+    {
         print!("{HELP}");
         return Ok(0);
     }
@@ -124,7 +128,10 @@ fn dispatch(args: &[OsString]) -> Result<i32, String> {
     let paths = Paths::new(root.as_deref());
     match command {
         "list" => {
-            rest.positional()?.is_empty().then_some(()).ok_or("list takes no arguments")?;
+            rest.positional()?
+                .is_empty()
+                .then_some(())
+                .ok_or("list takes no arguments")?;
             list(&paths)
         }
         "add" => add(&paths, rest),
@@ -163,7 +170,11 @@ fn list(paths: &Paths) -> Result<i32, String> {
             "{}\t{}\t{}\t{}\t{}\t{}",
             n.name,
             dest,
-            if slots.is_empty() { "-".into() } else { slots.join(",") },
+            if slots.is_empty() {
+                "-".into()
+            } else {
+                slots.join(",")
+            },
             n.entry.root.as_deref().unwrap_or("(same as here)"),
             if n.entry.shared { "yes" } else { "no" },
             n.source.name()
@@ -175,12 +186,15 @@ fn list(paths: &Paths) -> Result<i32, String> {
 fn file_for(paths: &Paths, which: Option<String>) -> Result<(Source, PathBuf), String> {
     let source = match which.as_deref() {
         None => Source::User,
-        Some(s) => Source::parse(s).ok_or_else(|| format!("unknown file `{s}` (user, layout or system)"))?,
+        Some(s) => Source::parse(s)
+            .ok_or_else(|| format!("unknown file `{s}` (user, layout or system)"))?,
     };
     let path = paths
         .get(source)
         .ok_or_else(|| match source {
-            Source::User => "no user config directory: HOME and XDG_CONFIG_HOME are unset".to_owned(),
+            Source::User => {
+                "no user config directory: HOME and XDG_CONFIG_HOME are unset".to_owned()
+            }
             _ => "no layout root: pass --layout ROOT or set FATBIN_ROOT".to_owned(),
         })?
         .to_owned();
@@ -188,10 +202,15 @@ fn file_for(paths: &Paths, which: Option<String>) -> Result<(Source, PathBuf), S
 }
 
 fn add(paths: &Paths, mut rest: Args) -> Result<i32, String> {
-    let dest = rest.take("--ssh")?.ok_or("add needs --ssh DEST (an ssh alias, host or user@host)")?;
+    let dest = rest
+        .take("--ssh")?
+        .ok_or("add needs --ssh DEST (an ssh alias, host or user@host)")?;
     let port = rest
         .take("--port")?
-        .map(|p| p.parse::<u16>().map_err(|_| format!("--port {p}: not a port number")))
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("--port {p}: not a port number"))
+        })
         .transpose()?;
     let slots = rest
         .take_all("--slot")?
@@ -266,7 +285,10 @@ fn remove(paths: &Paths, mut rest: Args) -> Result<i32, String> {
             let node = inv
                 .get(name)
                 .ok_or_else(|| format!("no node `{name}` (see `fatbin nodes list`)"))?;
-            let path = paths.get(node.source).expect("it was read from there").to_owned();
+            let path = paths
+                .get(node.source)
+                .expect("it was read from there")
+                .to_owned();
             (node.source, path)
         }
     };
@@ -275,10 +297,17 @@ fn remove(paths: &Paths, mut rest: Args) -> Result<i32, String> {
         return Err(format!("{} has no node `{name}`", path.display()));
     }
     file.write(&path)?;
-    println!("removed node `{name}` from {} ({})", path.display(), source.name());
+    println!(
+        "removed node `{name}` from {} ({})",
+        path.display(),
+        source.name()
+    );
     if let Ok(inv) = Inventory::load(paths) {
         if let Some(n) = inv.get(name) {
-            println!("note: `{name}` is still defined in the {} file", n.source.name());
+            println!(
+                "note: `{name}` is still defined in the {} file",
+                n.source.name()
+            );
         }
     }
     Ok(0)
@@ -307,7 +336,9 @@ fn remote_output(ssh: &Ssh, node: &Node, script: &str) -> Result<String, String>
         .output()
         .map_err(|e| format!("cannot run ssh: {e}"))?;
     if !out.status.success() {
-        return Err(ssh::last_line(&out.stderr).unwrap_or_else(|| format!("exited with {}", out.status)));
+        return Err(
+            ssh::last_line(&out.stderr).unwrap_or_else(|| format!("exited with {}", out.status))
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -326,7 +357,10 @@ pub fn slots_from_probe(text: &str) -> Result<(String, Vec<SlotName>), String> {
     let mut flags: Vec<&str> = Vec::new();
     let mut emulated: Vec<Arch> = Vec::new();
     for line in lines {
-        if let Some(list) = line.split_once(':').filter(|_| line.starts_with("flags") || line.starts_with("Features")) {
+        if let Some(list) = line
+            .split_once(':')
+            .filter(|_| line.starts_with("flags") || line.starts_with("Features"))
+        {
             flags = list.1.split_whitespace().collect();
         } else if let Some(q) = line.strip_prefix("binfmt qemu-") {
             if let Some(a) = Arch::ALL.into_iter().find(|a| a.qemu_name() == q.trim()) {
@@ -420,7 +454,10 @@ fn check(paths: &Paths, root: Option<&std::path::Path>, name: Option<&str>) -> R
             Ok(out) => {
                 faults.mark_up(&node.name);
                 let root_note = match out.trim() {
-                    "root-ok" => format!(", ROOT visible at {}", node.root_on_node(root.unwrap_or("/".as_ref())).display()),
+                    "root-ok" => format!(
+                        ", ROOT visible at {}",
+                        node.root_on_node(root.unwrap_or("/".as_ref())).display()
+                    ),
                     "root-missing" => {
                         code = EXIT_NODE_FAILED;
                         format!(
@@ -428,7 +465,9 @@ fn check(paths: &Paths, root: Option<&std::path::Path>, name: Option<&str>) -> R
                             node.root_on_node(root.unwrap_or("/".as_ref())).display()
                         )
                     }
-                    _ if !node.entry.shared => format!(", binaries shipped to {}", node.cache_on_node()),
+                    _ if !node.entry.shared => {
+                        format!(", binaries shipped to {}", node.cache_on_node())
+                    }
                     _ => String::new(),
                 };
                 println!("{}: reachable{root_note}", node.name);
@@ -449,11 +488,15 @@ mod tests {
 
     #[test]
     fn probe_output_to_slots() {
-        let text = "x86_64\nflags\t\t: fpu cx16 pni sse4_1 sse4_2 ssse3 popcnt\nbinfmt qemu-aarch64\n";
+        let text =
+            "x86_64\nflags\t\t: fpu cx16 pni sse4_1 sse4_2 ssse3 popcnt\nbinfmt qemu-aarch64\n";
         let (summary, slots) = slots_from_probe(text).unwrap();
         let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
         assert_eq!(names, ["x86_64-v2", "x86_64", "i686", "aarch64"]);
-        assert!(summary.contains("v2") && summary.contains("qemu"), "{summary}");
+        assert!(
+            summary.contains("v2") && summary.contains("qemu"),
+            "{summary}"
+        );
         let (_, slots) = slots_from_probe("aarch64\nFeatures\t: fp asimd\n").unwrap();
         assert_eq!(slots[0].to_string(), "aarch64");
         assert!(slots_from_probe("pdp11\n").is_err());

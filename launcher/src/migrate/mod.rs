@@ -103,10 +103,17 @@ struct Plan {
 
 impl Plan {
     fn load(root: &Path) -> Result<Plan, Failure> {
-        let inventory = Inventory::load(&Paths::new(Some(root))).or_else(|e| fail(EXIT_CONFIG, e))?;
+        let inventory =
+            Inventory::load(&Paths::new(Some(root))).or_else(|e| fail(EXIT_CONFIG, e))?;
         let policy = match std::env::var("FATBIN_BALANCE") {
             Ok(p) if !p.is_empty() => Policy::parse(&p),
-            _ => Policy::parse(inventory.settings.balance.as_deref().unwrap_or("round-robin")),
+            _ => Policy::parse(
+                inventory
+                    .settings
+                    .balance
+                    .as_deref()
+                    .unwrap_or("round-robin"),
+            ),
         }
         .or_else(|e| fail(EXIT_CONFIG, e))?;
         let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_CONFIG, e))?;
@@ -157,12 +164,18 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
     let cwd = std::env::current_dir().or_else(|e| {
         fail(
             EXIT_CANNOT_EXECUTE,
-            format!("cannot migrate `{}`: the working directory is unreadable: {e}", req.program),
+            format!(
+                "cannot migrate `{}`: the working directory is unreadable: {e}",
+                req.program
+            ),
         )
     })?;
     let term = Terminal::detect();
     let env = forwarded_env(req.argv0, term.tty);
-    let env_refs: Vec<(String, &OsStr)> = env.iter().map(|(k, v)| (k.clone(), v.as_os_str())).collect();
+    let env_refs: Vec<(String, &OsStr)> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_os_str()))
+        .collect();
     let args: Vec<&OsStr> = req.args.iter().map(OsString::as_os_str).collect();
     let shipped = ship::Shipped::new(&plan.cache_dir);
     let mut failures: Vec<String> = Vec::new();
@@ -173,7 +186,10 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
             Err(reason) => {
                 // Nothing ran: only the connection was attempted. Remember, and try the next.
                 plan.faults.mark_down(&node.name, &reason);
-                failures.push(format!("node `{}` ({}): {reason}", node.name, node.entry.ssh));
+                failures.push(format!(
+                    "node `{}` ({}): {reason}",
+                    node.name, node.entry.ssh
+                ));
                 continue;
             }
         };
@@ -188,18 +204,17 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
         .script();
         match session::run(&ssh_client, node, &seat, &script, term) {
             Ended::Finished(code) => return Ok(code),
-            Ended::Lost(detail) => {
-                return fail(
-                    EXIT_TRANSPORT,
-                    format!(
-                        "the connection to node `{}` ended while `{}` was running there ({detail}); \
+            Ended::Lost(detail) => return fail(
+                EXIT_TRANSPORT,
+                format!(
+                    "the connection to node `{}` ended while `{}` was running there ({detail}); \
                          it was stopped there, its work may be incomplete",
-                        node.name, req.program
-                    ),
-                )
-            }
+                    node.name, req.program
+                ),
+            ),
             Ended::NotStarted(why, detail) => {
-                let (code, message) = not_started_message(req, node, slot, &cwd, &binary, why, &detail);
+                let (code, message) =
+                    not_started_message(req, node, slot, &cwd, &binary, why, &detail);
                 if why == NotStarted::Missing && !node.entry.shared {
                     if let Some(sha) = slot_sha(req, slot) {
                         shipped.forget(node, sha);
@@ -233,7 +248,10 @@ fn binary_on_node(
 ) -> Result<Vec<u8>, Failure> {
     let layout = fatbin_layout::Layout::new(node.root_on_node(req.root));
     if node.entry.shared {
-        return Ok(layout.slot_path(req.program, slot).into_os_string().into_vec());
+        return Ok(layout
+            .slot_path(req.program, slot)
+            .into_os_string()
+            .into_vec());
     }
     let Some(sha) = slot_sha(req, slot) else {
         return fail(
@@ -244,7 +262,10 @@ fn binary_on_node(
     if !shipped.contains(node, sha) {
         let local = fatbin_layout::Layout::new(req.root).slot_path(req.program, slot);
         let (actual, _) = fatbin_layout::fsutil::sha256_file(&local).or_else(|e| {
-            fail(EXIT_NOT_FOUND, format!("cannot read {}: {e}", local.display()))
+            fail(
+                EXIT_NOT_FOUND,
+                format!("cannot read {}: {e}", local.display()),
+            )
         })?;
         if actual != sha {
             return fail(
@@ -303,7 +324,15 @@ fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {
         .iter()
         .map(|n| {
             let s: Vec<String> = n.entry.slots.iter().map(|s| s.to_string()).collect();
-            format!("{} ({})", n.name, if s.is_empty() { "no slots".into() } else { s.join(", ") })
+            format!(
+                "{} ({})",
+                n.name,
+                if s.is_empty() {
+                    "no slots".into()
+                } else {
+                    s.join(", ")
+                }
+            )
         })
         .collect();
     format!(
@@ -311,7 +340,11 @@ fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {
          Add one with `fatbin nodes add NAME --ssh HOST --slot SLOT`",
         req.program,
         slots.join(", "),
-        if nodes.is_empty() { "none".into() } else { nodes.join(", ") }
+        if nodes.is_empty() {
+            "none".into()
+        } else {
+            nodes.join(", ")
+        }
     )
 }
 

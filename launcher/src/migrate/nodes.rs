@@ -133,14 +133,23 @@ impl NodesFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodesFile::default()),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        let file: NodesFile = toml::from_str(&text)
-            .map_err(|e| format!("{} is not a valid nodes file: {}", path.display(), e.message()))?;
+        let file: NodesFile = toml::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a valid nodes file: {}",
+                path.display(),
+                e.message()
+            )
+        })?;
         for (name, entry) in &file.nodes {
             if let Some(why) = node_name_problem(name) {
                 return Err(format!("{}: node name `{name}`: {why}", path.display()));
             }
             if let Some(why) = destination_problem(&entry.ssh) {
-                return Err(format!("{}: node `{name}`: ssh = {:?}: {why}", path.display(), entry.ssh));
+                return Err(format!(
+                    "{}: node `{name}`: ssh = {:?}: {why}",
+                    path.display(),
+                    entry.ssh
+                ));
             }
         }
         Ok(file)
@@ -216,7 +225,10 @@ impl Node {
 
     /// The cache directory on the node for shipped binaries.
     pub fn cache_on_node(&self) -> &str {
-        self.entry.cache.as_deref().unwrap_or("~/.cache/fatbin/slots")
+        self.entry
+            .cache
+            .as_deref()
+            .unwrap_or("~/.cache/fatbin/slots")
     }
 
     /// The best of `wanted` (ordered best first) this node runs, with its rank.
@@ -243,7 +255,8 @@ impl Paths {
             user: user_config_dir().map(|d| d.join("fatbin/nodes.toml")),
             layout: root.map(|r| fatbin_layout::Layout::new(r).nodes_file()),
             system: PathBuf::from(
-                std::env::var_os("FATBIN_SYSTEM_NODES").unwrap_or_else(|| "/etc/fatbin/nodes.toml".into()),
+                std::env::var_os("FATBIN_SYSTEM_NODES")
+                    .unwrap_or_else(|| "/etc/fatbin/nodes.toml".into()),
             ),
         }
     }

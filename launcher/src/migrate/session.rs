@@ -284,7 +284,10 @@ impl Pump {
         }
         self.pre.extend_from_slice(chunk);
         if let Some((at, end, group)) = find_line(&self.pre, START) {
-            let group: u32 = std::str::from_utf8(&group).ok().and_then(|g| g.parse().ok()).unwrap_or(u32::MAX);
+            let group: u32 = std::str::from_utf8(&group)
+                .ok()
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(u32::MAX);
             pgid.store(group, Ordering::SeqCst);
             self.started = true;
             let pre = std::mem::take(&mut self.pre);
@@ -350,7 +353,10 @@ fn find_line(buf: &[u8], marker: &[u8]) -> Option<(usize, usize, Vec<u8>)> {
     let at = buf.windows(marker.len()).position(|w| w == marker)?;
     let rest = &buf[at + marker.len()..];
     let nl = rest.iter().position(|&b| b == b'\n')?;
-    let payload = rest[..nl].strip_suffix(b"\r").unwrap_or(&rest[..nl]).to_vec();
+    let payload = rest[..nl]
+        .strip_suffix(b"\r")
+        .unwrap_or(&rest[..nl])
+        .to_vec();
     Some((at, at + marker.len() + nl + 1, payload))
 }
 

@@ -65,7 +65,11 @@ impl Shipped {
 
 /// The binary's path on the node: `CACHE/SHA256`.
 pub fn cached_path(node: &Node, sha: &str) -> Vec<u8> {
-    let mut p = node.cache_on_node().trim_end_matches('/').as_bytes().to_vec();
+    let mut p = node
+        .cache_on_node()
+        .trim_end_matches('/')
+        .as_bytes()
+        .to_vec();
     p.push(b'/');
     p.extend_from_slice(sha.as_bytes());
     p
@@ -75,7 +79,10 @@ pub fn cached_path(node: &Node, sha: &str) -> Vec<u8> {
 /// hash, then rename it into place.
 fn receive_script(node: &Node, sha: &str) -> Vec<u8> {
     let mut s = b"d=".to_vec();
-    push_remote_path(&mut s, node.cache_on_node().trim_end_matches('/').as_bytes());
+    push_remote_path(
+        &mut s,
+        node.cache_on_node().trim_end_matches('/').as_bytes(),
+    );
     s.extend_from_slice(b"; h=");
     push_quoted(&mut s, sha.as_bytes());
     s.extend_from_slice(

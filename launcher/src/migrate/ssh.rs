@@ -154,8 +154,7 @@ impl Ssh {
         if out.status.success() {
             Ok(())
         } else {
-            Err(last_line(&out.stderr)
-                .unwrap_or_else(|| format!("ssh exited with {}", out.status)))
+            Err(last_line(&out.stderr).unwrap_or_else(|| format!("ssh exited with {}", out.status)))
         }
     }
 }

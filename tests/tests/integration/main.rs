@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area. They drive the real binaries, real
 //! cross builds, real qemu-user and a real sshd; see each module's header for what it needs.
 
-mod layout;
 mod cargo_fatbin;
+mod layout;
+mod migration;

@@ -1,0 +1,422 @@
+//! A small cluster on this machine for the migration tests: real `sshd` processes on loopback
+//! ports, each with a host key generated for the run, one client key, and an ssh_config that
+//! names the nodes (passed to the launcher with `FATBIN_SSH_CONFIG`).
+//!
+//! Node kinds:
+//! - [`Kind::Native`]: an sshd on the host, an x86_64 node;
+//! - [`Kind::Aarch64`]: an sshd inside `unshare --user --map-root-user --map-auto --mount` with its
+//!   own binfmt_misc mount where qemu-aarch64-static is registered (flag F), so aarch64 binaries
+//!   run there while the host itself refuses them (`Exec format error`);
+//! - [`Cluster::add_blackhole`]: a TCP port that accepts and never speaks, a node that hangs.
+//!
+//! Each cluster gets its own XDG config/cache/runtime directories, so inventory, down-node
+//! memory and control sockets never leak between tests or into the user's home.
+//!
+//! Needs root (sshd changes user), OpenSSH server and client, `uidmap` with a
+//! `root:100000:65536` line in /etc/subuid and /etc/subgid, and qemu-user-static.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Native,
+    Aarch64,
+}
+
+/// One running sshd.
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub port: u16,
+    pub kind: Kind,
+    child: Option<Child>,
+}
+
+/// A listener that accepts connections and never answers: a hung node.
+#[derive(Debug)]
+pub struct Blackhole {
+    pub name: String,
+    pub port: u16,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
+}
+
+/// The cluster: its directory (keys, configs, XDG dirs) and its nodes.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+    blackholes: Vec<Blackhole>,
+}
+
+/// binfmt_misc registration for qemu-aarch64-static, as Debian's qemu-user-static writes it,
+/// with flag F (the interpreter is opened at registration, so it works inside the namespace).
+const BINFMT_AARCH64: &str = ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F";
+
+/// Panics with what to install or configure when the machine cannot host a test cluster.
+pub fn require(aarch64: bool) {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("run the tests as root (sshd must switch to the logged-in user)".to_owned());
+    }
+    for (path, package) in [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh", "openssh-client"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+    ] {
+        if !Path::new(path).exists() {
+            missing.push(format!("{path}: apt-get install {package}"));
+        }
+    }
+    if aarch64 {
+        for (path, package) in [
+            ("/usr/bin/unshare", "util-linux"),
+            ("/usr/bin/newuidmap", "uidmap"),
+            ("/usr/bin/qemu-aarch64-static", "qemu-user-static"),
+        ] {
+            if !Path::new(path).exists() {
+                missing.push(format!("{path}: apt-get install {package}"));
+            }
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text.lines().any(|l| l.starts_with("root:")) {
+                missing.push(format!(
+                    "{file} has no range for root: add the line `root:100000:65536` \
+                     (sshd in a user namespace needs more than one mapped uid)"
+                ));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the migration tests need a real sshd cluster on this machine; fix:\n  {}",
+        missing.join("\n  ")
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn user_name() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
+
+impl Cluster {
+    /// An empty cluster: keys and directories, no nodes yet.
+    pub fn new() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("fatbin-cl-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for sub in ["config", "cache", "run"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", "fatbin-test", "-f"])
+                .arg(d.join("id")),
+            "ssh-keygen (client key)",
+        );
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::write(d.join("known_hosts"), "").unwrap();
+        std::fs::write(d.join("ssh_config"), "").unwrap();
+        // privilege separation needs it; a fresh container may not have it yet.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        Cluster {
+            dir,
+            nodes: Vec::new(),
+            blackholes: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ssh_config(&self) -> PathBuf {
+        self.dir().join("ssh_config")
+    }
+
+    fn append(&self, file: &str, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir().join(file))
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn host_entry(&self, name: &str, port: u16) {
+        let d = self.dir().display();
+        self.append(
+            "ssh_config",
+            &format!(
+                "Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User {}\n  IdentityFile {d}/id\n  \
+                 IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  GlobalKnownHostsFile /dev/null\n  \
+                 HostKeyAlias fatbin-{name}\n  StrictHostKeyChecking yes\n  LogLevel ERROR\n\n",
+                user_name()
+            ),
+        );
+    }
+
+    /// Starts a node and waits until its sshd accepts connections.
+    pub fn add_node(&mut self, name: &str, kind: Kind) -> &Node {
+        let d = self.dir().to_owned();
+        let port = free_port();
+        let key = d.join(format!("host-{name}"));
+        run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&key),
+            "ssh-keygen (host key)",
+        );
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let public: Vec<&str> = public.split_whitespace().take(2).collect();
+        self.append(
+            "known_hosts",
+            &format!("fatbin-{name} {}\n", public.join(" ")),
+        );
+        let config = d.join(format!("sshd-{name}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}/authorized_keys\n\
+                 PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPrintMotd no\n\
+                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\n",
+                key.display(),
+                d.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(d.join(format!("sshd-{name}.log"))).unwrap();
+        let sshd = format!("exec /usr/sbin/sshd -D -e -f {}", config.display());
+        let mut cmd = match kind {
+            Kind::Native => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(&sshd);
+                c
+            }
+            Kind::Aarch64 => {
+                let mut c = Command::new("unshare");
+                c.args(["--user", "--map-root-user", "--map-auto", "--mount", "--", "/bin/sh", "-c"])
+                    .arg(format!(
+                        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && \
+                         printf '%s' '{BINFMT_AARCH64}' > /proc/sys/fs/binfmt_misc/register && {sshd}"
+                    ));
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd");
+        self.host_entry(name, port);
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            port,
+            kind,
+            child: Some(child),
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                // Wait for the banner: the port is sshd's, not a leftover.
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut b = [0u8; 4];
+                if s.read_exact(&mut b).is_ok() && &b == b"SSH-" {
+                    break;
+                }
+            }
+            let node = self.nodes.last_mut().unwrap();
+            if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "sshd for node {name} exited ({status}): {}",
+                    std::fs::read_to_string(d.join(format!("sshd-{name}.log"))).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd for node {name} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes.last().unwrap()
+    }
+
+    /// A "node" whose port accepts TCP connections and never sends a byte.
+    pub fn add_blackhole(&mut self, name: &str) -> &Blackhole {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        self.host_entry(name, port);
+        self.blackholes.push(Blackhole {
+            name: name.to_owned(),
+            port,
+            accepted,
+        });
+        self.blackholes.last().unwrap()
+    }
+
+    pub fn blackhole(&self, name: &str) -> &Blackhole {
+        self.blackholes.iter().find(|b| b.name == name).unwrap()
+    }
+
+    /// Kills a node's sshd and every process it started (its connections and sessions).
+    pub fn kill_node(&mut self, name: &str) {
+        let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
+        if let Some(mut child) = node.child.take() {
+            kill_tree(child.id());
+            let _ = child.wait();
+        }
+    }
+
+    /// Sets the launcher's environment: ssh config, private XDG dirs, no system inventory.
+    pub fn env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        let d = self.dir();
+        cmd.env("FATBIN_SSH_CONFIG", self.ssh_config())
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("XDG_CACHE_HOME", d.join("cache"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .env("FATBIN_SYSTEM_NODES", d.join("no-system-nodes.toml"))
+    }
+
+    /// Writes the user's nodes.toml of this cluster.
+    pub fn write_nodes(&self, text: &str) {
+        let p = self.dir().join("config/fatbin");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("nodes.toml"), text).unwrap();
+    }
+
+    /// The launcher's down-node memory file.
+    pub fn down_file(&self) -> PathBuf {
+        self.dir().join("cache/fatbin/down")
+    }
+
+    /// Runs a command on a node over plain ssh (test plumbing, not the launcher).
+    pub fn ssh(&self, node: &str, command: &str) -> std::process::Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.ssh_config())
+            .args(["-o", "BatchMode=yes", "-n", node, command])
+            .output()
+            .unwrap()
+    }
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster::new()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                kill_tree(child.id());
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// SIGKILLs `pid` and all its descendants (found through /proc), children first found first.
+pub fn kill_tree(pid: u32) {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        all.extend(children_of(parent));
+        i += 1;
+    }
+    for p in all {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name may contain spaces and parentheses: fields follow the last `)`.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Whether any process's command line contains `needle` (to prove a remote program ended).
+pub fn process_running(needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let me = std::process::id().to_string();
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().filter(|p| p.parse::<u32>().is_ok()) else {
+            return false;
+        };
+        pid != me
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).any(|w| w == needle.as_bytes()))
+                .unwrap_or(false)
+    })
+}

@@ -1,0 +1,611 @@
+//! Migration over OpenSSH against a real cluster on this machine (see `fatbin_tests::cluster`):
+//! real sshd processes, an "aarch64" node that runs aarch64 binaries through its own
+//! binfmt_misc registration, the real launcher (and the aarch64 launcher under qemu).
+//!
+//! Needs root, openssh-server/client, uidmap with `root:100000:65536` in /etc/subuid and
+//! /etc/subgid, and qemu-user-static; the tests fail with that list when something is missing.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fatbin_layout::{install, Layout, NewSlot};
+use fatbin_tests::cluster::{self, Cluster, Kind};
+use fatbin_tests::{host_bin_dir, launcher_binary, probe_binary, temp_dir};
+
+const X86: &str = "x86_64-unknown-linux-musl";
+const ARM: &str = "aarch64-unknown-linux-musl";
+
+/// A layout ROOT with the probe installed for the given (slot, target) pairs.
+fn layout_with(slots: &[(&str, &str)]) -> tempfile::TempDir {
+    let root = temp_dir();
+    let new: Vec<NewSlot> = slots
+        .iter()
+        .map(|(slot, target)| NewSlot {
+            slot: slot.parse().unwrap(),
+            source: probe_binary(target, None),
+            target: (*target).to_owned(),
+            cpu: None,
+            features: Vec::new(),
+            krate: Some("probe".into()),
+            version: None,
+        })
+        .collect();
+    install(&Layout::new(root.path()), "probe", &new).expect("install the probe");
+    root
+}
+
+/// `fatbin run --root ROOT probe ARGS` with the cluster's environment, stdin closed.
+fn fatbin(cl: &Cluster, root: &Path, args: &[&[u8]]) -> Command {
+    let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+    cl.env(&mut cmd);
+    cmd.env("FATBIN_FALLBACK", "nodes")
+        .env_remove("FATBIN_ROOT")
+        .env_remove("FATBIN_ARCH")
+        .arg("run")
+        .arg("--root")
+        .arg(root)
+        .arg("probe")
+        .args(args.iter().map(|a| OsString::from_vec(a.to_vec())))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().expect("run fatbin")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// One x86_64 node "x86" with the layout shared at the same path.
+fn x86_cluster(root: &Path) -> Cluster {
+    cluster::require(false);
+    let mut cl = Cluster::new();
+    cl.add_node("x86", Kind::Native);
+    cl.write_nodes(&format!(
+        "[nodes.x86]\nssh = \"x86\"\nslots = [\"x86_64\"]\nroot = \"{}\"\n",
+        root.display()
+    ));
+    cl
+}
+
+/// The layout holds only an aarch64 probe; the x86_64 host must run it elsewhere.
+fn arm_only() -> tempfile::TempDir {
+    layout_with(&[("aarch64", ARM)])
+}
+
+#[test]
+fn x86_launcher_migrates_an_aarch64_only_program_to_the_aarch64_node() {
+    cluster::require(true);
+    let root = arm_only();
+    // The host itself cannot run it: that is what makes this a migration.
+    let direct =
+        Command::new(Layout::new(root.path()).slot_path("probe", "aarch64".parse().unwrap()))
+            .output();
+    assert!(direct.is_err() || !direct.unwrap().status.success(), "the host runs aarch64 binaries itself: binfmt_misc is registered globally, the test proves nothing");
+    let mut cl = Cluster::new();
+    cl.add_node("arm", Kind::Aarch64);
+    cl.write_nodes("[nodes.arm]\nssh = \"arm\"\nslots = [\"aarch64\"]\n");
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn aarch64_launcher_under_qemu_migrates_an_x86_only_program_to_the_x86_node() {
+    let root = layout_with(&[("x86_64", X86)]);
+    let cl = x86_cluster(root.path());
+    let launcher = launcher_binary(ARM);
+    let mut cmd = Command::new("qemu-aarch64-static");
+    cl.env(&mut cmd);
+    cmd.env("FATBIN_FALLBACK", "nodes")
+        .arg(&launcher)
+        .args(["run", "--root"])
+        .arg(root.path())
+        .arg("probe")
+        .stdin(Stdio::null());
+    let out = output(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).starts_with("probe arch=x86_64 "),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn nasty_arguments_arrive_byte_exact() {
+    let root = layout_with(&[("aarch64", ARM)]);
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let big = vec![b'x'; 100 * 1024];
+    let corpus: Vec<&[u8]> = vec![
+        b"plain",
+        b"two words",
+        b"  leading and trailing  ",
+        b"'single'",
+        b"\"double\"",
+        b"it's",
+        b"'\\''",
+        b"$(touch /tmp/fatbin-pwned)",
+        b"`touch /tmp/fatbin-pwned`",
+        b"$HOME ${PATH}",
+        b"*",
+        b"/*",
+        b"?[a-z]",
+        b"a;b",
+        b"a && b || c",
+        b"a | b > c < d",
+        b"line1\nline2\n",
+        b"\n",
+        b"\t",
+        b"",
+        b"-",
+        b"--",
+        b"-n",
+        b"--help",
+        b"\\",
+        b"#not a comment",
+        b"!",
+        b"~",
+        b"\xff\xfe\x80 not utf-8",
+        b"\x1efatbin:exit:0\n",
+        &big,
+    ];
+    let mut args: Vec<&[u8]> = vec![b"args"];
+    args.extend(&corpus);
+    let out = output(&mut fatbin(&cl, root.path(), &args));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let mut expected = Vec::new();
+    for a in &corpus {
+        expected.extend_from_slice(a);
+        expected.push(0);
+    }
+    assert!(
+        out.stdout == expected,
+        "arguments changed on the way: got {} bytes, want {}",
+        out.stdout.len(),
+        expected.len()
+    );
+    assert!(
+        !Path::new("/tmp/fatbin-pwned").exists(),
+        "an argument ran as code"
+    );
+}
+
+/// A cluster with one node of `kind` that runs `slot`.
+fn x86_cluster_for_slot(root: &Path, slot: &str, kind: Kind) -> Cluster {
+    cluster::require(kind == Kind::Aarch64);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", kind);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"{slot}\"]\nroot = \"{}\"\n",
+        root.display()
+    ));
+    cl
+}
+
+#[test]
+fn a_hundred_megabytes_through_stdin_and_stdout() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    const SIZE: usize = 100 << 20;
+    let mut child = fatbin(&cl, root.path(), &[b"cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut rng = Xorshift(0x1234_5678_9abc_def1);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut sum = Fnv::default();
+        let mut left = SIZE;
+        while left > 0 {
+            let n = left.min(buf.len());
+            rng.fill(&mut buf[..n]);
+            sum.update(&buf[..n]);
+            stdin.write_all(&buf[..n]).unwrap();
+            left -= n;
+        }
+        sum.0
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut sum = Fnv::default();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = stdout.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        sum.update(&buf[..n]);
+        total += n;
+    }
+    let sent = writer.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(total, SIZE);
+    assert_eq!(sum.0, sent, "the bytes differ");
+}
+
+struct Xorshift(u64);
+impl Xorshift {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// FNV-1a over 64 bits: a checksum of the stream, order-sensitive.
+struct Fnv(u64);
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+impl Fnv {
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+#[test]
+fn migrated_exit_statuses_signals_and_transport_255_are_told_apart() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let mut codes: Vec<i32> = vec![0, 1, 2, 126, 127, 128, 254, 255];
+    codes.extend((3..255).step_by(37));
+    for code in codes {
+        let out = output(&mut fatbin(
+            &cl,
+            root.path(),
+            &[b"exit", code.to_string().as_bytes()],
+        ));
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+        assert!(
+            !text(&out.stderr).contains("fatbin:"),
+            "a program's own status is not a transport failure: {}",
+            show(&out)
+        );
+    }
+    // Death by signal: 128+N, as a shell reports it.
+    let out = output(&mut fatbin(&cl, root.path(), &[b"signal", b"9"]));
+    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+    // stderr is relayed, markers removed.
+    let out = output(&mut fatbin(&cl, root.path(), &[b"stderr", b"to stderr"]));
+    assert_eq!(out.stderr, b"to stderr", "{}", show(&out));
+}
+
+/// Starts `probe wait-signal FILE` migrated, waits for "ready", sends `signal` to the launcher.
+fn signal_run(cl: &Cluster, root: &Path, signal: libc::c_int) -> (Output, String) {
+    let dir = temp_dir();
+    let file = dir.path().join("signal");
+    let child = fatbin(cl, root, &[b"wait-signal", file.as_os_str().as_bytes()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&file, "ready");
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    let out = child.wait_with_output().unwrap();
+    let got = std::fs::read_to_string(&file).unwrap_or_default();
+    (out, got)
+}
+
+fn wait_for(file: &Path, content: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(file)
+        .map(|t| !t.contains(content))
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} never said {content}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_reach_the_remote_program_without_a_tty() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let (out, got) = signal_run(&cl, root.path(), libc::SIGINT);
+    assert_eq!(got.trim(), "got SIGINT", "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGINT),
+        "{}",
+        show(&out)
+    );
+    let (out, got) = signal_run(&cl, root.path(), libc::SIGTERM);
+    assert_eq!(got.trim(), "got SIGTERM", "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGTERM),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_dead_connection_ends_the_remote_program() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let dir = temp_dir();
+    let file = dir.path().join("conn");
+    let child = fatbin(
+        &cl,
+        root.path(),
+        &[b"wait-signal", file.as_os_str().as_bytes()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    wait_for(&file, "ready");
+    let needle = file.to_str().unwrap();
+    assert!(cluster::process_running(needle));
+    // Kill the local master: the connection goes, sshd ends the session's connection process.
+    let socket = cl.dir().join("run/fatbin/ssh/n1.0");
+    let check = Command::new("ssh")
+        .arg("-F")
+        .arg(cl.ssh_config())
+        .arg("-S")
+        .arg(&socket)
+        .args(["-O", "check", "n1"])
+        .output()
+        .unwrap();
+    let said = text(&check.stderr);
+    let pid: i32 = said
+        .split("pid=")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no master pid in {said:?}"));
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("fatbin: the connection to node `n1` ended"),
+        "{}",
+        show(&out)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster::process_running(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "the remote program still runs after its connection died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_dead_node_fails_over_and_is_skipped_next_time() {
+    let root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("a-dead", Kind::Native);
+    cl.kill_node("a-dead");
+    cl.add_blackhole("b-hung");
+    cl.add_node("c-arm", Kind::Aarch64);
+    cl.write_nodes(
+        "[settings]\nconnect_timeout = 2\n\
+         [nodes.a-dead]\nssh = \"a-dead\"\nslots = [\"aarch64\"]\n\
+         [nodes.b-hung]\nssh = \"b-hung\"\nslots = [\"aarch64\"]\n\
+         [nodes.c-arm]\nssh = \"c-arm\"\nslots = [\"aarch64\"]\n",
+    );
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).starts_with("probe arch=aarch64"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        cl.blackhole("b-hung")
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let down = std::fs::read_to_string(cl.down_file()).unwrap();
+    assert!(
+        down.contains("a-dead\t") && down.contains("b-hung\t"),
+        "{down}"
+    );
+
+    // The next run does not try them again: the hung node sees no second connection.
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        cl.blackhole("b-hung")
+            .accepted
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the down node was tried again"
+    );
+
+    // --explain shows the route and why nodes are skipped.
+    let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+    cl.env(&mut cmd)
+        .args(["which", "--root"])
+        .arg(root.path())
+        .args(["probe", "--explain"]);
+    let out = output(&mut cmd);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("node c-arm") && said.contains("skipped, marked down"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn all_nodes_down_is_a_documented_error() {
+    let root = arm_only();
+    cluster::require(false);
+    let mut cl = Cluster::new();
+    cl.add_node("gone", Kind::Native);
+    cl.kill_node("gone");
+    cl.write_nodes("[nodes.gone]\nssh = \"gone\"\nslots = [\"aarch64\"]\n");
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot migrate `probe`")
+            && err.contains("node `gone`")
+            && err.contains("refused"),
+        "{err}"
+    );
+    // Remembered: the second run names it as skipped without connecting.
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("skipped, down since"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_node_without_the_shared_root_gets_the_binary_once() {
+    let root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("lone", Kind::Aarch64);
+    let cache = cl.dir().join("node-cache");
+    cl.write_nodes(&format!(
+        "[nodes.lone]\nssh = \"lone\"\nslots = [\"aarch64\"]\nroot = \"/nonexistent/fatbin\"\nshared = false\ncache = \"{}\"\n",
+        cache.display()
+    ));
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let manifest = Layout::new(root.path()).read_manifest("probe").unwrap();
+    let sha = &manifest.slots[&"aarch64".parse().unwrap()].sha256;
+    let cached = cache.join(sha);
+    assert!(
+        text(&out.stdout).contains(&format!("exe={}", cached.display())),
+        "{}",
+        show(&out)
+    );
+    let first = std::fs::metadata(&cached).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"again"]));
+    assert_eq!(out.stdout, b"again\0", "{}", show(&out));
+    let second = std::fs::metadata(&cached).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (first.ino(), first.mtime_nsec()),
+        (second.ino(), second.mtime_nsec()),
+        "shipped twice"
+    );
+}
+
+#[test]
+fn the_working_directory_and_chosen_variables_are_the_callers() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let dir = temp_dir();
+    let cwd = dir.path().join("a dir with 'quotes' and $x");
+    std::fs::create_dir(&cwd).unwrap();
+    let out = output(fatbin(&cl, root.path(), &[b"pwd"]).current_dir(&cwd));
+    assert_eq!(out.stdout, cwd.as_os_str().as_bytes(), "{}", show(&out));
+
+    let out = output(
+        fatbin(
+            &cl,
+            root.path(),
+            &[
+                b"env",
+                b"MY_VAR",
+                b"LANG",
+                b"NOT_FORWARDED",
+                b"FATBIN_ARGV0",
+            ],
+        )
+        .env("FATBIN_ENV", "MY_VAR")
+        .env("MY_VAR", "it's $(x)\nline")
+        .env("LANG", "C.UTF-8")
+        .env("NOT_FORWARDED", "secret"),
+    );
+    assert_eq!(
+        out.stdout,
+        b"it's $(x)\nline\0C.UTF-8\0\0probe\0",
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn nodes_commands_manage_and_probe_the_inventory() {
+    let root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("arm", Kind::Aarch64);
+    let nodes = |args: &[&str]| {
+        let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+        cl.env(&mut cmd)
+            .env("FATBIN_ROOT", root.path())
+            .arg("nodes")
+            .args(args);
+        output(&mut cmd)
+    };
+    let out = nodes(&["add", "arm", "--ssh", "arm", "--slot", "aarch64"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = nodes(&["list"]);
+    assert!(
+        text(&out.stdout).contains("arm\tarm\taarch64\t(same as here)\tyes\tuser"),
+        "{}",
+        show(&out)
+    );
+    let out = nodes(&["probe", "arm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("aarch64 through qemu"),
+        "{}",
+        show(&out)
+    );
+    let out = nodes(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("arm: reachable, ROOT visible"),
+        "{}",
+        show(&out)
+    );
+    let out = nodes(&["add", "bad", "--ssh", "-oProxyCommand=x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(text(&out.stderr).contains("option"), "{}", show(&out));
+    let out = nodes(&["remove", "arm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = nodes(&["list"]);
+    assert!(text(&out.stdout).contains("no nodes"), "{}", show(&out));
+}
