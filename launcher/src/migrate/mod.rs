@@ -204,14 +204,16 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
         .script();
         match session::run(&ssh_client, node, &seat, &script, term) {
             Ended::Finished(code) => return Ok(code),
-            Ended::Lost(detail) => return fail(
-                EXIT_TRANSPORT,
-                format!(
+            Ended::Lost(detail) => {
+                return fail(
+                    EXIT_TRANSPORT,
+                    format!(
                     "the connection to node `{}` ended while `{}` was running there ({detail}); \
                          it was stopped there, its work may be incomplete",
                     node.name, req.program
                 ),
-            ),
+                )
+            }
             Ended::NotStarted(why, detail) => {
                 let (code, message) =
                     not_started_message(req, node, slot, &cwd, &binary, why, &detail);

@@ -106,7 +106,13 @@ const FORWARDED: [(libc::c_int, &str); 3] = [
 pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -> Ended {
     let mut cmd = ssh.command(node, &seat.socket);
     cmd.args(["-o", "ControlMaster=no"]);
-    cmd.arg(if term.tty { "-tt" } else { "-T" });
+    if term.tty {
+        // A tty session ends with "Shared connection to HOST closed." at ssh's default
+        // LogLevel; a local run prints nothing like it. Errors still show.
+        cmd.args(["-tt", "-o", "LogLevel=ERROR"]);
+    } else {
+        cmd.arg("-T");
+    }
     if term.no_stdin {
         cmd.arg("-n").stdin(Stdio::null());
     }
@@ -402,5 +408,63 @@ mod tests {
         let (at, end, pid) = find_line(b"noise\n\x1efatbin:start:42\r\nout", START).unwrap();
         assert_eq!((at, end, pid.as_slice()), (6, 24, &b"42"[..]));
         assert!(find_line(b"\x1efatbin:start:4", START).is_none());
+    }
+}
+
+#[cfg(test)]
+mod pump_tests {
+    use super::*;
+
+    /// Feeds `chunks` through a pump writing to a pipe and returns (output, pump).
+    fn pump(chunks: &[&[u8]]) -> (Vec<u8>, Pump) {
+        let (r, w) = signal_pipe().unwrap();
+        let mut p = Pump::new(w.as_raw_fd());
+        let group = AtomicU32::new(0);
+        for c in chunks {
+            p.feed(c, &group);
+        }
+        p.finish(&group);
+        drop(w);
+        let mut out = Vec::new();
+        let mut r = r;
+        r.read_to_end(&mut out).unwrap();
+        (out, p)
+    }
+
+    #[test]
+    fn markers_are_removed_and_split_markers_found() {
+        let (out, p) = pump(&[
+            b"\x1efatbin:st",
+            b"art:77\nhello \x1e",
+            b"fatbin:exit:25",
+            b"5\n",
+        ]);
+        assert_eq!(out, b"hello ");
+        assert_eq!(p.exit, Some(255));
+        assert!(p.started);
+    }
+
+    #[test]
+    fn marker_text_inside_program_output_is_output() {
+        let (out, p) = pump(&[
+            b"\x1efatbin:start:1\n",
+            b"a\x1efatbin:exit:3\nb",
+            b"\x1efatbin:exit:0\n",
+        ]);
+        assert_eq!(out, b"a\x1efatbin:exit:3\nb");
+        assert_eq!(p.exit, Some(0));
+    }
+
+    #[test]
+    fn no_start_keeps_the_reason() {
+        let (out, p) = pump(&[b"ssh: connect to host x port 22: Connection refused\r\n"]);
+        assert!(out.is_empty());
+        assert!(!p.started);
+        assert_eq!(
+            last_line(&p.pre).unwrap(),
+            "ssh: connect to host x port 22: Connection refused"
+        );
+        let (_, p) = pump(&[b"\x1efatbin:fail:cwd\n"]);
+        assert_eq!(p.fail, Some(NotStarted::Cwd));
     }
 }

@@ -609,3 +609,62 @@ fn nodes_commands_manage_and_probe_the_inventory() {
     let out = nodes(&["list"]);
     assert!(text(&out.stdout).contains("no nodes"), "{}", show(&out));
 }
+
+#[test]
+fn a_stale_or_wedged_control_socket_does_not_hang_the_run() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    let sockets = cl.dir().join("run/fatbin/ssh");
+    std::fs::create_dir_all(&sockets).unwrap();
+    std::fs::set_permissions(
+        cl.dir().join("run/fatbin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    // A socket nobody listens on (a crashed master) ...
+    drop(std::os::unix::net::UnixListener::bind(sockets.join("n1.0")).unwrap());
+    let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"ok"]));
+    assert_eq!(out.stdout, b"ok\0", "{}", show(&out));
+    // ... and one that accepts but never answers (a wedged master).
+    std::fs::remove_file(sockets.join("n1.0")).ok();
+    Command::new("ssh")
+        .arg("-F")
+        .arg(cl.ssh_config())
+        .arg("-S")
+        .arg(sockets.join("n1.0"))
+        .args(["-O", "exit", "n1"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(sockets.join("n1.0")).ok();
+    let _wedged = std::os::unix::net::UnixListener::bind(sockets.join("n1.0")).unwrap();
+    let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"ok"]));
+    assert_eq!(out.stdout, b"ok\0", "{}", show(&out));
+}
+
+#[test]
+fn concurrent_runs_never_exceed_max_sessions_on_one_master() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    // Open the first master, then start more runs at once than one connection allows.
+    assert_eq!(
+        output(&mut fatbin(&cl, root.path(), &[])).status.code(),
+        Some(0)
+    );
+    let children: Vec<_> = (0..12)
+        .map(|_| {
+            fatbin(&cl, root.path(), &[b"sleep", b"2"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    }
+    assert!(
+        cl.dir().join("run/fatbin/ssh/n1.1").exists(),
+        "the runs beyond one master's seats did not open a second master"
+    );
+}
