@@ -197,8 +197,11 @@ fn install_checked(
         let outcome = if file_has(&dest, info) {
             known.here(info, &dest);
             SlotOutcome::Unchanged
-        } else if let Some((source, to)) = known.find(info) {
-            staging.stage_link(&source, &dest)?;
+        } else if let Some((_, to)) = known
+            .find(info)
+            // A file system without hard links (or across mounts, EXDEV) gets a copy instead.
+            .filter(|(source, _)| staging.stage_link(source, &dest).is_ok())
+        {
             known.here(info, staging.staged_for(&dest).unwrap_or(&dest));
             SlotOutcome::Linked { to }
         } else {

@@ -1185,6 +1185,21 @@ fn child_disk_full() {
     // A new program that does not fit leaves no directory behind either.
     assert!(install(&layout, "other", &[NewSlot::from_file(slot("x86_64"), &b)]).is_err());
     assert_eq!(snapshot(layout.root()), before);
+    if limit.is_none() {
+        // Regression: a slot identical to one on another file system cannot be hard-linked
+        // to (EXDEV); it is copied instead of failing the install.
+        let across = layout.program_dir("across");
+        std::fs::create_dir(&across).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m,mode=755", "fatbin-across"])
+            .arg(&across)
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        let report = install(&layout, "across", &[NewSlot::from_file(slot("x86_64"), &a)]).unwrap();
+        assert_eq!(report.slots[0].1, SlotOutcome::Installed);
+        assert!(verify(&layout, None).unwrap().is_empty());
+    }
     eprintln!(
         "DISK-FULL-OK ({}): {err}",
         if limit.is_some() {
