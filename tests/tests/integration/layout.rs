@@ -182,6 +182,82 @@ fn identifies_a_host_glibc_binary_and_the_glibc_version_it_needs() {
     assert_eq!(info.to_string(), format!("ELF x86_64, glibc >= {expected}"));
 }
 
+/// A C program linked by the host's `cc` with `-Wl,-z,x86-64-vN`, which makes GNU ld record
+/// the level in a `GNU_PROPERTY_X86_ISA_1_NEEDED` note (binutils >= 2.35).
+fn c_binary_needing_x86_level(dir: &Path, level: u8) -> PathBuf {
+    let source = dir.join("isa.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n",
+    )
+    .unwrap();
+    let out = dir.join(format!("isa-v{level}"));
+    let status = Command::new("cc")
+        .arg(format!("-Wl,-z,x86-64-v{level}"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&source)
+        .status()
+        .expect("cc (gcc) is needed for this test");
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn an_x86_isa_level_note_is_read_and_enforced() {
+    let dir = temp_dir();
+    let binary = c_binary_needing_x86_level(dir.path(), 3);
+    let info = elf(&binary);
+    assert_eq!(info.x86_isa_needed, Some(3));
+    assert_eq!(info.libc, Libc::Glibc);
+    assert!(info.to_string().ends_with("needs x86-64-v3"), "{info}");
+    // Binaries without the note say nothing about a level.
+    assert_eq!(elf(&probe_binary(X86_64_MUSL, None)).x86_isa_needed, None);
+
+    let layout = Layout::new(dir.path().join("root"));
+    for refused in ["x86_64", "x86_64-v2"] {
+        let err = install(
+            &layout,
+            "isa",
+            &[NewSlot::from_file(slot(refused), &binary)],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("install it into slot `x86_64-v3`"),
+            "{refused}: {err}"
+        );
+    }
+    for accepted in ["x86_64-v3", "x86_64-v4"] {
+        install(
+            &layout,
+            "isa",
+            &[NewSlot::from_file(slot(accepted), &binary)],
+        )
+        .unwrap();
+    }
+    assert!(verify(&layout, None).unwrap().is_empty());
+    // Moved into a lower slot behind the installer's back (file and manifest): verify notices.
+    remove_slot(&layout, "isa", slot("x86_64-v4")).unwrap();
+    let mut manifest = layout.read_manifest("isa").unwrap();
+    let info = manifest.slots.remove(&slot("x86_64-v3")).unwrap();
+    manifest.slots.insert(slot("x86_64-v2"), info);
+    std::fs::rename(
+        layout.slot_path("isa", slot("x86_64-v3")),
+        layout.slot_path("isa", slot("x86_64-v2")),
+    )
+    .unwrap();
+    std::fs::write(layout.manifest_path("isa"), manifest.to_toml()).unwrap();
+    let problems: Vec<String> = verify(&layout, None)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        problems.len() == 1 && problems[0].contains("slot `x86_64-v2` cannot hold"),
+        "{problems:?}"
+    );
+}
+
 fn put(buf: &mut Vec<u8>, at: usize, bytes: &[u8]) {
     if buf.len() < at + bytes.len() {
         buf.resize(at + bytes.len(), 0);
