@@ -925,6 +925,33 @@ fn verify_finds_a_tampered_byte_a_wrong_arch_file_and_unsafe_permissions() {
     ));
 }
 
+#[test]
+fn verify_finds_a_slot_owned_by_another_user() {
+    let dir = temp_dir();
+    let layout = Layout::new(dir.path());
+    install(&layout, "probe", &[probe_slot("x86_64", X86_64_MUSL, None)]).unwrap();
+    let path = layout.slot_path("probe", slot("x86_64"));
+    // Only root can give a file away; CI runs these tests as root.
+    if std::os::unix::fs::chown(&path, Some(54321), None).is_err() {
+        eprintln!("skipped: chown needs root");
+        return;
+    }
+    let problems: Vec<String> = verify(&layout, None)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        problems.len() == 1 && problems[0].contains("owned by uid 54321"),
+        "{problems:?}"
+    );
+    let err = fatbin_layout::perms::check_not_writable_by_others(&path).unwrap_err();
+    assert!(
+        matches!(err, Error::UnsafeOwner { owner: 54321, .. }),
+        "{err}"
+    );
+}
+
 /// A manifest that names a slot with the facts of another architecture is corrupt: the
 /// launcher would otherwise trust it to pick a binary.
 #[test]
