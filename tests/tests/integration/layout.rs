@@ -1161,7 +1161,8 @@ fn child_reinstaller() {
     let start = Instant::now();
     let mut n = 0;
     // Bounded both ways: enough replacements to race, never more than a few seconds.
-    while n < 400 && start.elapsed() < Duration::from_secs(4) {
+    // (A debug build spends most of an install hashing: ~20 ms per copy of the probe.)
+    while n < 400 && start.elapsed() < Duration::from_secs(6) {
         let source = if n % 2 == 0 { &b } else { &a };
         let report = install(
             &layout,
@@ -1172,6 +1173,7 @@ fn child_reinstaller() {
         assert_eq!(report.slots[0].1, SlotOutcome::Installed);
         n += 1;
     }
+    assert!(n >= 4, "only {n} reinstalls");
     eprintln!("REINSTALLS={n} in {:?}", start.elapsed());
 }
 
