@@ -3,6 +3,7 @@
 //! ```text
 //! ROOT/bin/PROG/SLOT          one binary per slot (x86_64, x86_64-v3, aarch64, ...)
 //! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts
+//! ROOT/bin/.lock              installers' lock (flock), never read by the launcher
 //! ROOT/shims/PROG             what users put on PATH
 //! ROOT/nodes.toml             the cluster's nodes
 //! ```
