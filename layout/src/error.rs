@@ -37,7 +37,9 @@ pub enum Error {
         supported: u32,
     },
 
-    #[error("{path} is writable by {who}, who could replace what runs; fix it with `chmod go-w {path}`")]
+    #[error(
+        "{path} is writable by {who}, who could replace what runs; fix it with `chmod go-w {path}`"
+    )]
     UnsafePermissions { path: PathBuf, who: &'static str },
 
     #[error("{path} is owned by uid {owner}, neither you nor root; anyone with that uid could replace what runs")]
