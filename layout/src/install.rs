@@ -152,6 +152,14 @@ pub fn check_slot(new: &NewSlot) -> Result<SlotInfo> {
 /// manifest stay as they were and the temporary files are removed.
 pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<InstallReport> {
     validate_program_name(program)?;
+    if slots.is_empty() {
+        // Nothing to do, and no empty program directory to leave behind.
+        return Ok(InstallReport {
+            program: program.to_owned(),
+            slots: Vec::new(),
+            changed: false,
+        });
+    }
     let mut checked = BTreeMap::new();
     for new in slots {
         let info = check_slot(new)?;

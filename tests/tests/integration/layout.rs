@@ -822,6 +822,17 @@ fn a_failed_first_install_leaves_no_directory() {
     assert!(layout.programs().unwrap().is_empty());
 }
 
+/// Regression: an install of no slots made an empty program directory (a "program" that
+/// `programs()` listed but that had no manifest).
+#[test]
+fn installing_no_slots_creates_nothing() {
+    let dir = temp_dir();
+    let layout = Layout::new(dir.path());
+    let report = install(&layout, "probe", &[]).unwrap();
+    assert!(!report.changed);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Verify
 
