@@ -92,6 +92,9 @@ pub fn run(req: &Request<'_>) -> i32 {
     }
 }
 
+/// Nodes to try with the slot each runs, best first; and the nodes skipped as down.
+type Candidates<'i> = (Vec<(&'i Node, SlotName)>, Vec<(&'i Node, Down)>);
+
 /// The loaded inventory and the settings derived from it.
 #[derive(Debug)]
 struct Plan {
@@ -127,12 +130,7 @@ impl Plan {
     }
 
     /// Candidates best slot first, balanced within a slot; and the nodes skipped as down.
-    fn candidates(
-        &self,
-        slots: &[SlotName],
-        ssh: Option<&Ssh>,
-        advance: bool,
-    ) -> (Vec<(&Node, SlotName)>, Vec<(&Node, Down)>) {
+    fn candidates(&self, slots: &[SlotName], ssh: Option<&Ssh>, advance: bool) -> Candidates<'_> {
         let down = self.faults.current(self.inventory.settings.down_for());
         let mut skipped = Vec::new();
         let mut groups: Vec<Vec<&Node>> = vec![Vec::new(); slots.len()];
@@ -179,6 +177,8 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
     let args: Vec<&OsStr> = req.args.iter().map(OsString::as_os_str).collect();
     let shipped = ship::Shipped::new(&plan.cache_dir);
     let mut failures: Vec<String> = Vec::new();
+    // 255 unless every attempt got as far as the node and failed there for another reason.
+    let mut code_if_all_fail = None;
 
     for (node, slot) in candidates {
         let seat = match ssh_client.connect(node) {
@@ -186,6 +186,7 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
             Err(reason) => {
                 // Nothing ran: only the connection was attempted. Remember, and try the next.
                 plan.faults.mark_down(&node.name, &reason);
+                code_if_all_fail = Some(EXIT_TRANSPORT);
                 failures.push(format!(
                     "node `{}` ({}): {reason}",
                     node.name, node.entry.ssh
@@ -226,13 +227,17 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
                 // stdin, ssh may already have read some of it and a retry would lose it.
                 if term.no_stdin && why != NotStarted::Transport {
                     failures.push(message);
+                    code_if_all_fail = code_if_all_fail.or(Some(code));
                     continue;
                 }
                 return fail(code, message);
             }
         }
     }
-    fail(EXIT_TRANSPORT, all_down_message(req, &failures, &skipped))
+    fail(
+        code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
+        all_down_message(req, &failures, &skipped),
+    )
 }
 
 fn slot_sha<'m>(req: &'m Request<'_>, slot: SlotName) -> Option<&'m str> {
@@ -401,7 +406,7 @@ fn not_started_message(
 
 fn all_down_message(req: &Request<'_>, failures: &[String], skipped: &[(&Node, Down)]) -> String {
     let mut m = format!(
-        "cannot migrate `{}`: no node that runs it could be reached (exit status 255):",
+        "cannot migrate `{}`: no node that runs it could run it:",
         req.program
     );
     for f in failures {

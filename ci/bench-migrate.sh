@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Benchmark of migration over OpenSSH (issue 5), run the same locally and in CI.
+#
+# A loopback cluster with one "aarch64" node (ci/cluster/node.sh: sshd in a user namespace
+# whose binfmt_misc runs aarch64 binaries through qemu) and a layout whose `hello` program has
+# only an aarch64 slot, so the x86_64 host must migrate it. Times, in one run:
+#   warm: `ROOT/shims/hello` (launcher -> node, reused master connection)
+#         vs `ssh -o ControlMaster=auto -o ControlPath=SOCK NODE ROOT/bin/hello/aarch64`
+#            with a master that is already up;
+#   cold: the same two with no master (every master closed before each run; the plain ssh
+#         uses no multiplexing: a full handshake each time).
+# Both sides run the same binary on the same node (qemu's start-up is in both).
+# Prints median ratios. Goals: warm <= 1.2x, cold <= 1.1x.
+#
+# Needs root, hyperfine, python3, openssh-server/client, uidmap with root's subordinate ids,
+# qemu-user-static (ci/setup.sh installs and configures them) and the x86_64 and aarch64 musl
+# targets. Environment: RUNS (default 200), COLD_RUNS (default 30).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+runs=${RUNS:-200}
+cold_runs=${COLD_RUNS:-30}
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  v=CARGO_TARGET_$(echo "$t" | tr a-z- A-Z_)_LINKER
+  export "$v=${!v:-rust-lld}"
+done
+for tool in hyperfine python3 ssh /usr/sbin/sshd; do
+  command -v "$tool" >/dev/null || { echo "bench-migrate: $tool is missing (run ci/setup.sh)" >&2; exit 1; }
+done
+
+echo "building the static launcher (x86_64) and the hello slot (aarch64), release..." >&2
+cargo build --quiet --release -p fatbin --target x86_64-unknown-linux-musl \
+  --target-dir "$here/target/cross" --manifest-path "$here/Cargo.toml"
+cargo build --quiet --release --manifest-path "$here/tests/fixtures/probe/Cargo.toml" \
+  --target aarch64-unknown-linux-musl --target-dir "$here/target/fixtures/default"
+launcher=$here/target/cross/x86_64-unknown-linux-musl/release/fatbin
+hello=$here/target/fixtures/default/aarch64-unknown-linux-musl/release/probe
+
+work=$(mktemp -d /tmp/fatbin-bm.XXXXXX)
+chmod 755 "$work"
+cleanup() { "$here/ci/cluster/stop.sh" "$work/cluster"; rm -rf "$work"; }
+trap cleanup EXIT
+"$here/ci/cluster/node.sh" "$work/cluster" arm aarch64
+
+root=$work/root
+mkdir -p "$root/bin/hello" "$root/shims" "$work/node" "$work/config/fatbin" "$work/cache" "$work/run"
+chmod 755 "$root" "$root/bin" "$root/bin/hello" "$root/shims"
+cp "$launcher" "$work/node/fatbin"
+ln -s "$work/node/fatbin" "$root/shims/fatbin"
+ln -s fatbin "$root/shims/hello"
+cp "$hello" "$root/bin/hello/aarch64"
+cat >"$root/bin/hello/fatbin.toml" <<TOML
+format = 1
+program = "hello"
+[slots.aarch64]
+target = "aarch64-unknown-linux-musl"
+arch = "aarch64"
+bits = 64
+endian = "little"
+libc = "static"
+features = []
+size = $(stat -c %s "$hello")
+sha256 = "$(sha256sum "$hello" | cut -d' ' -f1)"
+TOML
+cat >"$work/config/fatbin/nodes.toml" <<TOML
+[nodes.arm]
+ssh = "arm"
+slots = ["aarch64"]
+TOML
+
+export FATBIN_SSH_CONFIG=$work/cluster/ssh_config XDG_CONFIG_HOME=$work/config \
+  XDG_CACHE_HOME=$work/cache XDG_RUNTIME_DIR=$work/run FATBIN_FALLBACK=nodes \
+  FATBIN_SYSTEM_NODES=$work/none.toml
+cfg=$work/cluster/ssh_config
+sock=$work/plain.sock
+ours_sock=$work/run/fatbin/ssh/arm.0
+"$root/shims/hello" >/dev/null </dev/null   # sanity: migrates, opens our master
+
+plain_warm="ssh -F $cfg -o ControlMaster=auto -o ControlPath=$sock -o ControlPersist=600 arm $root/bin/hello/aarch64"
+plain_cold="ssh -F $cfg -o ControlMaster=no -o ControlPath=none arm $root/bin/hello/aarch64"
+close_ours="ssh -F $cfg -o ControlPath=$ours_sock -O exit arm"
+
+hyperfine -N --style basic --warmup 10 --runs "$runs" \
+  --export-json "$work/warm.json" \
+  -n "migrated (warm)" "$root/shims/hello" \
+  -n "ssh ControlMaster (warm)" "$plain_warm" </dev/null
+hyperfine --style basic --warmup 2 --runs "$cold_runs" \
+  --export-json "$work/cold.json" \
+  --prepare "$close_ours >/dev/null 2>&1 || true" \
+  -n "migrated (cold)" "$root/shims/hello </dev/null" \
+  -n "ssh full handshake (cold)" "$plain_cold </dev/null" </dev/null
+
+python3 - "$work/warm.json" "$work/cold.json" <<'PY'
+import json, sys
+def medians(path):
+    r = json.load(open(path))["results"]
+    return [(x["command"], x["median"] * 1000) for x in r]
+goals = {"warm": 1.2, "cold": 1.1}
+ok = True
+for path, kind in zip(sys.argv[1:], ["warm", "cold"]):
+    (ours, a), (theirs, b) = medians(path)
+    ratio = a / b
+    ok &= ratio <= goals[kind]
+    print(f"{kind}: migrated {a:.1f} ms vs {theirs} {b:.1f} ms = {ratio:.2f}x (goal <= {goals[kind]}x)")
+print("goals met" if ok else "goals NOT met")
+PY
