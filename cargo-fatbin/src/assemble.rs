@@ -78,18 +78,12 @@ pub fn install_programs(
                     .iter()
                     .find(|b| b.plan.slot == *slot)
                     .expect("every slot came from a binary");
-                json!({
-                    "slot": slot.to_string(),
-                    "target": b.spec.triple,
-                    "cpu": b.spec.cpu,
-                    "features": b.plan.features,
-                    "path": layout.slot_path(program, *slot),
-                    "outcome": match result {
-                        SlotOutcome::Installed => "installed",
-                        SlotOutcome::Linked { .. } => "linked",
-                        SlotOutcome::Unchanged => "unchanged",
-                    },
-                })
+                let outcome = match result {
+                    SlotOutcome::Installed => "installed",
+                    SlotOutcome::Linked { .. } => "linked",
+                    SlotOutcome::Unchanged => "unchanged",
+                };
+                slot_json(layout, program, b, outcome)
             })
             .collect();
         report.push(Installed {
@@ -99,6 +93,72 @@ pub fn install_programs(
         });
     }
     Ok(report)
+}
+
+/// The report of a run whose outputs are known to be in place already (see
+/// [`crate::plan_cache`]): every program fresh, every slot unchanged, nothing touched.
+pub fn unchanged_report(layout: &Layout, built: &[BuiltBinary], shell: &Shell) -> Vec<Installed> {
+    let mut programs: BTreeMap<&str, Vec<&BuiltBinary>> = BTreeMap::new();
+    for b in built {
+        programs.entry(&b.program).or_default().push(b);
+    }
+    programs
+        .into_iter()
+        .map(|(program, mut binaries)| {
+            binaries.sort_by_key(|b| b.plan.slot);
+            let names: Vec<String> = binaries.iter().map(|b| b.plan.slot.to_string()).collect();
+            shell.status(
+                "Fresh",
+                format!(
+                    "{program} v{} ({}) in {}",
+                    binaries[0].version,
+                    names.join(", "),
+                    layout.program_dir(program).display()
+                ),
+            );
+            let slots = binaries
+                .iter()
+                .map(|b| slot_json(layout, program, b, "unchanged"))
+                .collect();
+            Installed {
+                program: program.to_owned(),
+                changed: false,
+                slots,
+            }
+        })
+        .collect()
+}
+
+fn slot_json(layout: &Layout, program: &str, b: &BuiltBinary, outcome: &str) -> serde_json::Value {
+    json!({
+        "slot": b.plan.slot.to_string(),
+        "target": b.spec.triple,
+        "cpu": b.spec.cpu,
+        "features": b.plan.features,
+        "path": layout.slot_path(program, b.plan.slot),
+        "outcome": outcome,
+    })
+}
+
+/// Every file an install of `report` wrote or checked: slots, manifests, and with `shims`
+/// the program shims and `ROOT/shims/fatbin`.
+pub fn installed_files(layout: &Layout, report: &[Installed], shims: bool) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in report {
+        files.push(layout.manifest_path(&p.program));
+        for slot in &p.slots {
+            if let Some(path) = slot["path"].as_str() {
+                files.push(PathBuf::from(path));
+            }
+        }
+        if shims {
+            files.push(layout.shim_path(&p.program));
+        }
+    }
+    if shims {
+        files.push(layout.shim_path("fatbin"));
+    }
+    files
 }
 
 /// Writes `ROOT/shims/PROG -> fatbin` for every program and `ROOT/shims/fatbin -> launcher`.

@@ -6,10 +6,13 @@ use std::time::Instant;
 
 use fatbin_layout::Layout;
 
-use crate::assemble::{install_programs, print_json, write_shims};
+use crate::assemble::{
+    install_programs, installed_files, print_json, unchanged_report, write_shims,
+};
 use crate::cli::{profile_dir, BuildArgs, CargoOptions, InstallArgs, MessageFormat};
-use crate::compile::{build_all, target_directory, BuiltBinary, PlannedTarget};
+use crate::compile::{build_all, BuiltBinary, PlannedTarget};
 use crate::error::{Error, Result};
+use crate::plan_cache;
 use crate::prepare::{prepare, Prepared};
 use crate::registry;
 use crate::settings::{resolve_launcher, resolve_root};
@@ -29,7 +32,7 @@ fn compile(opts: &CargoOptions, prepared: &Prepared, shell: &Shell) -> Result<Ve
     };
     let built = build_all(
         opts,
-        &prepared.metadata,
+        &prepared.project,
         &prepared.targets,
         shell.color().as_str(),
         &announce,
@@ -45,15 +48,24 @@ fn compile(opts: &CargoOptions, prepared: &Prepared, shell: &Shell) -> Result<Ve
 pub fn build(args: BuildArgs, shell: Shell) -> Result<()> {
     let start = Instant::now();
     let shell = shell.quiet(args.cargo.quiet);
-    let prepared = prepare(&args.cargo, &args.targets.targets)?;
+    let key = plan_cache::key("build");
+    let prepared = prepare(&args.cargo, &args.targets.targets, &key)?;
     let built = compile(&args.cargo, &prepared, &shell)?;
     let out = args.out.clone().unwrap_or_else(|| {
-        target_directory(&args.cargo, &prepared.metadata)
+        prepared
+            .project
+            .target_dir
             .join("fatbin")
             .join(profile_dir(args.cargo.profile_name()))
     });
     let layout = Layout::new(&out);
-    let report = install_programs(&layout, &built, &shell, "Assembled")?;
+    let report = if plan_cache::outputs_unchanged(&key, &built) {
+        unchanged_report(&layout, &built, &shell)
+    } else {
+        let report = install_programs(&layout, &built, &shell, "Assembled")?;
+        plan_cache::save_outputs(&key, &built, installed_files(&layout, &report, false));
+        report
+    };
     if args.message_format == MessageFormat::Json {
         print_json(&out, &report, "fatbin-program")?;
     }
@@ -91,15 +103,28 @@ pub fn install(mut args: InstallArgs, shell: Shell) -> Result<()> {
     } else if args.cargo.profile.is_none() {
         args.cargo.release = true;
     }
-    let prepared = prepare(&args.cargo, &args.targets.targets)?;
-    let root = resolve_root(args.root.as_deref(), Some(&prepared.project))?;
-    let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.project));
+    // A registry crate's plan depends on the index, which is not stamped: always plan it.
+    let key = match args.krate {
+        Some(_) => String::new(),
+        None => plan_cache::key("install"),
+    };
+    let prepared = prepare(&args.cargo, &args.targets.targets, &key)?;
+    let root = resolve_root(args.root.as_deref(), Some(&prepared.fatbin))?;
+    let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin));
     let built = compile(&args.cargo, &prepared, &shell)?;
     std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
     let layout = Layout::new(&root);
-    let report = install_programs(&layout, &built, &shell, "Installing")?;
-    let programs: Vec<String> = report.iter().map(|p| p.program.clone()).collect();
-    write_shims(&layout, &programs, launcher.as_deref(), &shell)?;
+    let report = if !key.is_empty() && plan_cache::outputs_unchanged(&key, &built) {
+        unchanged_report(&layout, &built, &shell)
+    } else {
+        let report = install_programs(&layout, &built, &shell, "Installing")?;
+        let programs: Vec<String> = report.iter().map(|p| p.program.clone()).collect();
+        write_shims(&layout, &programs, launcher.as_deref(), &shell)?;
+        if !key.is_empty() {
+            plan_cache::save_outputs(&key, &built, installed_files(&layout, &report, true));
+        }
+        report
+    };
     if args.message_format == MessageFormat::Json {
         print_json(&root, &report, "fatbin-installed")?;
     }

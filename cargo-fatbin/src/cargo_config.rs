@@ -17,7 +17,7 @@ use std::str::FromStr;
 use cargo_metadata::cargo_platform::{Cfg, Platform};
 
 /// Where a target's rustflags come from, as cargo would decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UserFlags {
     /// `CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`: one set for every target.
     Env(Vec<String>),

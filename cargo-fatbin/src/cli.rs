@@ -82,7 +82,11 @@ pub struct TargetArgs {
     /// Build for TRIPLE, optionally tuned for CPU (`x86_64-unknown-linux-musl@x86-64-v3`).
     /// Repeatable; also `FATBIN_TARGETS` (comma-separated) or `targets = [...]` in
     /// [package.metadata.fatbin].
-    #[arg(long = "target", value_name = "TRIPLE[@CPU]", help_heading = "Compilation")]
+    #[arg(
+        long = "target",
+        value_name = "TRIPLE[@CPU]",
+        help_heading = "Compilation"
+    )]
     pub targets: Vec<String>,
 }
 
@@ -230,7 +234,12 @@ pub struct RootArgs {
 #[derive(Debug, Clone, Default, Args)]
 pub struct CargoOptions {
     /// Package to build (see `cargo help pkgid`).
-    #[arg(short = 'p', long = "package", value_name = "SPEC", help_heading = "Package selection")]
+    #[arg(
+        short = 'p',
+        long = "package",
+        value_name = "SPEC",
+        help_heading = "Package selection"
+    )]
     pub packages: Vec<String>,
     /// Build all packages in the workspace.
     #[arg(long, help_heading = "Package selection")]
@@ -246,7 +255,12 @@ pub struct CargoOptions {
     pub all_bins: bool,
 
     /// Space or comma separated list of features to activate.
-    #[arg(short = 'F', long, value_name = "FEATURES", help_heading = "Feature selection")]
+    #[arg(
+        short = 'F',
+        long,
+        value_name = "FEATURES",
+        help_heading = "Feature selection"
+    )]
     pub features: Vec<String>,
     /// Activate all available features.
     #[arg(long, help_heading = "Feature selection")]

@@ -23,16 +23,17 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use cargo_metadata::{Message, Metadata, PackageId};
+use cargo_metadata::Message;
 
 use crate::cargo_config::UserFlags;
 use crate::cli::CargoOptions;
 use crate::error::{Error, Result};
+use crate::prepare::ProjectInfo;
 use crate::target::{SlotPlan, TargetSpec};
 use crate::toolchain::LinkerCheck;
 
 /// One target to build and everything decided about it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedTarget {
     pub spec: TargetSpec,
     pub plan: SlotPlan,
@@ -41,7 +42,7 @@ pub struct PlannedTarget {
 }
 
 /// One binary cargo built for one target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuiltBinary {
     pub spec: TargetSpec,
     pub plan: SlotPlan,
@@ -49,6 +50,8 @@ pub struct BuiltBinary {
     pub krate: String,
     pub version: String,
     pub path: PathBuf,
+    /// cargo found it up to date.
+    pub fresh: bool,
 }
 
 /// Libraries that glibc splits out and musl keeps in libc.a. rustc's self-contained musl
@@ -133,7 +136,7 @@ fn run_config(run: &[PlannedTarget], stubs: Option<&Path>) -> (Vec<String>, bool
 
 /// The target directory cargo builds into: `--target-dir` (which `cargo metadata` does not
 /// take), else what cargo metadata says (`CARGO_TARGET_DIR`, `build.target-dir`, default).
-pub fn target_directory(opts: &CargoOptions, metadata: &Metadata) -> PathBuf {
+pub fn target_directory(opts: &CargoOptions, metadata: &cargo_metadata::Metadata) -> PathBuf {
     match &opts.target_dir {
         Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
         None => metadata.target_directory.clone().into_std_path_buf(),
@@ -143,16 +146,14 @@ pub fn target_directory(opts: &CargoOptions, metadata: &Metadata) -> PathBuf {
 /// Runs cargo for every planned target and returns the binaries it built.
 pub fn build_all(
     cargo_opts: &CargoOptions,
-    metadata: &Metadata,
+    project: &ProjectInfo,
     targets: &[PlannedTarget],
     color: &str,
     on_run: &dyn Fn(&[PlannedTarget]),
 ) -> Result<Vec<BuiltBinary>> {
-    let target_dir = &target_directory(cargo_opts, metadata);
+    let target_dir = project.target_dir.as_path();
     let needs_stubs = targets.iter().any(|t| t.linker.musl_stubs);
-    let stubs = needs_stubs
-        .then(|| musl_stub_dir(target_dir))
-        .transpose()?;
+    let stubs = needs_stubs.then(|| musl_stub_dir(target_dir)).transpose()?;
     let runs = plan_runs(targets);
     // Triples built in more than one run share one uplifted binary path between variants.
     let shared: BTreeSet<String> = runs
@@ -177,9 +178,10 @@ pub fn build_all(
             cmd.arg("--config").arg(c);
         }
         if move_env {
-            cmd.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS");
+            cmd.env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS");
         }
-        let binaries = run_cargo(cmd, metadata, target_dir, run, &shared)?;
+        let binaries = run_cargo(cmd, project, run, &shared)?;
         built.extend(binaries);
     }
     Ok(built)
@@ -187,8 +189,7 @@ pub fn build_all(
 
 fn run_cargo(
     mut cmd: Command,
-    metadata: &Metadata,
-    target_dir: &Path,
+    project: &ProjectInfo,
     run: &[PlannedTarget],
     shared: &BTreeSet<String>,
 ) -> Result<Vec<BuiltBinary>> {
@@ -202,6 +203,7 @@ fn run_cargo(
             source,
         })?;
     let stdout = child.stdout.take().expect("stdout is piped");
+    let target_dir = project.target_dir.as_path();
     let mut binaries = Vec::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let message = message.map_err(|e| Error::Cargo(format!("reading cargo's output: {e}")))?;
@@ -218,7 +220,7 @@ fn run_cargo(
         let Some(target) = target_of(&exe, target_dir, run) else {
             continue;
         };
-        let (krate, version) = package_of(metadata, &artifact.package_id);
+        let (krate, version) = project.package(&artifact.package_id.repr);
         let mut binary = BuiltBinary {
             spec: target.spec.clone(),
             plan: target.plan.clone(),
@@ -226,6 +228,7 @@ fn run_cargo(
             krate,
             version,
             path: exe,
+            fresh: artifact.fresh,
         };
         // Taken the moment cargo reports it, before another variant's run replaces it.
         if shared.contains(&binary.spec.triple) {
@@ -259,15 +262,6 @@ fn target_of<'r>(
         let name = c.as_os_str().to_str()?;
         run.iter().find(|t| t.spec.triple == name)
     })
-}
-
-fn package_of(metadata: &Metadata, id: &PackageId) -> (String, String) {
-    metadata
-        .packages
-        .iter()
-        .find(|p| &p.id == id)
-        .map(|p| (p.name.to_string(), p.version.to_string()))
-        .unwrap_or_default()
 }
 
 /// Hard-links a variant's binary to `<target-dir>/fatbin/variants/<triple>@<cpu>/<bin>`

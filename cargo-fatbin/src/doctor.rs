@@ -56,7 +56,11 @@ pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
     let config = UserConfig::load(&cwd, &[]);
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
-    shell.plain(format!("host: {} (sysroot {})", tc.host, tc.sysroot.display()));
+    shell.plain(format!(
+        "host: {} (sysroot {})",
+        tc.host,
+        tc.sysroot.display()
+    ));
     for spec in &specs {
         let std_problem = tc.check_std(&spec.triple);
         let (baseline, tuned) = match (
@@ -65,7 +69,10 @@ pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
         ) {
             (Ok(b), Ok(t)) => (b, t),
             (Err(e), _) | (_, Err(e)) => {
-                shell.plain(format!("{spec}\n    {}", shell.styled(false, &e.to_string())));
+                shell.plain(format!(
+                    "{spec}\n    {}",
+                    shell.styled(false, &e.to_string())
+                ));
                 problems.push(crate::toolchain::Problem {
                     what: e.to_string(),
                     fix: "check the spelling: `rustc --print target-list`".into(),
@@ -96,8 +103,7 @@ pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
                 let text = match tc.check_c_compiler(&spec.triple) {
                     Ok(cc) => shell.styled(true, &cc),
                     Err(p) => {
-                        let text =
-                            format!("{} (fix: {})", shell.styled(false, "missing"), p.fix);
+                        let text = format!("{} (fix: {})", shell.styled(false, "missing"), p.fix);
                         if seen.insert(("cc", spec.triple.clone())) {
                             problems.push(p);
                         }

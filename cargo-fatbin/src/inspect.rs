@@ -152,10 +152,14 @@ fn render(value: &Value) -> String {
             out.push_str(&format!(
                 "  {:<10} {:<30} {:<7} {:>9}  {:<12}  {}\n",
                 slot["slot"].as_str().unwrap_or(""),
-                slot["target"].as_str().filter(|t| !t.is_empty()).unwrap_or("-"),
+                slot["target"]
+                    .as_str()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("-"),
                 slot["libc"].as_str().unwrap_or(""),
                 slot["size"],
-                &slot["sha256"].as_str().unwrap_or("")[..12.min(slot["sha256"].as_str().unwrap_or("").len())],
+                &slot["sha256"].as_str().unwrap_or("")
+                    [..12.min(slot["sha256"].as_str().unwrap_or("").len())],
                 verified
             ));
         }

@@ -12,6 +12,7 @@ mod doctor;
 mod error;
 mod inspect;
 mod manage;
+mod plan_cache;
 mod prepare;
 mod registry;
 mod rustc;

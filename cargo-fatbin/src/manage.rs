@@ -34,7 +34,10 @@ pub fn verify_cmd(args: VerifyArgs, shell: Shell) -> Result<()> {
             Some(_) => 1,
             None => layout.programs()?.len(),
         };
-        shell.status("Verified", format!("{count} program(s) in {}", root.display()));
+        shell.status(
+            "Verified",
+            format!("{count} program(s) in {}", root.display()),
+        );
         Ok(())
     } else {
         Err(Error::Verify {
@@ -68,9 +71,9 @@ fn infer_slot(path: &std::path::Path) -> Result<SlotName> {
 
 pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
     let slot: SlotName = match &args.slot {
-        Some(s) => s.parse().map_err(|e: fatbin_layout::slot::InvalidSlotName| {
-            Error::usage(e.to_string())
-        })?,
+        Some(s) => s
+            .parse()
+            .map_err(|e: fatbin_layout::slot::InvalidSlotName| Error::usage(e.to_string()))?,
         None => infer_slot(&args.file)?,
     };
     let root = resolve_root(args.root.root.as_deref(), None)?;
@@ -82,11 +85,20 @@ pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
     }
     let report = fatbin_layout::install(&layout, &args.program, &[new])?;
     let launcher = resolve_launcher(args.root.launcher.as_deref(), None);
-    write_shims(&layout, &[args.program.clone()], launcher.as_deref(), &shell)?;
+    write_shims(
+        &layout,
+        &[args.program.clone()],
+        launcher.as_deref(),
+        &shell,
+    )?;
     let verb = if report.changed { "Added" } else { "Fresh" };
     shell.status(
         verb,
-        format!("{} slot {slot} ({})", args.program, layout.slot_path(&args.program, slot).display()),
+        format!(
+            "{} slot {slot} ({})",
+            args.program,
+            layout.slot_path(&args.program, slot).display()
+        ),
     );
     Ok(())
 }
@@ -96,9 +108,9 @@ pub fn remove(args: RemoveArgs, shell: Shell) -> Result<()> {
     let layout = Layout::new(&root);
     match &args.slot {
         Some(s) => {
-            let slot: SlotName = s.parse().map_err(|e: fatbin_layout::slot::InvalidSlotName| {
-                Error::usage(e.to_string())
-            })?;
+            let slot: SlotName = s
+                .parse()
+                .map_err(|e: fatbin_layout::slot::InvalidSlotName| Error::usage(e.to_string()))?;
             remove_slot(&layout, &args.program, slot)?;
             shell.status("Removed", format!("{} slot {slot}", args.program));
         }
@@ -137,7 +149,10 @@ pub fn list(args: ListArgs) -> Result<()> {
                 format!(
                     "{} {}: {}\n",
                     p["program"].as_str().unwrap_or(""),
-                    p["version"].as_str().map(|v| format!("v{v}")).unwrap_or_default(),
+                    p["version"]
+                        .as_str()
+                        .map(|v| format!("v{v}"))
+                        .unwrap_or_default(),
                     slots.join(", ")
                 )
             })

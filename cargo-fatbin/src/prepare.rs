@@ -2,23 +2,60 @@
 //! slots (rustc), and the toolchain check that stops a build which cannot succeed.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId};
 
 use crate::cargo_config::UserConfig;
 use crate::cli::CargoOptions;
-use crate::compile::PlannedTarget;
+use crate::compile::{target_directory, PlannedTarget};
 use crate::error::{Error, Result};
+use crate::plan_cache::{self, Stamped};
 use crate::rustc::{Rustc, TargetCfg};
 use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};
 use crate::target::{parse_targets, slot_for, TargetSpec};
 use crate::toolchain::{Problem, Toolchain};
 
+/// What the build needs to know about the project from `cargo metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub target_dir: PathBuf,
+    /// Name and version of every package with binaries, by cargo's package id.
+    pub packages: BTreeMap<String, (String, String)>,
+}
+
+impl ProjectInfo {
+    fn from_metadata(metadata: &Metadata, opts: &CargoOptions) -> ProjectInfo {
+        let packages = metadata
+            .packages
+            .iter()
+            .filter(|p| p.targets.iter().any(|t| t.is_bin()))
+            .map(|p| {
+                (
+                    p.id.repr.clone(),
+                    (p.name.to_string(), p.version.to_string()),
+                )
+            })
+            .collect();
+        ProjectInfo {
+            target_dir: target_directory(opts, metadata),
+            packages,
+        }
+    }
+
+    /// The name and version of the package `id`.
+    pub fn package(&self, id: &str) -> (String, String) {
+        self.packages.get(id).cloned().unwrap_or_default()
+    }
+}
+
 /// A project ready to build.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prepared {
-    pub metadata: Metadata,
-    pub project: FatbinMetadata,
+    pub project: ProjectInfo,
+    pub fatbin: FatbinMetadata,
     pub targets: Vec<PlannedTarget>,
 }
 
@@ -85,8 +122,20 @@ pub fn toolchain(rustc: &Rustc) -> Result<Toolchain> {
 }
 
 /// Plans every target and checks the toolchain, failing before cargo starts when something
-/// is missing.
-pub fn prepare(opts: &CargoOptions, cli_targets: &[String]) -> Result<Prepared> {
+/// is missing; a re-run with the same inputs reuses the last plan (see [`plan_cache`]).
+pub fn prepare(opts: &CargoOptions, cli_targets: &[String], cache_key: &str) -> Result<Prepared> {
+    if let Some(plan) = plan_cache::load_plan::<Prepared>(cache_key) {
+        return Ok(plan);
+    }
+    let (prepared, inputs) = prepare_from_scratch(opts, cli_targets)?;
+    plan_cache::save_plan(cache_key, &prepared, inputs);
+    Ok(prepared)
+}
+
+fn prepare_from_scratch(
+    opts: &CargoOptions,
+    cli_targets: &[String],
+) -> Result<(Prepared, Stamped)> {
     let rustc = Rustc::from_env();
     let (metadata, toolchain) = std::thread::scope(|scope| {
         let tc = scope.spawn(|| toolchain(&rustc));
@@ -148,11 +197,68 @@ pub fn prepare(opts: &CargoOptions, cli_targets: &[String]) -> Result<Prepared> 
             &problems,
         ));
     }
-    Ok(Prepared {
-        metadata,
-        project,
+    let inputs = plan_inputs(&metadata, &cwd, &toolchain, &triples);
+    let prepared = Prepared {
+        project: ProjectInfo::from_metadata(&metadata, opts),
+        fatbin: project,
         targets,
-    })
+    };
+    Ok((prepared, inputs))
+}
+
+/// The files a plan depends on (see [`plan_cache`]).
+fn plan_inputs(
+    metadata: &Metadata,
+    cwd: &Path,
+    toolchain: &Toolchain,
+    triples: &BTreeSet<&str>,
+) -> Stamped {
+    let mut files: Vec<PathBuf> = Vec::new();
+    // Every local package's manifest (members and path dependencies), and the lock file.
+    for p in &metadata.packages {
+        if p.source.is_none() {
+            files.push(p.manifest_path.clone().into_std_path_buf());
+        }
+    }
+    let root = metadata.workspace_root.as_std_path();
+    files.push(root.join("Cargo.lock"));
+    files.push(root.join("Cargo.toml"));
+    for dir in cwd.ancestors().chain(root.ancestors()) {
+        for name in [
+            ".cargo/config.toml",
+            ".cargo/config",
+            "rust-toolchain.toml",
+            "rust-toolchain",
+        ] {
+            files.push(dir.join(name));
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".cargo")));
+    if let Some(cargo_home) = cargo_home {
+        files.push(cargo_home.join("config.toml"));
+        files.push(cargo_home.join("config"));
+    }
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".rustup")));
+    if let Some(rustup_home) = rustup_home {
+        files.push(rustup_home.join("settings.toml"));
+    }
+    // An updated toolchain, or a target added or removed.
+    files.push(toolchain.sysroot.join("lib/rustlib"));
+    for triple in triples {
+        files.push(
+            toolchain
+                .sysroot
+                .join("lib/rustlib")
+                .join(triple)
+                .join("lib"),
+        );
+    }
+    Stamped::of(files)
 }
 
 /// One error listing every missing piece and its fix.
@@ -197,8 +303,7 @@ pub fn needs_c_compiler(
         for dep in &node.deps {
             let applies = dep.dep_kinds.iter().any(|k| {
                 k.kind != DependencyKind::Development
-                    && k
-                        .target
+                    && k.target
                         .as_ref()
                         .is_none_or(|p| p.matches(triple, &cfg.cfgs))
             });

@@ -111,15 +111,20 @@ pub fn fetch(
                     package.version
                 )));
             }
-            let dir = package.manifest_path.parent().expect("a manifest is in a directory");
+            let dir = package
+                .manifest_path
+                .parent()
+                .expect("a manifest is in a directory");
             (package.version.to_string(), dir.as_std_path().to_owned())
         }
         // A crate with only binaries is resolved and downloaded, but cargo leaves it out of
         // the metadata ("ignoring invalid dependency ... missing a lib target"): take its
         // version from the lock file and its source from cargo's unpacked registry cache.
         None => {
-            let version = locked_version(&scratch.path().join("Cargo.lock"), &name)
-                .ok_or_else(|| Error::Cargo(format!("the registry has no crate `{name}` ({req})")))?;
+            let version =
+                locked_version(&scratch.path().join("Cargo.lock"), &name).ok_or_else(|| {
+                    Error::Cargo(format!("the registry has no crate `{name}` ({req})"))
+                })?;
             let dir = unpacked_source(&name, &version).ok_or_else(|| {
                 Error::Cargo(format!(
                     "`{name}` v{version} was resolved but its source is not in cargo's registry cache; download it yourself and use `cargo fatbin install --path DIR`"
@@ -129,9 +134,7 @@ pub fn fetch(
         }
     };
     let source = source.as_path();
-    let dest = cache
-        .join("src")
-        .join(format!("{name}-{version}"));
+    let dest = cache.join("src").join(format!("{name}-{version}"));
     if !dest.join("Cargo.toml").is_file() {
         let staging = cache.join("src").join(format!(".{name}-{version}.tmp"));
         let _ = std::fs::remove_dir_all(&staging);
@@ -145,10 +148,7 @@ pub fn fetch(
         }
         std::fs::rename(&staging, &dest).map_err(Error::io(&dest))?;
     }
-    shell.status(
-        "Fetched",
-        format!("{name} v{version} ({})", dest.display()),
-    );
+    shell.status("Fetched", format!("{name} v{version} ({})", dest.display()));
     Ok(Fetched {
         manifest_path: dest.join("Cargo.toml"),
         target_dir: cache.join("target"),

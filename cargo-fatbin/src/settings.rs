@@ -11,7 +11,7 @@ use crate::cli::CargoOptions;
 use crate::error::{Error, Result};
 
 /// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FatbinMetadata {
     pub targets: Option<Vec<String>>,

@@ -10,7 +10,9 @@ use fatbin_layout::{Arch, SlotName};
 use crate::error::{Error, Result};
 
 /// `x86_64-unknown-linux-musl@x86-64-v3`: a Rust target triple and an optional `-C target-cpu`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TargetSpec {
     pub triple: String,
     pub cpu: Option<String>,
@@ -40,10 +42,14 @@ impl FromStr for TargetSpec {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(bad("expected TRIPLE or TRIPLE@CPU, e.g. x86_64-unknown-linux-musl@x86-64-v3"));
+            return Err(bad(
+                "expected TRIPLE or TRIPLE@CPU, e.g. x86_64-unknown-linux-musl@x86-64-v3",
+            ));
         }
         if !triple.contains("-linux") {
-            return Err(bad("fat programs are for Linux; use a *-linux-gnu or *-linux-musl triple"));
+            return Err(bad(
+                "fat programs are for Linux; use a *-linux-gnu or *-linux-musl triple",
+            ));
         }
         if Arch::from_triple(triple).is_none() {
             return Err(bad(
@@ -52,7 +58,9 @@ impl FromStr for TargetSpec {
         }
         if let Some(cpu) = cpu {
             if cpu.is_empty() || cpu.contains(char::is_whitespace) {
-                return Err(bad("the CPU after `@` must be a rustc target CPU like x86-64-v3"));
+                return Err(bad(
+                    "the CPU after `@` must be a rustc target CPU like x86-64-v3",
+                ));
             }
         }
         Ok(TargetSpec {
@@ -84,7 +92,7 @@ pub fn parse_targets<S: AsRef<str>>(specs: &[S]) -> Result<Vec<TargetSpec>> {
 }
 
 /// The slot a build fills and the CPU features (beyond the triple's baseline) it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SlotPlan {
     pub slot: SlotName,
     pub features: Vec<String>,

@@ -18,14 +18,14 @@ pub struct Toolchain {
 }
 
 /// One missing piece and what fixes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     pub what: String,
     pub fix: String,
 }
 
 /// How a target's binaries are linked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkerCheck {
     /// The linker, as a person would name it (`rust-lld (bundled with rustc)`).
     pub describe: String,
@@ -78,6 +78,14 @@ fn found_on_path(program: &str) -> bool {
 }
 
 impl Toolchain {
+    /// Where rustc keeps the tools it ships (rust-lld).
+    fn host_bin_dir(&self) -> PathBuf {
+        self.sysroot
+            .join("lib/rustlib")
+            .join(&self.host)
+            .join("bin")
+    }
+
     /// Is the target's standard library installed?
     pub fn check_std(&self, triple: &str) -> Option<Problem> {
         let lib = self.sysroot.join("lib/rustlib").join(triple).join("lib");
@@ -92,7 +100,10 @@ impl Toolchain {
         let fix = if which::which("rustup").is_ok() {
             format!("rustup target add {triple}")
         } else {
-            format!("install the Rust standard library for {triple} into {}", self.sysroot.display())
+            format!(
+                "install the Rust standard library for {triple} into {}",
+                self.sysroot.display()
+            )
         };
         Some(Problem {
             what: format!("the standard library for {triple} is not installed"),
@@ -103,28 +114,28 @@ impl Toolchain {
     /// Which linker the target uses and whether it is there.
     pub fn check_linker(&self, triple: &str, config: &UserConfig) -> LinkerCheck {
         if let Some(linker) = config.linker(triple) {
-            let problem = (!found_on_path(&linker)).then(|| Problem {
+            // rustc looks for its bundled linkers (rust-lld) in the sysroot, not on PATH.
+            let bundled = !linker.contains('/') && self.host_bin_dir().join(&linker).is_file();
+            let problem = (!bundled && !found_on_path(&linker)).then(|| Problem {
                 what: format!("the linker `{linker}` configured for {triple} is not found"),
                 fix: format!(
                     "install `{linker}`, or change {} / target.{triple}.linker",
                     target_env_var(triple, "LINKER")
                 ),
             });
+            // Your own rust-lld for musl needs the same stub archives as ours.
+            let is_lld = linker == "rust-lld" || linker.ends_with("/rust-lld");
             return LinkerCheck {
                 describe: format!("{linker} (your configuration)"),
                 set: None,
-                musl_stubs: false,
+                musl_stubs: is_musl(triple) && is_lld,
                 problem,
             };
         }
         if is_musl(triple) {
             // Static musl: rustc ships the C runtime (self-contained crt objects and libc.a)
             // and rust-lld, so no C cross toolchain is needed.
-            let lld = self
-                .sysroot
-                .join("lib/rustlib")
-                .join(&self.host)
-                .join("bin/rust-lld");
+            let lld = self.host_bin_dir().join("rust-lld");
             let problem = (!lld.is_file()).then(|| Problem {
                 what: format!("rustc's bundled rust-lld is missing ({})", lld.display()),
                 fix: "rustup toolchain install --force stable (reinstall the toolchain)".into(),
@@ -248,7 +259,10 @@ mod tests {
     #[test]
     fn gnu_prefixes_match_debian_cross_compilers() {
         assert_eq!(gnu_prefix("aarch64-unknown-linux-gnu"), "aarch64-linux-gnu");
-        assert_eq!(gnu_prefix("riscv64gc-unknown-linux-gnu"), "riscv64-linux-gnu");
+        assert_eq!(
+            gnu_prefix("riscv64gc-unknown-linux-gnu"),
+            "riscv64-linux-gnu"
+        );
         assert_eq!(
             gnu_prefix("armv7-unknown-linux-gnueabihf"),
             "arm-linux-gnueabihf"

@@ -38,15 +38,24 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A target directory for one test's builds, kept between runs so a second `cargo test`
 /// reuses them (and never inside the fixture's own source tree).
 pub fn build_dir(name: &str) -> PathBuf {
-    workspace_root().join("target/cargo-fatbin-tests").join(name)
+    workspace_root()
+        .join("target/cargo-fatbin-tests")
+        .join(name)
 }
 
 /// `cargo fatbin` as the binary sees it when cargo runs it: `cargo-fatbin fatbin ARGS`.
-/// The user's FATBIN_* settings are cleared so only the test's arguments count.
+/// The user's FATBIN_* settings and RUSTFLAGS are cleared so only the test's arguments count.
 pub fn cargo_fatbin_command(dir: &Path) -> Command {
     let mut cmd = Command::new(host_bin_dir().join("cargo-fatbin"));
     cmd.arg("fatbin").current_dir(dir);
-    for var in ["FATBIN_TARGETS", "FATBIN_ROOT", "FATBIN_LAUNCHER", "RUSTFLAGS"] {
+    // Saved plans go under target/, not into the user's ~/.cache.
+    cmd.env("XDG_CACHE_HOME", build_dir("cache"));
+    for var in [
+        "FATBIN_TARGETS",
+        "FATBIN_ROOT",
+        "FATBIN_LAUNCHER",
+        "RUSTFLAGS",
+    ] {
         cmd.env_remove(var);
     }
     cmd

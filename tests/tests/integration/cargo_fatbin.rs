@@ -63,7 +63,11 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
     let first = cargo_fatbin(&fixture("probe"), &args).success();
     assert_eq!(first.stdout.lines().count(), 1, "{}", first.stdout);
     assert!(first.stdout.contains("\"program\":\"probe\""));
-    assert!(first.stderr.contains("Assembled probe v0.3.1"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("Assembled probe v0.3.1"),
+        "{}",
+        first.stderr
+    );
 
     let layout = Layout::new(out.path());
     let manifest = layout.read_manifest("probe").unwrap();
@@ -89,7 +93,11 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
     let v3 = &manifest.slots[&slot("x86_64-v3")];
     assert_eq!(v3.cpu.as_deref(), Some("x86-64-v3"));
     for feature in ["avx2", "fma", "bmi2", "sse4.2"] {
-        assert!(v3.features.iter().any(|f| f == feature), "{:?}", v3.features);
+        assert!(
+            v3.features.iter().any(|f| f == feature),
+            "{:?}",
+            v3.features
+        );
     }
     assert!(manifest.slots[&slot("x86_64")].features.is_empty());
 
@@ -103,7 +111,10 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
         "{aarch64}"
     );
     let baseline = run_slot(&layout.slot_path("probe", slot("x86_64")), None);
-    assert!(baseline.starts_with("probe arch=x86_64 level=baseline"), "{baseline}");
+    assert!(
+        baseline.starts_with("probe arch=x86_64 level=baseline"),
+        "{baseline}"
+    );
     if std::is_x86_feature_detected!("avx2") {
         let v3 = run_slot(&layout.slot_path("probe", slot("x86_64-v3")), None);
         assert!(v3.starts_with("probe arch=x86_64 level=x86-64-v3"), "{v3}");
@@ -130,10 +141,17 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
     // Nothing changed, so nothing is rebuilt and nothing is rewritten.
     let before = stamps(out.path());
     let second = cargo_fatbin(&fixture("probe"), &args).success();
-    assert_eq!(stamps(out.path()), before, "a no-op rebuild touched the layout");
+    assert_eq!(
+        stamps(out.path()),
+        before,
+        "a no-op rebuild touched the layout"
+    );
     assert!(!second.stderr.contains("Compiling"), "{}", second.stderr);
     assert!(second.stderr.contains("Fresh probe"), "{}", second.stderr);
-    assert_eq!(second.stdout.matches("\"outcome\":\"unchanged\"").count(), 3);
+    assert_eq!(
+        second.stdout.matches("\"outcome\":\"unchanged\"").count(),
+        3
+    );
 }
 
 #[test]
@@ -158,7 +176,13 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
     ];
     let first = cargo_fatbin(&fixture("probe"), &args).success();
     assert!(first.stdout.is_empty(), "human output goes to stderr");
-    assert!(first.stderr.contains("Installing probe v0.3.1 (x86_64, aarch64)"), "{}", first.stderr);
+    assert!(
+        first
+            .stderr
+            .contains("Installing probe v0.3.1 (x86_64, aarch64)"),
+        "{}",
+        first.stderr
+    );
 
     let layout = Layout::new(root.path());
     assert_eq!(
@@ -169,11 +193,18 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
         std::fs::read_link(layout.shim_path("probe")).unwrap(),
         Path::new("fatbin")
     );
-    assert_eq!(std::fs::read_link(layout.shim_path("fatbin")).unwrap(), launcher);
+    assert_eq!(
+        std::fs::read_link(layout.shim_path("fatbin")).unwrap(),
+        launcher
+    );
 
     let before = stamps(root.path());
     let second = cargo_fatbin(&fixture("probe"), &args).success();
-    assert_eq!(stamps(root.path()), before, "a no-op install touched the root");
+    assert_eq!(
+        stamps(root.path()),
+        before,
+        "a no-op install touched the root"
+    );
     assert!(second.stderr.contains("Fresh probe"), "{}", second.stderr);
 
     // The layout commands on the installed program.
@@ -181,7 +212,14 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
     assert_eq!(list.stdout, "probe v0.3.1: x86_64, aarch64\n");
     cargo_fatbin(
         Path::new("."),
-        &["remove", "probe", "--slot", "aarch64", "--root", path_str(root.path())],
+        &[
+            "remove",
+            "probe",
+            "--slot",
+            "aarch64",
+            "--root",
+            path_str(root.path()),
+        ],
     )
     .success();
     let list = cargo_fatbin(Path::new("."), &["list", "--root", path_str(root.path())]).success();
@@ -243,13 +281,15 @@ fn a_missing_target_is_one_clear_error_before_compiling() {
     );
     assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert!(
-        out.stderr
-            .contains(&format!("the standard library for {missing} is not installed")),
+        out.stderr.contains(&format!(
+            "the standard library for {missing} is not installed"
+        )),
         "{}",
         out.stderr
     );
     assert!(
-        out.stderr.contains(&format!("fix: rustup target add {missing}")),
+        out.stderr
+            .contains(&format!("fix: rustup target add {missing}")),
         "{}",
         out.stderr
     );
@@ -262,8 +302,16 @@ fn a_missing_target_is_one_clear_error_before_compiling() {
         &["doctor", "--target", missing, "--target", AARCH64_MUSL],
     );
     assert_eq!(doctor.code, Some(3), "{}", doctor.stderr);
-    assert!(doctor.stderr.contains(&format!("rustup target add {missing}")));
-    assert!(doctor.stderr.contains("through /usr/bin/qemu-aarch64-static"), "{}", doctor.stderr);
+    assert!(doctor
+        .stderr
+        .contains(&format!("rustup target add {missing}")));
+    assert!(
+        doctor
+            .stderr
+            .contains("through /usr/bin/qemu-aarch64-static"),
+        "{}",
+        doctor.stderr
+    );
 }
 
 #[test]
@@ -274,8 +322,14 @@ fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
     }
     let target_dir = build_dir("uses-cc");
     let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
-    cmd.args(["build", "--color=never", "--target", AARCH64_MUSL, "--target-dir"])
-        .arg(&target_dir);
+    cmd.args([
+        "build",
+        "--color=never",
+        "--target",
+        AARCH64_MUSL,
+        "--target-dir",
+    ])
+    .arg(&target_dir);
     for var in [
         "CC",
         "TARGET_CC",
@@ -298,16 +352,20 @@ fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
 }
 
 fn which_exists(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn programs_built(args: &[&str]) -> Vec<String> {
     let out = temp_dir();
     let target_dir = build_dir("workspace");
     let mut all = args.to_vec();
-    all.extend(["--target-dir", path_str(&target_dir), "--out", path_str(out.path())]);
+    all.extend([
+        "--target-dir",
+        path_str(&target_dir),
+        "--out",
+        path_str(out.path()),
+    ]);
     cargo_fatbin(&fixture("workspace"), &all).success();
     Layout::new(out.path()).programs().unwrap()
 }
@@ -367,6 +425,49 @@ fn targets_come_from_the_command_line_then_the_environment_then_cargo_toml() {
     );
 }
 
+/// The plan of a re-run is reused only while the files it came from are unchanged.
+#[test]
+fn editing_cargo_toml_is_seen_by_the_next_run() {
+    let project = temp_dir();
+    let src = project.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(
+        fixture("workspace").join("beta/src/main.rs"),
+        src.join("main.rs"),
+    )
+    .unwrap();
+    let manifest = |targets: &str| {
+        let text = format!(
+            "[package]\nname = \"gamma\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.fatbin]\ntargets = [{targets}]\n\n[workspace]\n"
+        );
+        std::fs::write(project.path().join("Cargo.toml"), text).unwrap();
+    };
+    let out = temp_dir();
+    let target_dir = build_dir("edited");
+    let build = || {
+        cargo_fatbin(
+            project.path(),
+            &[
+                "build",
+                "--out",
+                path_str(out.path()),
+                "--target-dir",
+                path_str(&target_dir),
+            ],
+        )
+        .success();
+        Layout::new(out.path())
+            .read_manifest("gamma")
+            .unwrap()
+            .slot_list()
+    };
+    manifest("\"x86_64-unknown-linux-musl\"");
+    assert_eq!(build(), "x86_64");
+    assert_eq!(build(), "x86_64");
+    manifest("\"x86_64-unknown-linux-musl\", \"aarch64-unknown-linux-musl\"");
+    assert_eq!(build(), "x86_64, aarch64");
+}
+
 #[test]
 fn add_infers_the_slot_from_the_elf_header_and_verify_catches_tampering() {
     let root = temp_dir();
@@ -374,7 +475,15 @@ fn add_infers_the_slot_from_the_elf_header_and_verify_catches_tampering() {
     let r = path_str(root.path());
     cargo_fatbin(
         Path::new("."),
-        &["add", "tool", path_str(&binary), "--root", r, "--launcher", "/bin/true"],
+        &[
+            "add",
+            "tool",
+            path_str(&binary),
+            "--root",
+            r,
+            "--launcher",
+            "/bin/true",
+        ],
     )
     .success();
     let layout = Layout::new(root.path());
@@ -383,10 +492,24 @@ fn add_infers_the_slot_from_the_elf_header_and_verify_catches_tampering() {
     // A binary for the wrong slot is refused, and the layout is left as it was.
     let wrong = cargo_fatbin(
         Path::new("."),
-        &["add", "tool", path_str(&binary), "--slot", "x86_64", "--root", r],
+        &[
+            "add",
+            "tool",
+            path_str(&binary),
+            "--slot",
+            "x86_64",
+            "--root",
+            r,
+        ],
     );
     assert_eq!(wrong.code, Some(1), "{}", wrong.stderr);
-    assert!(wrong.stderr.contains("not a usable binary for slot `x86_64`"), "{}", wrong.stderr);
+    assert!(
+        wrong
+            .stderr
+            .contains("not a usable binary for slot `x86_64`"),
+        "{}",
+        wrong.stderr
+    );
     cargo_fatbin(Path::new("."), &["verify", r]).success();
 
     // Tampering is caught: exit code 5.
@@ -407,12 +530,21 @@ fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
         &["build", "--target", "x86_64-unknown-linux-musl@"],
     );
     assert_eq!(bad.code, Some(2), "{}", bad.stderr);
-    assert!(bad.stderr.contains("invalid target `x86_64-unknown-linux-musl@`"));
-    assert!(!bad.stderr.contains('\x1b'), "--color=never printed colours");
+    assert!(bad
+        .stderr
+        .contains("invalid target `x86_64-unknown-linux-musl@`"));
+    assert!(
+        !bad.stderr.contains('\x1b'),
+        "--color=never printed colours"
+    );
 
     let none = cargo_fatbin(&fixture("probe"), &["build"]);
     assert_eq!(none.code, Some(2), "{}", none.stderr);
-    assert!(none.stderr.contains("no targets to build"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("no targets to build"),
+        "{}",
+        none.stderr
+    );
 
     let mut coloured = cargo_fatbin_command(&fixture("probe"));
     coloured.args(["--color", "always", "build", "--target", "bogus"]);
@@ -453,7 +585,12 @@ fn install_from_the_registry() {
         ],
     )
     .success();
-    assert!(out.stderr.contains("Installing cowsay v0.14.0 (x86_64, aarch64)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Installing cowsay v0.14.0 (x86_64, aarch64)"),
+        "{}",
+        out.stderr
+    );
     let layout = Layout::new(root.path());
     let said = Command::new("qemu-aarch64-static")
         .arg(layout.slot_path("cowsay", slot("aarch64")))
