@@ -544,3 +544,48 @@ fn pe_identity<'data, R: ReadRef<'data>>(data: R) -> Parsed<Identity> {
         bits,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_symbol_versions_parse_and_compare_numerically() {
+        let v = |s: &str| GlibcVersion::from_symbol_version(s.as_bytes());
+        assert_eq!(
+            v("GLIBC_2.34"),
+            Some(GlibcVersion {
+                major: 2,
+                minor: 34
+            })
+        );
+        assert_eq!(v("GLIBC_2.2.5"), Some(GlibcVersion { major: 2, minor: 2 }));
+        assert_eq!(v("GLIBC_2"), Some(GlibcVersion { major: 2, minor: 0 }));
+        for not in [
+            "GLIBC_PRIVATE",
+            "GLIBC_ABI_DT_RELR",
+            "GCC_3.0",
+            "GLIBC_2.x",
+            "GLIBC_99999.1",
+        ] {
+            assert_eq!(v(not), None, "{not}");
+        }
+        assert!(v("GLIBC_2.34") > v("GLIBC_2.4"));
+        assert_eq!("2.34".parse::<GlibcVersion>(), Ok(v("GLIBC_2.34").unwrap()));
+        assert!("2.x".parse::<GlibcVersion>().is_err());
+    }
+
+    #[test]
+    fn scripts_report_their_interpreter_line() {
+        assert_eq!(
+            identify_bytes(b"#!/usr/bin/env python3\nprint()\n"),
+            Identity::Script {
+                interpreter: "/usr/bin/env python3".into()
+            }
+        );
+        assert!(matches!(
+            identify_bytes(b""),
+            Identity::NotExecutable { .. }
+        ));
+    }
+}
