@@ -51,7 +51,9 @@ fn run_build(mut cmd: Command, what: &str) {
 /// Builds (once per process) the probe fixture for `target`, optionally with
 /// `-C target-cpu=cpu`, in release mode, and returns the binary's path.
 pub fn probe_binary(target: &str, cpu: Option<&str>) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<(String, Option<String>), PathBuf>>> = OnceLock::new();
+    /// (target, cpu) -> built binary.
+    type Builds = Mutex<HashMap<(String, Option<String>), PathBuf>>;
+    static BUILT: OnceLock<Builds> = OnceLock::new();
     let key = (target.to_owned(), cpu.map(str::to_owned));
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(path) = built.get(&key) {
