@@ -38,7 +38,7 @@ impl UserFlags {
         }
     }
 
-    pub fn from_env(&self) -> bool {
+    pub fn is_from_env(&self) -> bool {
         matches!(self, UserFlags::Env(_))
     }
 }

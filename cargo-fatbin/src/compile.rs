@@ -111,7 +111,7 @@ fn run_config(run: &[PlannedTarget], stubs: Option<&Path>) -> (Vec<String>, bool
     // per-target keys, so when any target needs its own flags, the user's environment flags
     // move into every target's key instead.
     let move_env =
-        run.iter().any(|t| !extra(t).is_empty()) && run.iter().any(|t| t.user_flags.from_env());
+        run.iter().any(|t| !extra(t).is_empty()) && run.iter().any(|t| t.user_flags.is_from_env());
     let mut config = Vec::new();
     for t in run {
         let key = format!("target.{}", toml_str(&t.spec.triple));

@@ -87,7 +87,7 @@ pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
     let launcher = resolve_launcher(args.root.launcher.as_deref(), None);
     write_shims(
         &layout,
-        &[args.program.clone()],
+        std::slice::from_ref(&args.program),
         launcher.as_deref(),
         &shell,
     )?;

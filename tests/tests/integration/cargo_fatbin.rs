@@ -21,6 +21,7 @@ use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
 const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
 const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
 const X86_64_V3_MUSL: &str = "x86_64-unknown-linux-musl@x86-64-v3";
+const RISCV64_GNU: &str = "riscv64gc-unknown-linux-gnu";
 
 fn slot(name: &str) -> SlotName {
     name.parse().unwrap()
@@ -40,11 +41,26 @@ fn run_slot(path: &Path, qemu: Option<&str>) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// riscv64 joins the one-command build when its target and Debian's cross gcc are installed.
+fn riscv64_gnu_available() -> bool {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(sysroot.stdout).unwrap();
+    Path::new(sysroot.trim())
+        .join("lib/rustlib/riscv64gc-unknown-linux-gnu/lib")
+        .is_dir()
+        && which_exists("riscv64-linux-gnu-gcc")
+        && which_exists("qemu-riscv64-static")
+}
+
 #[test]
 fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
     let out = temp_dir();
     let target_dir = build_dir("probe");
-    let args = [
+    let riscv64 = riscv64_gnu_available();
+    let mut args = vec![
         "build",
         "--release",
         "--target",
@@ -60,6 +76,9 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
         "--message-format",
         "json",
     ];
+    if riscv64 {
+        args.extend(["--target", RISCV64_GNU]);
+    }
     let first = cargo_fatbin(&fixture("probe"), &args).success();
     assert_eq!(first.stdout.lines().count(), 1, "{}", first.stdout);
     assert!(first.stdout.contains("\"program\":\"probe\""));
@@ -71,7 +90,12 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
 
     let layout = Layout::new(out.path());
     let manifest = layout.read_manifest("probe").unwrap();
-    assert_eq!(manifest.slot_list(), "x86_64, x86_64-v3, aarch64");
+    let expected = if riscv64 {
+        "x86_64, x86_64-v3, aarch64, riscv64"
+    } else {
+        "x86_64, x86_64-v3, aarch64"
+    };
+    assert_eq!(manifest.slot_list(), expected);
     for (name, arch, triple) in [
         ("x86_64", Arch::X86_64, "x86_64-unknown-linux-musl"),
         ("x86_64-v3", Arch::X86_64, "x86_64-unknown-linux-musl"),
@@ -115,6 +139,18 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
         baseline.starts_with("probe arch=x86_64 level=baseline"),
         "{baseline}"
     );
+    if riscv64 {
+        let info = &manifest.slots[&slot("riscv64")];
+        assert_eq!(info.target, RISCV64_GNU);
+        assert_eq!(info.libc, Libc::Glibc);
+        let out = Command::new("qemu-riscv64-static")
+            .args(["-L", "/usr/riscv64-linux-gnu"])
+            .arg(layout.slot_path("probe", slot("riscv64")))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.starts_with("probe arch=riscv64"), "{said} {out:?}");
+    }
     if std::is_x86_feature_detected!("avx2") {
         let v3 = run_slot(&layout.slot_path("probe", slot("x86_64-v3")), None);
         assert!(v3.starts_with("probe arch=x86_64 level=x86-64-v3"), "{v3}");
@@ -127,7 +163,8 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
         &["inspect", "--json", path_str(&layout.program_dir("probe"))],
     )
     .success();
-    assert_eq!(inspect.stdout.matches("\"verified\":true").count(), 3);
+    let slots = if riscv64 { 4 } else { 3 };
+    assert_eq!(inspect.stdout.matches("\"verified\":true").count(), slots);
     let single = cargo_fatbin(
         Path::new("."),
         &[
@@ -150,7 +187,7 @@ fn probe_builds_three_slots_in_one_command_and_a_rerun_changes_nothing() {
     assert!(second.stderr.contains("Fresh probe"), "{}", second.stderr);
     assert_eq!(
         second.stdout.matches("\"outcome\":\"unchanged\"").count(),
-        3
+        slots
     );
 }
 
@@ -423,6 +460,64 @@ fn targets_come_from_the_command_line_then_the_environment_then_cargo_toml() {
         built("beta", Some(AARCH64_MUSL), Some(X86_64_MUSL)),
         "x86_64"
     );
+}
+
+/// The rustc command line cargo -v printed for the `beta` crate.
+fn rustc_line_for_beta(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.contains("Running") && l.contains("--crate-name beta"))
+        .unwrap_or_else(|| panic!("no rustc line for beta in:\n{stderr}"))
+}
+
+#[test]
+fn user_rustflags_are_kept_next_to_the_target_cpu() {
+    let cpu_target = "x86_64-unknown-linux-musl@x86-64-v2";
+    let build = |rustflags: Option<&str>, config: Option<&str>| {
+        let (out, target_dir) = (temp_dir(), temp_dir());
+        let mut cmd = cargo_fatbin_command(&fixture("workspace"));
+        cmd.args([
+            "build",
+            "--color=never",
+            "-v",
+            "-p",
+            "beta",
+            "--target",
+            cpu_target,
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .arg("--target-dir")
+        .arg(target_dir.path());
+        if let Some(flags) = rustflags {
+            cmd.env("RUSTFLAGS", flags);
+        }
+        if let Some(config) = config {
+            cmd.args(["--config", config]);
+        }
+        let result = run(cmd).success();
+        let slots = Layout::new(out.path())
+            .read_manifest("beta")
+            .unwrap()
+            .slot_list();
+        assert_eq!(slots, "x86_64-v2");
+        rustc_line_for_beta(&result.stderr).to_owned()
+    };
+    // RUSTFLAGS would make cargo ignore per-target flags: it is carried into them.
+    let line = build(Some("--cfg from_env"), None);
+    assert!(line.contains("--cfg from_env"), "{line}");
+    assert!(line.contains("-Ctarget-cpu=x86-64-v2"), "{line}");
+    // build.rustflags would be replaced by a target key: it is carried too.
+    let line = build(None, Some("build.rustflags=[\"--cfg\", \"from_config\"]"));
+    assert!(line.contains("--cfg from_config"), "{line}");
+    assert!(line.contains("-Ctarget-cpu=x86-64-v2"), "{line}");
+    // target.<triple>.rustflags merges with ours by itself.
+    let line = build(
+        None,
+        Some("target.x86_64-unknown-linux-musl.rustflags=[\"--cfg\", \"from_target\"]"),
+    );
+    assert!(line.contains("--cfg from_target"), "{line}");
+    assert!(line.contains("-Ctarget-cpu=x86-64-v2"), "{line}");
 }
 
 /// The plan of a re-run is reused only while the files it came from are unchanged.
