@@ -27,8 +27,9 @@ pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
 }
 
 /// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture,
-/// not the launcher.
-pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
+/// and, when this launcher run was itself started by the launcher (`depth` > 1, where a loop
+/// would show), not the launcher itself.
+pub fn check_slot(path: &Path, program: &str, slot: SlotName, depth: u32) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -88,7 +89,7 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
             )))
         }
     }
-    if is_self(&meta) {
+    if depth > 1 && is_self(&meta) {
         return Err(Error::CannotExecute(format!(
             "{program}: slot `{slot}` ({}) is the fatbin launcher itself, which would run \
              again forever; reinstall the program's real binary",

@@ -17,23 +17,26 @@ pub struct Host {
     pub arch: Option<Arch>,
     /// The raw `uname -m` text when `arch` is unknown, for messages.
     unknown_machine: Option<[u8; 65]>,
-    /// The x86-64 level (1..=4) on x86 hosts, 0 elsewhere.
-    pub x86_64_level: u8,
 }
 
 impl Host {
-    /// Detects the host. Cheap: std caches its CPUID/auxv results after the first query.
+    /// Detects the host's processor. CPU features are only read when asked about (each
+    /// `cpuid` costs microseconds in a virtual machine), so this costs nothing on x86_64 and
+    /// aarch64 launchers and one `uname` elsewhere.
     pub fn detect() -> Host {
         let (arch, unknown_machine) = detect_arch();
-        let x86_64_level = if matches!(arch, Some(Arch::X86_64 | Arch::I686)) {
-            x86_64_level_of(has_feature)
-        } else {
-            0
-        };
         Host {
             arch,
             unknown_machine,
-            x86_64_level,
+        }
+    }
+
+    /// The x86-64 level (1..=4) on x86 hosts, 0 elsewhere.
+    pub fn x86_64_level(&self) -> u8 {
+        if matches!(self.arch, Some(Arch::X86_64 | Arch::I686)) {
+            x86_64_level_of(has_feature)
+        } else {
+            0
         }
     }
 
@@ -70,7 +73,7 @@ impl Host {
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.arch, &self.unknown_machine) {
-            (Some(Arch::X86_64), _) => write!(f, "x86_64 (x86-64-v{})", self.x86_64_level),
+            (Some(Arch::X86_64), _) => write!(f, "x86_64 (x86-64-v{})", self.x86_64_level()),
             (Some(arch), _) => write!(f, "{arch}"),
             (None, Some(raw)) => {
                 let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
@@ -134,6 +137,8 @@ mod detect {
                 match name {
                     // The x86_64 baseline: always there, and not every one has a macro name.
                     "x87" | "fxsr" | "sse" | "sse2" if cfg!(target_arch = "x86_64") => true,
+                    // The features a level needs are read without std's full detection.
+                    _ if crate::cpuid::has(name).is_some() => crate::cpuid::has(name) == Some(true),
                     $($name => std::arch::is_x86_feature_detected!($name),)*
                     _ => false,
                 }

@@ -5,8 +5,11 @@
 //! launcher) it runs PROG at once with the arguments untouched; started as `fatbin` it is the
 //! command line of [`cli`]. See docs/launcher.md.
 
+pub mod arena;
 pub mod check;
 pub mod cli;
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+pub mod cpuid;
 pub mod error;
 pub mod exec;
 pub mod host;
@@ -16,6 +19,7 @@ pub mod migrate;
 pub mod plan;
 pub mod program;
 pub mod qemu;
+pub mod quick;
 pub mod report;
 pub mod select;
 

@@ -1,5 +1,31 @@
 //! `fatbin`: the launcher. The work is in the library (`fatbin::main`).
+//!
+//! The binary defines the C `main` itself (`no_main`) instead of Rust's: std's start-up would
+//! set SIGPIPE to "ignore", which every exec'd program would inherit (an ignored signal stays
+//! ignored across `execve`), and would reopen closed standard descriptors on /dev/null, which
+//! the program would inherit too. The launcher must hand the program the process exactly as
+//! it got it; skipping that start-up also saves a handful of system calls on every run.
+#![no_main]
 
-fn main() {
-    std::process::exit(fatbin::main(std::env::args_os().collect()));
+use std::ffi::{CStr, OsString};
+use std::os::unix::ffi::OsStringExt;
+
+#[global_allocator]
+static ALLOCATOR: fatbin::arena::Arena = fatbin::arena::Arena::new();
+
+/// The C entry point, called by the C library's start-up code with the process's arguments.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    let args = (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            OsString::from_vec(arg.to_bytes().to_vec())
+        })
+        .collect();
+    let code = fatbin::main(args);
+    // Flush what the reporting commands printed: returning from C main skips Rust's own
+    // stdout flush at exit.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    code
 }

@@ -58,6 +58,9 @@ pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
         .read_to_end(&mut bytes)
         .map_err(|e| corrupt(format!("cannot read it: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|_| corrupt("it is not UTF-8 text".into()))?;
+    if let Some(manifest) = crate::quick::parse(&text) {
+        return Ok(manifest);
+    }
     Manifest::parse(&text, &path).map_err(|e| match e {
         fatbin_layout::Error::CorruptManifest { why, .. } => corrupt(why),
         other => Error::CannotExecute(other.to_string()),

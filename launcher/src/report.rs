@@ -159,18 +159,15 @@ pub fn host() -> i32 {
             let _ = writeln!(text, "arch: {host}");
         }
     }
-    if host.x86_64_level > 0 {
-        let _ = writeln!(text, "x86-64 level: x86-64-v{}", host.x86_64_level);
+    let level = host.x86_64_level();
+    if level > 0 {
+        let _ = writeln!(text, "x86-64 level: x86-64-v{level}");
     }
     let mut runs: Vec<String> = Vec::new();
     if let Some(arch) = host.arch {
         for a in std::iter::once(arch).chain(arch.also_runs().iter().copied()) {
             if a == Arch::X86_64 {
-                runs.extend(
-                    (2..=host.x86_64_level)
-                        .rev()
-                        .map(|l| format!("x86_64-v{l}")),
-                );
+                runs.extend((2..=level).rev().map(|l| format!("x86_64-v{l}")));
             }
             runs.push(a.to_string());
         }

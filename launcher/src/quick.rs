@@ -1,0 +1,321 @@
+//! A fast reader for manifests in the exact shape fatbin writes them.
+//!
+//! Parsing a manifest with the general TOML parser costs about 10 µs a slot here, which is
+//! as much as everything else the launcher does. Manifests are written by
+//! `Manifest::to_toml`: one `key = value` a line, plain strings, integers and one-line arrays
+//! of strings, a `[slots.NAME]` table a slot. This reader accepts only that shape, and only
+//! when the result passes the same checks the layout library makes; anything else (comments
+//! after values, escapes, inline tables, a newer format, a field it does not know, a value
+//! that would fail a check) makes it give up, and the caller uses the full parser, which
+//! either reads the file the same way or says precisely what is wrong with it. So this
+//! reader accepts a strict subset of what `Manifest::parse` accepts, with the same result
+//! (the tests compare the two).
+
+use std::collections::BTreeMap;
+
+use fatbin_layout::identify::GlibcVersion;
+use fatbin_layout::{Arch, Endian, Libc, Manifest, SlotInfo, SlotName, FORMAT_VERSION};
+
+/// The manifest `text` holds, or `None` when it is not in the canonical shape.
+pub fn parse(text: &str) -> Option<Manifest> {
+    let mut format = None;
+    let mut program = None;
+    let mut slots: BTreeMap<SlotName, SlotInfo> = BTreeMap::new();
+    let mut current: Option<(SlotName, Fields<'_>)> = None;
+    for line in text.split('\n') {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix("[slots.") {
+            let name = header.strip_suffix(']')?;
+            if !name.bytes().all(is_bare_key_byte) {
+                return None;
+            }
+            let slot: SlotName = name.parse().ok()?;
+            if let Some((done, fields)) = current.take() {
+                insert(&mut slots, done, fields.finish(done)?)?;
+            }
+            if slots.contains_key(&slot) {
+                return None;
+            }
+            current = Some((slot, Fields::default()));
+            continue;
+        }
+        let eq = line.find('=')?;
+        let key = line[..eq].strip_suffix(' ')?;
+        let value = line[eq + 1..].strip_prefix(' ')?;
+        let value = Value::parse(value)?;
+        match &mut current {
+            Some((_, fields)) => fields.set(key, value)?,
+            None => match (key, value) {
+                ("format", Value::Int(n)) if format.is_none() => format = Some(n),
+                ("program", Value::Str(s)) if program.is_none() => program = Some(s),
+                _ => return None,
+            },
+        }
+    }
+    if let Some((done, fields)) = current.take() {
+        insert(&mut slots, done, fields.finish(done)?)?;
+    }
+    let program = program?;
+    if format? != u64::from(FORMAT_VERSION)
+        || fatbin_layout::names::program_name_problem(program).is_some()
+    {
+        return None;
+    }
+    Some(Manifest {
+        format: FORMAT_VERSION,
+        program: program.to_owned(),
+        slots,
+    })
+}
+
+fn insert(slots: &mut BTreeMap<SlotName, SlotInfo>, slot: SlotName, info: SlotInfo) -> Option<()> {
+    slots.insert(slot, info).is_none().then_some(())
+}
+
+fn is_bare_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A value in the canonical shape.
+#[derive(Debug)]
+enum Value<'a> {
+    Str(&'a str),
+    Int(u64),
+    StrArray(Vec<&'a str>),
+}
+
+impl<'a> Value<'a> {
+    fn parse(text: &'a str) -> Option<Value<'a>> {
+        if let Some(inner) = text.strip_prefix('[') {
+            let inner = inner.strip_suffix(']')?;
+            if inner.is_empty() {
+                return Some(Value::StrArray(Vec::new()));
+            }
+            return inner
+                .split(", ")
+                .map(plain_string)
+                .collect::<Option<Vec<_>>>()
+                .map(Value::StrArray);
+        }
+        if text.starts_with('"') {
+            return plain_string(text).map(Value::Str);
+        }
+        let canonical_int = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        if canonical_int {
+            return text.parse().ok().map(Value::Int);
+        }
+        None
+    }
+}
+
+/// The contents of `"..."` when it needs no unescaping.
+fn plain_string(text: &str) -> Option<&str> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    let plain = !inner.contains(['"', '\\']) && !inner.chars().any(char::is_control);
+    plain.then_some(inner)
+}
+
+/// The fields of one `[slots.NAME]` table, as read.
+#[derive(Debug, Default)]
+struct Fields<'a> {
+    target: Option<&'a str>,
+    arch: Option<&'a str>,
+    bits: Option<u64>,
+    endian: Option<&'a str>,
+    libc: Option<&'a str>,
+    glibc: Option<&'a str>,
+    cpu: Option<&'a str>,
+    features: Option<Vec<&'a str>>,
+    size: Option<u64>,
+    sha256: Option<&'a str>,
+    krate: Option<&'a str>,
+    version: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    /// Records one field; `None` for an unknown or repeated one, or a value of the wrong type.
+    fn set(&mut self, key: &str, value: Value<'a>) -> Option<()> {
+        fn put<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+            match (slot.is_none(), value) {
+                (true, Some(v)) => {
+                    *slot = Some(v);
+                    Some(())
+                }
+                _ => None,
+            }
+        }
+        let string = |v: &Value<'a>| match v {
+            Value::Str(s) => Some(*s),
+            _ => None,
+        };
+        let int = |v: &Value<'a>| match v {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        };
+        match key {
+            "target" => put(&mut self.target, string(&value)),
+            "arch" => put(&mut self.arch, string(&value)),
+            "bits" => put(&mut self.bits, int(&value)),
+            "endian" => put(&mut self.endian, string(&value)),
+            "libc" => put(&mut self.libc, string(&value)),
+            "glibc" => put(&mut self.glibc, string(&value)),
+            "cpu" => put(&mut self.cpu, string(&value)),
+            "size" => put(&mut self.size, int(&value)),
+            "sha256" => put(&mut self.sha256, string(&value)),
+            "crate" => put(&mut self.krate, string(&value)),
+            "version" => put(&mut self.version, string(&value)),
+            "features" => match value {
+                Value::StrArray(list) => put(&mut self.features, Some(list)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The slot's facts, if complete and consistent with its name (the layout's own checks).
+    fn finish(self, slot: SlotName) -> Option<SlotInfo> {
+        let arch: Arch = self.arch?.parse().ok()?;
+        let bits = u8::try_from(self.bits?).ok()?;
+        let endian = match self.endian? {
+            "little" => Endian::Little,
+            "big" => Endian::Big,
+            _ => return None,
+        };
+        if arch != slot.arch || bits != arch.bits() || endian != arch.endian() {
+            return None;
+        }
+        let libc = match self.libc? {
+            "static" => Libc::Static,
+            "musl" => Libc::Musl,
+            "glibc" => Libc::Glibc,
+            "other" => Libc::Other,
+            _ => return None,
+        };
+        let glibc = match self.glibc {
+            Some(v) => Some(v.parse::<GlibcVersion>().ok()?),
+            None => None,
+        };
+        let sha256 = self.sha256?;
+        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+        if sha256.len() != 64 || !sha256.bytes().all(hex) {
+            return None;
+        }
+        Some(SlotInfo {
+            target: self.target.unwrap_or_default().to_owned(),
+            arch,
+            bits,
+            endian,
+            libc,
+            glibc,
+            cpu: self.cpu.map(str::to_owned),
+            features: self
+                .features
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            size: self.size?,
+            sha256: sha256.to_owned(),
+            krate: self.krate.map(str::to_owned),
+            version: self.version.map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn slot(arch: Arch, features: &[&str], libc: Libc) -> SlotInfo {
+        SlotInfo {
+            target: "x86_64-unknown-linux-musl".into(),
+            arch,
+            bits: arch.bits(),
+            endian: arch.endian(),
+            glibc: (libc == Libc::Glibc).then_some(GlibcVersion {
+                major: 2,
+                minor: 34,
+            }),
+            libc,
+            cpu: Some("x86-64-v3".into()),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            size: 594984,
+            sha256: "3d22a11adb379a90c558fa1b600e07e088050cde72c42463b2583bba3a235fc7".into(),
+            krate: Some("probe".into()),
+            version: Some("0.3.1".into()),
+        }
+    }
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new("probe");
+        m.slots.insert(
+            "x86_64-v3".parse().unwrap(),
+            slot(
+                Arch::X86_64,
+                &["avx2", "sse4.2", "crt-static"],
+                Libc::Static,
+            ),
+        );
+        m.slots.insert(
+            "x86_64".parse().unwrap(),
+            slot(Arch::X86_64, &[], Libc::Glibc),
+        );
+        let mut bare = slot(Arch::S390x, &[], Libc::Musl);
+        bare.krate = None;
+        bare.version = None;
+        bare.cpu = None;
+        bare.target = String::new();
+        m.slots.insert("s390x".parse().unwrap(), bare);
+        m
+    }
+
+    #[test]
+    fn reads_what_fatbin_writes_like_the_full_parser() {
+        let text = sample().to_toml();
+        let full = Manifest::parse(&text, Path::new("m")).unwrap();
+        assert_eq!(parse(&text), Some(full));
+        let empty = Manifest::new("empty").to_toml();
+        if let Some(m) = parse(&empty) {
+            assert_eq!(m, Manifest::parse(&empty, Path::new("m")).unwrap());
+        }
+    }
+
+    #[test]
+    fn gives_up_on_anything_else() {
+        let text = sample().to_toml();
+        let variants = [
+            text.replace("format = 1", "format = 2"),
+            text.replace("format = 1", "format = 01"),
+            text.replace("sha256 = \"3d", "sha256 = \"3D"),
+            text.replace("arch = \"s390x\"", "arch = \"aarch64\""),
+            text.replace("bits = 64", "bits = 32"),
+            text.replace("libc = \"musl\"", "libc = \"bionic\""),
+            text.replace("program = \"probe\"", "program = \"-probe\""),
+            text.replace("program = \"probe\"", "program = \"pro\\u0062e\""),
+            text.replace("size = 594984", "size = 594984 # bytes"),
+            text.replace("size = 594984", "size = 594_984"),
+            text.replace("[slots.s390x]", "[slots.\"s390x\"]"),
+            text.replace("[slots.s390x]", "[slots.x86_64]"),
+            text.replace(
+                "version = \"0.3.1\"",
+                "version = \"0.3.1\"\nversion = \"0.3.2\"",
+            ),
+            text.replace("version = \"0.3.1\"", "colour = \"blue\""),
+            text.replace("features = []", "features = [\n]"),
+            text.replace("features = []", "features = [1]"),
+            text.replace("endian = \"little\"", "endian = 'little'"),
+            format!("{text}\n[other]\n"),
+            String::from("\u{0}garbage"),
+            String::new(),
+        ];
+        for v in variants {
+            assert_ne!(v, text);
+            assert_eq!(parse(&v), None, "accepted:\n{v}");
+        }
+    }
+}
