@@ -181,9 +181,19 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
     let mut code_if_all_fail = None;
 
     for (node, slot) in candidates {
-        let seat = match ssh_client.connect(node) {
+        let mut seat = match ssh_client.seat(node) {
             Ok(seat) => seat,
             Err(reason) => {
+                failures.push(format!(
+                    "node `{}` ({}): {reason}",
+                    node.name, node.entry.ssh
+                ));
+                continue;
+            }
+        };
+        // Shipping needs the connection before the session: open the master explicitly.
+        if !seat.warm && needs_shipping(req, node, slot, &shipped) {
+            if let Err(reason) = ssh_client.open_master(node, &mut seat) {
                 // Nothing ran: only the connection was attempted. Remember, and try the next.
                 plan.faults.mark_down(&node.name, &reason);
                 code_if_all_fail = Some(EXIT_TRANSPORT);
@@ -193,8 +203,7 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
                 ));
                 continue;
             }
-        };
-        plan.faults.mark_up(&node.name);
+        }
         let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
         let script = remote::RemoteCommand {
             cwd: cwd.as_os_str().as_bytes(),
@@ -204,7 +213,20 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
         }
         .script();
         match session::run(&ssh_client, node, &seat, &script, term) {
-            Ended::Finished(code) => return Ok(code),
+            Ended::Finished(code) => {
+                plan.faults.mark_up(&node.name);
+                return Ok(code);
+            }
+            Ended::Unreachable(reason) => {
+                // ssh never got as far as connecting: nothing ran. Remember, try the next.
+                plan.faults.mark_down(&node.name, &reason);
+                code_if_all_fail = Some(EXIT_TRANSPORT);
+                failures.push(format!(
+                    "node `{}` ({}): {reason}",
+                    node.name, node.entry.ssh
+                ));
+                continue;
+            }
             Ended::Lost(detail) => {
                 return fail(
                     EXIT_TRANSPORT,
@@ -238,6 +260,10 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
         all_down_message(req, &failures, &skipped),
     )
+}
+
+fn needs_shipping(req: &Request<'_>, node: &Node, slot: SlotName, shipped: &ship::Shipped) -> bool {
+    !node.entry.shared && slot_sha(req, slot).is_some_and(|sha| !shipped.contains(node, sha))
 }
 
 fn slot_sha<'m>(req: &'m Request<'_>, slot: SlotName) -> Option<&'m str> {

@@ -83,6 +83,8 @@ pub enum Ended {
     NotStarted(NotStarted, String),
     /// The program started, then the connection ended without its status.
     Lost(String),
+    /// ssh never connected (no master, and the connection proof was not written): nothing ran.
+    Unreachable(String),
 }
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -104,8 +106,13 @@ const FORWARDED: [(libc::c_int, &str); 3] = [
 
 /// Runs `script` on `node` through `seat`'s master.
 pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -> Ended {
+    // On a cold seat this ssh connects itself; the proof file says it got that far.
+    let proof = seat
+        .socket
+        .with_file_name(format!(".up-{}", std::process::id()));
+    let _ = std::fs::remove_file(&proof);
     let mut cmd = ssh.command(node, &seat.socket);
-    cmd.args(["-o", "ControlMaster=no"]);
+    ssh.session_options(&mut cmd, seat, &proof);
     if term.tty {
         // A tty session ends with "Shared connection to HOST closed." at ssh's default
         // LogLevel; a local run prints nothing like it. Errors still show.
@@ -174,6 +181,7 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -
     SIGNAL_PIPE.store(-1, Ordering::SeqCst);
 
     let ssh_code = status.ok().and_then(|s| s.code());
+    let connected = std::fs::remove_file(&proof).is_ok();
     match (pump.started, pump.exit, pump.fail) {
         (true, Some(code), _) => Ended::Finished(code),
         (true, None, _) => match ssh_code {
@@ -183,6 +191,10 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -
             })),
         },
         (false, _, Some(why)) => Ended::NotStarted(why, last_line(&pump.pre).unwrap_or_default()),
+        (false, _, None) if !seat.warm && !connected => Ended::Unreachable(
+            last_line(&pump.pre)
+                .unwrap_or_else(|| format!("ssh exited with {ssh_code:?} before connecting")),
+        ),
         (false, _, None) => Ended::NotStarted(
             NotStarted::Transport,
             last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
@@ -297,7 +309,7 @@ impl Pump {
             pgid.store(group, Ordering::SeqCst);
             self.started = true;
             let pre = std::mem::take(&mut self.pre);
-            self.emit(&pre[..at]);
+            self.emit(&without_our_noise(&pre[..at]));
             self.pre = pre[..at].to_vec();
             self.running(&pre[end..]);
         } else if let Some((_, _, why)) = find_line(&self.pre, FAIL) {
@@ -352,6 +364,20 @@ impl Pump {
             self.broken = true;
         }
     }
+}
+
+/// Pre-start output minus ssh's notice that a concurrent cold run became the master first
+/// ("ControlSocket … already exists, disabling multiplexing"): ours, not the user's business.
+fn without_our_noise(pre: &[u8]) -> Vec<u8> {
+    pre.split_inclusive(|&b| b == b'\n')
+        .filter(|line| {
+            const NOTICE: &[u8] = b"disabling multiplexing";
+            !(line.starts_with(b"ControlSocket ")
+                && line.windows(NOTICE.len()).any(|w| w == NOTICE))
+        })
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Finds a complete `MARKER…\n` line in `buf`: (start, end after the newline, payload).
@@ -453,6 +479,15 @@ mod pump_tests {
         ]);
         assert_eq!(out, b"a\x1efatbin:exit:3\nb");
         assert_eq!(p.exit, Some(0));
+    }
+
+    #[test]
+    fn our_multiplexing_notice_is_dropped_other_noise_kept() {
+        let (out, _) = pump(&[
+            b"ControlSocket /r/n.0 already exists, disabling multiplexing\r\nmotd\n\x1efatbin:start:5\nx",
+            b"\x1efatbin:exit:0\n",
+        ]);
+        assert_eq!(out, b"motd\nx");
     }
 
     #[test]

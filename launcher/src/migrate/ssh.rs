@@ -108,14 +108,34 @@ impl Ssh {
     ///
     /// `Err` means the node could not be reached: nothing ran there.
     pub fn connect(&self, node: &Node) -> Result<Seat, String> {
+        let mut seat = self.seat(node)?;
+        if !seat.warm {
+            self.open_master(node, &mut seat)?;
+        }
+        Ok(seat)
+    }
+
+    /// Takes a seat without connecting: `warm` says whether its master is alive. A dead or
+    /// wedged socket is cleared so that the next ssh can become the master.
+    pub fn seat(&self, node: &Node) -> Result<Seat, String> {
         for index in 0..MAX_MASTERS {
             let socket = self.socket(node, index);
             let Some(lock) = take_seat(&socket)? else {
                 continue;
             };
-            self.ensure_master(node, &socket)?;
+            let warm = match master_state(&socket) {
+                MasterState::Alive => true,
+                MasterState::Missing => false,
+                MasterState::Dead | MasterState::Wedged => {
+                    // A wedged master keeps its connection until ServerAlive ends it; new runs
+                    // just stop using its path.
+                    let _ = std::fs::remove_file(&socket);
+                    false
+                }
+            };
             return Ok(Seat {
                 socket,
+                warm,
                 _lock: lock,
             });
         }
@@ -127,15 +147,42 @@ impl Ssh {
         ))
     }
 
-    fn ensure_master(&self, node: &Node, socket: &Path) -> Result<(), String> {
+    /// The options for a session on `seat`: through its master when it is warm; otherwise this
+    /// ssh connects itself and becomes the master (`ControlMaster=auto` + `ControlPersist`: one
+    /// handshake, as cheap as a plain ssh), and `LocalCommand` creates `proof` once it is
+    /// connected and authenticated, so a failure without `proof` provably ran nothing.
+    pub fn session_options(&self, cmd: &mut Command, seat: &Seat, proof: &Path) {
+        if seat.warm {
+            cmd.args(["-o", "ControlMaster=no"]);
+            return;
+        }
+        let mut touch = b": > ".to_vec();
+        super::quote::push_quoted(&mut touch, proof.as_os_str().as_encoded_bytes());
+        // ssh expands %-tokens in LocalCommand: keep a literal % literal.
+        let touch = String::from_utf8_lossy(&touch).replace('%', "%%");
+        cmd.args([
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "PermitLocalCommand=yes",
+            "-o",
+        ])
+        .arg(format!("LocalCommand={touch}"));
+    }
+
+    /// Opens the master for `seat` explicitly (`ssh -M -N -f`): no command runs, so a failure
+    /// here provably ran nothing.
+    pub fn open_master(&self, node: &Node, seat: &mut Seat) -> Result<(), String> {
         // Serialise opening a master, so two cold runs do not both start one on this path.
+        let socket = &seat.socket;
         let guard = lock_file(&with_suffix(socket, ".master"), libc::LOCK_EX)?;
         match master_state(socket) {
-            MasterState::Alive => return Ok(()),
+            MasterState::Alive => {
+                seat.warm = true;
+                return Ok(());
+            }
             MasterState::Missing => {}
             MasterState::Dead | MasterState::Wedged => {
-                // A wedged master keeps its connection until ServerAlive ends it; new runs just
-                // stop using its path.
                 let _ = std::fs::remove_file(socket);
             }
         }
@@ -152,6 +199,7 @@ impl Ssh {
             .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
         drop(guard);
         if out.status.success() {
+            seat.warm = true;
             Ok(())
         } else {
             Err(last_line(&out.stderr).unwrap_or_else(|| format!("ssh exited with {}", out.status)))
@@ -163,6 +211,8 @@ impl Ssh {
 #[derive(Debug)]
 pub struct Seat {
     pub socket: PathBuf,
+    /// Whether a live master serves this socket.
+    pub warm: bool,
     _lock: File,
 }
 
