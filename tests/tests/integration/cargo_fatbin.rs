@@ -654,6 +654,29 @@ fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
     let no_color = run(no_color);
     assert!(!no_color.stderr.contains('\x1b'), "{}", no_color.stderr);
 
+    // cargo's own failure is exit code 4, with cargo's message.
+    let target_dir = build_dir("workspace");
+    let failed = cargo_fatbin(
+        &fixture("workspace"),
+        &[
+            "build",
+            "-p",
+            "beta",
+            "--features",
+            "no-such-feature",
+            "--target",
+            X86_64_MUSL,
+            "--target-dir",
+            path_str(&target_dir),
+        ],
+    );
+    assert_eq!(failed.code, Some(4), "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("no-such-feature"),
+        "{}",
+        failed.stderr
+    );
+
     let nothing = cargo_fatbin(Path::new("."), &["inspect", "/nonexistent/fatbin"]);
     assert_eq!(nothing.code, Some(2), "{}", nothing.stderr);
 }
