@@ -114,7 +114,9 @@ pub fn install(mut args: InstallArgs, shell: Shell) -> Result<()> {
     let built = compile(&args.cargo, &prepared, &shell)?;
     std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
     let layout = Layout::new(&root);
-    let report = if !key.is_empty() && plan_cache::outputs_unchanged(&key, &built) {
+    // Without a linked launcher, look for one again every time.
+    let launcher_linked = layout.shim_path("fatbin").symlink_metadata().is_ok();
+    let report = if launcher_linked && plan_cache::outputs_unchanged(&key, &built) {
         unchanged_report(&layout, &built, &shell)
     } else {
         let report = install_programs(&layout, &built, &shell, "Installing")?;
