@@ -12,7 +12,7 @@ use std::path::Path;
 
 use fatbin_layout::{perms, Arch, Endian, Layout, SlotName};
 
-use crate::error::{Error, Result};
+use crate::error::{io_words, shown, Error, Result};
 
 /// Checks the directories from ROOT down to the program's directory.
 pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
@@ -27,9 +27,8 @@ pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
 }
 
 /// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture,
-/// and, when this launcher run was itself started by the launcher (`depth` > 1, where a loop
-/// would show), not the launcher itself.
-pub fn check_slot(path: &Path, program: &str, slot: SlotName, depth: u32) -> Result<()> {
+/// not the launcher itself.
+pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -40,23 +39,24 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, depth: u32) -> Res
             return Err(Error::NotFound(format!(
                 "{program}: slot `{slot}` is in the manifest but its file {} is missing; \
                  reinstall the program (or run another slot with --arch)",
-                path.display()
+                shown(path)
             )))
         }
         Err(e) => {
             return Err(Error::CannotExecute(format!(
-                "{program}: cannot open slot `{slot}` ({}): {e}",
-                path.display()
+                "{program}: cannot open slot `{slot}` ({}): {}",
+                shown(path),
+                io_words(&e)
             )))
         }
     };
     let meta = file
         .metadata()
-        .map_err(|e| Error::CannotExecute(format!("{program}: {}: {e}", path.display())))?;
+        .map_err(|e| Error::CannotExecute(format!("{program}: {}: {e}", shown(path))))?;
     if !meta.is_file() {
         return Err(Error::CannotExecute(format!(
             "{program}: slot `{slot}` ({}) is not a regular file; reinstall the program",
-            path.display()
+            shown(path)
         )));
     }
     perms::check_metadata(path, &meta).map_err(|e| refuse(program, e))?;
@@ -71,29 +71,29 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, depth: u32) -> Res
             return Err(Error::CannotExecute(format!(
                 "{program}: slot `{slot}` ({}) holds a binary for {arch}, not {}; \
                  reinstall the program (`cargo fatbin verify ROOT` finds such slots)",
-                path.display(),
+                shown(path),
                 slot.arch
             )))
         }
         Some(Err(what)) => {
             return Err(Error::CannotExecute(format!(
                 "{program}: slot `{slot}` ({}) is {what}, not a {} binary; reinstall the program",
-                path.display(),
+                shown(path),
                 slot.arch
             )))
         }
         None => {
             return Err(Error::CannotExecute(format!(
                 "{program}: slot `{slot}` ({}) is not an ELF binary; reinstall the program",
-                path.display()
+                shown(path)
             )))
         }
     }
-    if depth > 1 && is_self(&meta) {
+    if is_self(&meta) {
         return Err(Error::CannotExecute(format!(
             "{program}: slot `{slot}` ({}) is the fatbin launcher itself, which would run \
              again forever; reinstall the program's real binary",
-            path.display()
+            shown(path)
         )));
     }
     Ok(())

@@ -53,3 +53,26 @@ impl fmt::Display for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A path as messages show it: resolved (`ROOT/shims/..` becomes the real ROOT) when it can
+/// be, else as given. Only used on the way to an error or a report, never on the fast path.
+pub fn shown(path: &std::path::Path) -> String {
+    if let Ok(real) = path.canonicalize() {
+        return real.display().to_string();
+    }
+    match (
+        path.parent().map(std::path::Path::canonicalize),
+        path.file_name(),
+    ) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name).display().to_string(),
+        _ => path.display().to_string(),
+    }
+}
+
+/// An I/O error in words, naming symlink loops plainly (C libraries word ELOOP differently).
+pub fn io_words(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => "it is a symlink loop (too many levels of symbolic links)".into(),
+        _ => e.to_string(),
+    }
+}

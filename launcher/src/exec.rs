@@ -10,7 +10,7 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 
 /// The recursion guard variable: how many launcher runs led to this process.
 pub const DEPTH_VAR: &str = "FATBIN_DEPTH";
@@ -42,10 +42,7 @@ pub fn exec(path: &Path, argv: &[&OsStr], depth: u32, program: &str) -> Error {
     let c_path = match CString::new(path.as_os_str().as_bytes()) {
         Ok(p) => p,
         Err(_) => {
-            return Error::CannotExecute(format!(
-                "{program}: {} contains a NUL byte",
-                path.display()
-            ))
+            return Error::CannotExecute(format!("{program}: {} contains a NUL byte", shown(path)))
         }
     };
     // argv comes from our own argv or paths, which cannot hold NUL bytes.
@@ -86,7 +83,7 @@ pub fn exec(path: &Path, argv: &[&OsStr], depth: u32, program: &str) -> Error {
 
 /// Explains a failed `execve`.
 fn exec_error(e: std::io::Error, path: &Path, program: &str) -> Error {
-    let shown = path.display();
+    let shown = shown(path);
     let why = match e.raw_os_error() {
         // The file was there a moment ago, so what is missing is its ELF interpreter.
         Some(libc::ENOENT) => format!(

@@ -65,6 +65,16 @@ impl Shim {
     }
 }
 
+/// `(PROG, SLOT)` when `path` looks like a slot, `.../bin/PROG/SLOT`: the launcher was started
+/// as a program's slot, which happens when a slot is a copy of the launcher.
+pub fn as_slot_path(path: &Path) -> Option<(String, String)> {
+    let slot = path.file_name()?.to_str()?;
+    slot.parse::<fatbin_layout::SlotName>().ok()?;
+    let dir = path.parent()?;
+    let program = dir.file_name()?.to_str()?;
+    (dir.parent()?.file_name()? == "bin").then(|| (program.to_owned(), slot.to_owned()))
+}
+
 /// The directory a path is in, `.` for a bare name.
 fn dir_of(path: &Path) -> &Path {
     match path.parent() {

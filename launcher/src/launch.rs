@@ -47,7 +47,7 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
         Route::Native(slot) => {
             check::check_layout_dirs(req.layout, req.program)?;
             let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot, depth)?;
+            check::check_slot(&path, req.program, slot)?;
             let mut argv: Vec<&OsStr> = Vec::with_capacity(req.args.len() + 1);
             argv.push(req.argv0);
             argv.extend(req.args.iter().map(OsString::as_os_str));
@@ -56,7 +56,7 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
         Route::Emulate { slot, qemu } => {
             check::check_layout_dirs(req.layout, req.program)?;
             let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot, depth)?;
+            check::check_slot(&path, req.program, slot)?;
             let info = &manifest.slots[&slot];
             let argv = qemu::argv(&qemu, slot, info, &path, req.argv0, req.args);
             let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();

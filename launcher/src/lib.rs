@@ -74,12 +74,25 @@ fn run_shim(mut shim: invocation::Shim, argv0: &OsString, args: &[OsString]) -> 
                 };
                 return launch::launch(&req, &manifest);
             }
-            // The shim may be a user's own symlink to a program's shim (`~/bin/mycat`):
-            // follow it, but only when ROOT came from the shim.
-            Err(Error::NotFound(e)) => match shim.link_target() {
-                Some(next) if root.source == RootSource::Shim => shim = next,
-                _ => return Err(Error::NotFound(e)),
-            },
+            Err(Error::NotFound(e)) => {
+                // Started by a launcher as `.../bin/PROG/SLOT`: that slot is a launcher copy.
+                if std::env::var_os(exec::DEPTH_VAR).is_some() {
+                    if let Some((program, slot)) = invocation::as_slot_path(&shim.path) {
+                        return Err(Error::CannotExecute(format!(
+                            "{program}: slot `{slot}` ({}) is a copy of the fatbin launcher, \
+                             not the program, so it would only start the launcher again; \
+                             reinstall the program",
+                            error::shown(&shim.path)
+                        )));
+                    }
+                }
+                // The shim may be a user's own symlink to a program's shim (`~/bin/mycat`):
+                // follow it, but only when ROOT came from the shim.
+                match shim.link_target() {
+                    Some(next) if root.source == RootSource::Shim => shim = next,
+                    _ => return Err(Error::NotFound(e)),
+                }
+            }
             Err(e) => return Err(e),
         }
     }

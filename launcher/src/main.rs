@@ -15,7 +15,7 @@ static ALLOCATOR: fatbin::arena::Arena = fatbin::arena::Arena::new();
 
 /// The C entry point, called by the C library's start-up code with the process's arguments.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     let args = (0..usize::try_from(argc).unwrap_or(0))
         .map(|i| {
             // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use fatbin_layout::{Layout, Manifest, SlotName};
 
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 use crate::host::Host;
 use crate::qemu;
 use crate::select::{emulation_order, Candidate, Fit};
@@ -198,10 +198,9 @@ fn nothing_runs(inp: &Inputs<'_, '_>) -> Error {
     }
     for f in inp.fallbacks {
         let why = match f {
-            Fallback::Nodes => format!(
-                "no nodes configured in {}",
-                inp.layout.nodes_file().display()
-            ),
+            Fallback::Nodes => {
+                format!("no nodes configured in {}", shown(&inp.layout.nodes_file()))
+            }
             Fallback::Qemu => {
                 let names: Vec<String> = inp
                     .candidates
@@ -218,7 +217,7 @@ fn nothing_runs(inp: &Inputs<'_, '_>) -> Error {
         "  fix: install a slot for this host (e.g. `cargo fatbin install --target {}`), \
          install qemu-user-static to emulate one, or add a node that can run one to {}",
         suggested_target(inp.host),
-        inp.layout.nodes_file().display()
+        shown(&inp.layout.nodes_file())
     );
     Error::CannotExecute(m)
 }

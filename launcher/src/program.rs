@@ -9,7 +9,7 @@ use std::path::Path;
 
 use fatbin_layout::{validate_program_name, Layout, Manifest};
 
-use crate::error::{Error, Result};
+use crate::error::{io_words, shown, Error, Result};
 
 /// A real manifest is a few hundred bytes a slot.
 const MAX_MANIFEST_BYTES: u64 = 1 << 20;
@@ -29,16 +29,17 @@ pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
         }
         Err(e) => {
             return Err(Error::CannotExecute(format!(
-                "cannot read the manifest of `{program}`: {}: {e}",
-                path.display()
+                "cannot read the manifest of `{program}`: {}: {}",
+                shown(&path),
+                io_words(&e)
             )))
         }
     };
     let corrupt = |why: String| {
         Error::CannotExecute(format!(
             "{}: corrupt manifest: {why} (reinstall `{program}`, or remove {})",
-            path.display(),
-            layout.program_dir(program).display()
+            shown(&path),
+            shown(&layout.program_dir(program))
         ))
     };
     let meta = file
@@ -73,14 +74,14 @@ fn not_installed(layout: &Layout, program: &str) -> Error {
     if !root.is_dir() {
         return Error::NotFound(format!(
             "{program}: layout root {} does not exist (set FATBIN_ROOT or pass --root)",
-            root.display()
+            shown(root)
         ));
     }
     let dir = layout.program_dir(program);
     if dir.is_dir() {
         return Error::NotFound(format!(
             "{program}: {} has no manifest ({}); reinstall the program",
-            dir.display(),
+            shown(&dir),
             fatbin_layout::MANIFEST_FILE
         ));
     }
@@ -98,5 +99,5 @@ fn not_installed(layout: &Layout, program: &str) -> Error {
 
 /// ROOT for messages.
 pub fn display_root(root: &Path) -> String {
-    root.display().to_string()
+    shown(root).to_string()
 }

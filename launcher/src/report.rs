@@ -4,7 +4,7 @@ use std::io::Write;
 
 use fatbin_layout::{Arch, Layout, Manifest};
 
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 use crate::host::Host;
 use crate::invocation::Root;
 use crate::plan::{self, Forced, Inputs, Route};
@@ -37,13 +37,13 @@ pub fn which(
     if !explain {
         let _ = match &route {
             Ok(Route::Native(slot)) => {
-                writeln!(out, "{}", layout.slot_path(program, *slot).display())
+                writeln!(out, "{}", shown(&layout.slot_path(program, *slot)))
             }
             Ok(Route::Emulate { slot, qemu }) => writeln!(
                 out,
                 "{} {}",
                 qemu.display(),
-                layout.slot_path(program, *slot).display()
+                shown(&layout.slot_path(program, *slot))
             ),
             Ok(Route::Migrate) => writeln!(out, "migrate: {program} runs on another node"),
             Err(e) => return Err(Error::CannotExecute(e.to_string())),
@@ -60,7 +60,7 @@ pub fn which(
     let _ = writeln!(
         text,
         "root:    {} ({})",
-        root.path.display(),
+        shown(&root.path),
         root.source.describe()
     );
     let _ = writeln!(text, "host:    {host}");
@@ -128,13 +128,13 @@ pub fn which(
     );
     let _ = match &route {
         Ok(Route::Native(slot)) => {
-            writeln!(out, "runs: {}", layout.slot_path(program, *slot).display())
+            writeln!(out, "runs: {}", shown(&layout.slot_path(program, *slot)))
         }
         Ok(Route::Emulate { slot, qemu }) => writeln!(
             out,
             "runs: {} {}",
             qemu.display(),
-            layout.slot_path(program, *slot).display()
+            shown(&layout.slot_path(program, *slot))
         ),
         Ok(Route::Migrate) => writeln!(out, "runs: on another node (migration)"),
         Err(e) => writeln!(out, "runs: nothing\n{e}"),
@@ -206,7 +206,7 @@ pub fn list(root: &Root) -> Result<i32> {
     if !root.path.is_dir() {
         return Err(Error::NotFound(format!(
             "layout root {} ({}) does not exist",
-            root.path.display(),
+            shown(&root.path),
             root.source.describe()
         )));
     }

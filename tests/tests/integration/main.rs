@@ -2,5 +2,6 @@
 //! cross builds, real qemu-user and a real sshd; see each module's header for what it needs.
 
 mod cargo_fatbin;
+mod launcher;
 mod layout;
 mod migration;

@@ -1,0 +1,682 @@
+//! The launcher (`fatbin`, issue 4), driven as shipped: the static musl build, reached
+//! through real shims, choosing among real probe builds for four x86-64 levels and aarch64,
+//! with the choice checked under qemu-user's CPU models (`qemu-x86_64-static -cpu ...`).
+//!
+//! Needs: the x86_64-unknown-linux-musl and aarch64-unknown-linux-musl targets, and Debian's
+//! qemu-user-static, bash, python3, findutils (xargs, find).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use fatbin_tests::launcher_support::{
+    clean_env, output, output_within, require_qemu, stderr, stdout, TestLayout,
+};
+use fatbin_tests::probe_binary;
+
+const X86: &str = "x86_64-unknown-linux-musl";
+const ARM: &str = "aarch64-unknown-linux-musl";
+
+/// A layout with `probe` built for every x86-64 level and for aarch64.
+fn levels_layout() -> TestLayout {
+    let t = TestLayout::new();
+    t.install_probes(
+        "probe",
+        &[
+            ("x86_64", X86, None),
+            ("x86_64-v2", X86, Some("x86-64-v2")),
+            ("x86_64-v3", X86, Some("x86-64-v3")),
+            ("x86_64-v4", X86, Some("x86-64-v4")),
+            ("aarch64", ARM, None),
+        ],
+    );
+    t
+}
+
+/// A layout with only a baseline x86_64 probe: what runs does not depend on the CPU.
+fn baseline_layout() -> TestLayout {
+    let t = TestLayout::new();
+    t.install_probes("probe", &[("x86_64", X86, None)]);
+    t
+}
+
+/// The `level=` a probe built for x86-64 level `n` prints.
+fn probe_level(n: u8) -> &'static str {
+    match n {
+        1 => "baseline",
+        2 => "x86-64-v2",
+        3 => "x86-64-v3",
+        _ => "x86-64-v4",
+    }
+}
+
+/// The host's x86-64 level as `fatbin host` reports it.
+fn host_level(t: &TestLayout) -> u8 {
+    let out = output(t.fatbin().arg("host"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let level = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x86-64 level: x86-64-v"))
+        .unwrap_or_else(|| panic!("no level in:\n{text}"));
+    level.trim().parse().unwrap()
+}
+
+fn assert_ran(out: &std::process::Output, needle: &str) {
+    assert!(
+        out.status.success() && stdout(out).contains(needle),
+        "expected `{needle}`; status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+fn assert_fails(out: &std::process::Output, code: i32, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` not in: {err}");
+    }
+    assert!(err.starts_with("fatbin: "), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Selection
+
+#[test]
+fn picks_the_level_each_emulated_cpu_model_offers() {
+    let t = levels_layout();
+    let qemu = require_qemu("x86_64");
+    for (cpu, level, slot) in [
+        ("qemu64", "baseline", "x86_64"),
+        ("Nehalem", "x86-64-v2", "x86_64-v2"),
+        ("Haswell", "x86-64-v3", "x86_64-v3"),
+    ] {
+        // The launcher itself runs under the emulated CPU and must see that CPU.
+        let out = output(clean_env(
+            Command::new(&qemu).args(["-cpu", cpu]).arg(t.shim("probe")),
+        ));
+        assert_ran(&out, &format!("level={level} "));
+        assert!(
+            stdout(&out)
+                .trim_end()
+                .ends_with(&format!("/bin/probe/{slot}")),
+            "{cpu}: {}",
+            stdout(&out)
+        );
+        let host = output(clean_env(
+            Command::new(&qemu)
+                .args(["-cpu", cpu])
+                .arg(t.shims().join("fatbin"))
+                .arg("host"),
+        ));
+        let n = match level {
+            "baseline" => 1,
+            "x86-64-v2" => 2,
+            _ => 3,
+        };
+        assert_ran(&host, &format!("x86-64 level: x86-64-v{n}\n"));
+    }
+}
+
+#[test]
+fn picks_the_best_level_of_this_host() {
+    let t = levels_layout();
+    let level = host_level(&t);
+    let out = output(&mut t.run("probe"));
+    assert_ran(&out, &format!("level={} ", probe_level(level)));
+    let which = output(t.fatbin().args(["which", "probe"]));
+    let slot = if level == 1 {
+        "x86_64".to_owned()
+    } else {
+        format!("x86_64-v{level}")
+    };
+    assert_eq!(
+        Path::new(stdout(&which).trim()).canonicalize().unwrap(),
+        t.slot_path("probe", &slot).canonicalize().unwrap()
+    );
+}
+
+#[test]
+fn explain_lists_every_slot_with_its_verdict() {
+    let t = levels_layout();
+    let qemu = require_qemu("x86_64");
+    let out = output(clean_env(
+        Command::new(&qemu)
+            .args(["-cpu", "Nehalem"])
+            .arg(t.shims().join("fatbin"))
+            .args(["which", "probe", "--explain"]),
+    ));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let line = |slot: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{slot} ")))
+            .unwrap_or_else(|| panic!("no line for {slot} in:\n{text}"))
+            .to_owned()
+    };
+    assert!(
+        line("x86_64-v4").contains("not supported: the CPU lacks"),
+        "{text}"
+    );
+    assert!(line("x86_64-v3").contains("avx2"), "{text}");
+    assert!(line("x86_64-v2").contains("supported, chosen"), "{text}");
+    assert!(line("x86_64").ends_with("supported"), "{text}");
+    assert!(
+        line("aarch64").contains("aarch64 binaries do not run on x86_64"),
+        "{text}"
+    );
+    assert!(text.contains("host:    x86_64 (x86-64-v2)"), "{text}");
+}
+
+#[test]
+fn list_shows_programs_and_the_slot_this_host_runs() {
+    let t = levels_layout();
+    t.install_probes("other", &[("aarch64", ARM, None)]);
+    let out = output(t.fatbin().args(["list"]));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("probe ") && text.contains("* "), "{text}");
+    assert!(text.contains("other  aarch64\n"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Overrides and fallbacks
+
+#[test]
+fn forced_aarch64_runs_under_qemu() {
+    let t = levels_layout();
+    require_qemu("aarch64");
+    let out = output(t.run("probe").env("FATBIN_ARCH", "aarch64"));
+    assert_ran(&out, "probe arch=aarch64 level=baseline");
+    assert!(
+        stdout(&out).contains(&format!("argv0={} ", t.shim("probe").display())),
+        "{}",
+        stdout(&out)
+    );
+    let out = output(
+        t.fatbin()
+            .args(["run", "--arch", "aarch64", "probe", "args", "a b", ""]),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"a b\0\0");
+}
+
+#[test]
+fn forced_absent_slot_is_not_found() {
+    let t = levels_layout();
+    let out = output(t.fatbin().args(["run", "--arch", "riscv64", "probe"]));
+    assert_fails(
+        &out,
+        127,
+        &["no slot `riscv64`", "--arch", "x86_64-v2", "aarch64"],
+    );
+    let out = output(t.run("probe").env("FATBIN_ARCH", "s390x"));
+    assert_fails(&out, 127, &["no slot `s390x`", "FATBIN_ARCH"]);
+    let out = output(t.run("probe").env("FATBIN_ARCH", "intel"));
+    assert_fails(&out, 2, &["invalid slot name `intel`"]);
+}
+
+#[test]
+fn no_runnable_slot_without_fallback_names_everything() {
+    let t = TestLayout::new();
+    t.install_probes("armonly", &[("aarch64", ARM, None)]);
+    let out = output(t.run("armonly").env("FATBIN_FALLBACK", "none"));
+    assert_fails(
+        &out,
+        126,
+        &[
+            "armonly",
+            "slot aarch64",
+            "x86_64",
+            "fix:",
+            "cargo fatbin install",
+        ],
+    );
+    // With the default fallbacks and qemu installed, it runs emulated.
+    require_qemu("aarch64");
+    let out = output(&mut t.run("armonly"));
+    assert_ran(&out, "probe arch=aarch64");
+    let out = output(t.run("armonly").env("FATBIN_FALLBACK", "nodes,bogus"));
+    assert_fails(&out, 2, &["FATBIN_FALLBACK", "bogus"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Exec: argv, streams, status, identity
+
+#[test]
+fn argv_passes_through_unchanged() {
+    let t = baseline_layout();
+    let args: Vec<&OsStr> = [
+        &b"a b"[..],
+        b"",
+        b"\xff\xfe not utf-8",
+        b"--help",
+        b"-",
+        b"*",
+        b"$(echo hi)",
+        b"new\nline",
+    ]
+    .iter()
+    .map(|a| OsStr::from_bytes(a))
+    .collect();
+    let mut expected = Vec::new();
+    for a in &args {
+        expected.extend_from_slice(a.as_bytes());
+        expected.push(0);
+    }
+    let out = output(t.run("probe").arg("args").args(&args));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, expected);
+    let out = output(t.fatbin().args(["run", "probe", "args"]).args(&args));
+    assert_eq!(out.stdout, expected);
+    // argv[0] is kept exactly, even when it is not the shim's name.
+    let out = output(t.run("probe").arg0("any name at all").arg("argv0"));
+    assert_eq!(stdout(&out), "any name at all");
+    let out = output(t.fatbin().args(["run", "probe", "argv0"]));
+    assert_eq!(stdout(&out), "probe");
+}
+
+#[test]
+fn streams_pass_through_unchanged() {
+    let t = baseline_layout();
+    // A MiB of every byte value, more than any pipe buffer.
+    let data: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let out = output_within(t.run("probe").arg("cat"), &data, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == data, "stdin -> stdout changed the bytes");
+    let out = output(t.run("probe").args(["stderr", "to stderr \u{1}"]));
+    assert_eq!(out.stderr, "to stderr \u{1}".as_bytes());
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn exit_statuses_pass_through() {
+    let t = baseline_layout();
+    for code in 0..=255 {
+        let out = output(t.run("probe").args(["exit", &code.to_string()]));
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+    }
+    for sig in [libc::SIGHUP, libc::SIGKILL, libc::SIGPIPE, libc::SIGTERM] {
+        let out = output(t.run("probe").args(["signal", &sig.to_string()]));
+        assert_eq!(out.status.signal(), Some(sig), "{:?}", out.status);
+    }
+}
+
+/// The program is the launcher's process (same pid), its /proc/self/exe is the slot file, and
+/// it gets the signal dispositions and environment its caller set, plus FATBIN_DEPTH only.
+/// The slot here is the system's `sleep` (C, glibc): a Rust probe would set SIGPIPE itself.
+#[test]
+fn the_program_replaces_the_launcher() {
+    let t = TestLayout::new();
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("coreutils sleep");
+    let slot: fatbin_layout::SlotName = "x86_64".parse().unwrap();
+    fatbin_layout::install(
+        &t.layout(),
+        "sleep",
+        &[fatbin_layout::NewSlot::from_file(slot, sleep)],
+    )
+    .unwrap();
+    t.add_shim("sleep");
+    let slot_path = t.slot_path("sleep", "x86_64").canonicalize().unwrap();
+    let sig_bit = |sig: i32| 1u64 << (sig - 1);
+    for (script, pipe_ignored) in [("", false), ("trap '' PIPE; ", true)] {
+        let script = format!("{script}exec {} 5", t.shim("sleep").display());
+        let mut child = clean_env(Command::new("sh").args(["-c", &script]))
+            .spawn()
+            .unwrap();
+        let proc_dir = format!("/proc/{}", child.id());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::fs::read_link(format!("{proc_dir}/exe")) {
+                Ok(exe) if exe == slot_path => break,
+                _ if std::time::Instant::now() > deadline => {
+                    panic!(
+                        "{proc_dir}/exe never became the slot {}",
+                        slot_path.display()
+                    )
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        assert_eq!(
+            ignored & sig_bit(libc::SIGPIPE) != 0,
+            pipe_ignored,
+            "SIGPIPE must reach the program as the caller left it ({script}); SigIgn {ignored:x}"
+        );
+        let environ = std::fs::read(format!("{proc_dir}/environ")).unwrap();
+        assert!(
+            environ.split(|&b| b == 0).any(|v| v == b"FATBIN_DEPTH=1"),
+            "the recursion guard is set"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // The rest of the environment is the caller's, byte for byte.
+    let t = baseline_layout();
+    let out = output(
+        t.run("probe")
+            .args(["env", "FOO", "EMPTY", "FATBIN_DEPTH"])
+            .env("FOO", "bar baz")
+            .env("EMPTY", ""),
+    );
+    assert_eq!(out.stdout, b"bar baz\0\x001\0", "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------
+// Every way of invoking a shim
+
+fn path_with(dir: &Path) -> String {
+    format!("{}:/usr/local/bin:/usr/bin:/bin", dir.display())
+}
+
+#[test]
+fn shims_work_from_every_kind_of_caller() {
+    let t = baseline_layout();
+    let shims = t.shims();
+    let path = path_with(&shims);
+    let sh = |shell: &str, script: &str| {
+        output(clean_env(
+            Command::new(shell)
+                .args(["-c", script])
+                .env("PATH", &path)
+                .current_dir(t.dir.path()),
+        ))
+    };
+    // By bare name through PATH, from bash and sh.
+    for shell in ["bash", "sh"] {
+        let out = sh(shell, "probe args 'x y'");
+        assert_eq!(out.stdout, b"x y\0", "{shell}: {}", stderr(&out));
+        let out = sh(shell, "probe argv0");
+        assert_eq!(stdout(&out), "probe", "{shell}");
+    }
+    // bash's `exec -a` changes argv[0] but not the program.
+    let out = sh("bash", "exec -a renamed probe argv0");
+    assert_eq!(stdout(&out), "renamed", "{}", stderr(&out));
+    // By absolute and by relative paths.
+    let out = output(&mut t.run("probe"));
+    assert_ran(&out, "level=baseline");
+    for (cwd, rel) in [
+        (t.root.clone(), "./shims/probe"),
+        (t.root.clone(), "shims/probe"),
+        (shims.clone(), "./probe"),
+        (t.root.join("bin"), "../shims/probe"),
+    ] {
+        let out = output(clean_env(Command::new(rel).current_dir(&cwd).arg("argv0")));
+        assert_eq!(
+            stdout(&out),
+            rel,
+            "{rel} from {}: {}",
+            cwd.display(),
+            stderr(&out)
+        );
+    }
+    // From execvp in other programs.
+    let py = "import subprocess, sys; \
+              r = subprocess.run(['probe', 'args', 'from python']); sys.exit(r.returncode)";
+    let out = output(clean_env(
+        Command::new("python3").args(["-c", py]).env("PATH", &path),
+    ));
+    assert_eq!(out.stdout, b"from python\0", "{}", stderr(&out));
+    let py = "import os; os.execvp('probe', ['probe', 'args', 'execvp'])";
+    let out = output(clean_env(
+        Command::new("python3").args(["-c", py]).env("PATH", &path),
+    ));
+    assert_eq!(out.stdout, b"execvp\0", "{}", stderr(&out));
+    let out = sh("sh", "printf 'one\\ntwo\\n' | xargs probe args");
+    assert_eq!(out.stdout, b"one\0two\0", "{}", stderr(&out));
+    let find = format!(
+        "find {} -name fatbin.toml -exec probe args {{}} +",
+        t.root.join("bin/probe").display()
+    );
+    let out = sh("sh", &find);
+    let manifest = t.root.join("bin/probe/fatbin.toml");
+    assert_eq!(
+        out.stdout,
+        [manifest.as_os_str().as_bytes(), b"\0"].concat(),
+        "{}",
+        stderr(&out)
+    );
+    // Under `env -i` with nothing but an explicit PATH.
+    let out = output(Command::new("env").args([
+        "-i",
+        &format!("PATH={}", shims.display()),
+        "probe",
+        "args",
+        "bare",
+    ]));
+    assert_eq!(out.stdout, b"bare\0", "{}", stderr(&out));
+}
+
+#[test]
+fn shims_follow_root_when_it_moves_or_is_reached_by_another_path() {
+    let t = baseline_layout();
+    // Renamed (another node mounting ROOT elsewhere looks the same).
+    let moved = t.dir.path().join("mounted-elsewhere");
+    std::fs::rename(&t.root, &moved).unwrap();
+    let out = output(clean_env(&mut Command::new(moved.join("shims/probe"))));
+    assert_ran(&out, "level=baseline");
+    assert!(
+        stdout(&out).contains(&format!("exe={}", moved.join("bin/probe/x86_64").display())),
+        "{}",
+        stdout(&out)
+    );
+    let out = output(clean_env(
+        Command::new("sh")
+            .args(["-c", "probe args moved"])
+            .env("PATH", path_with(&moved.join("shims"))),
+    ));
+    assert_eq!(out.stdout, b"moved\0", "{}", stderr(&out));
+    // Reached through a symlinked ROOT, and through a PATH entry that is a symlink to shims.
+    let link = t.dir.path().join("root-link");
+    std::os::unix::fs::symlink(&moved, &link).unwrap();
+    let out = output(clean_env(
+        Command::new(link.join("shims/probe")).args(["args", "x"]),
+    ));
+    assert_eq!(out.stdout, b"x\0", "{}", stderr(&out));
+    let path_link = t.dir.path().join("path-entry");
+    std::os::unix::fs::symlink(moved.join("shims"), &path_link).unwrap();
+    let out = output(clean_env(
+        Command::new("sh")
+            .args(["-c", "probe args via-link"])
+            .env("PATH", path_with(&path_link)),
+    ));
+    assert_eq!(out.stdout, b"via-link\0", "{}", stderr(&out));
+    // A user's own alias: a symlink with another name to a program's shim.
+    let alias = t.dir.path().join("my-probe");
+    std::os::unix::fs::symlink(moved.join("shims/probe"), &alias).unwrap();
+    let out = output(clean_env(Command::new(&alias).arg("argv0")));
+    assert_eq!(
+        stdout(&out),
+        alias.display().to_string(),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn root_comes_from_flag_then_env_then_shim() {
+    let t = baseline_layout();
+    let other = TestLayout::new();
+    other.install_probes("probe", &[("aarch64", ARM, None)]);
+    // FATBIN_ROOT beats the shim's location.
+    let out = output(
+        t.run("probe")
+            .env("FATBIN_ROOT", &other.root)
+            .env("FATBIN_FALLBACK", "none"),
+    );
+    assert_fails(&out, 126, &["slot aarch64"]);
+    // --root beats FATBIN_ROOT.
+    let out = output(
+        t.fatbin()
+            .args(["run", "--root"])
+            .arg(&t.root)
+            .args(["probe", "args", "r"])
+            .env("FATBIN_ROOT", &other.root),
+    );
+    assert_eq!(out.stdout, b"r\0", "{}", stderr(&out));
+    let out = output(t.fatbin().args(["which", "probe", "--explain"]));
+    assert!(
+        stdout(&out).contains("from the shim's location"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile layouts: a clear error and a documented status, never a crash or a hang
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn missing_program_and_missing_pieces() {
+    let t = baseline_layout();
+    t.add_shim("nothere");
+    let out = output(&mut t.run("nothere"));
+    assert_fails(&out, 127, &["nothere", "not installed", "installed: probe"]);
+    std::fs::create_dir(t.root.join("bin/empty")).unwrap();
+    t.add_shim("empty");
+    let out = output(&mut t.run("empty"));
+    assert_fails(&out, 127, &["has no manifest"]);
+    let out = output(
+        t.run("probe")
+            .env("FATBIN_ROOT", "/nonexistent/fatbin-root"),
+    );
+    assert_fails(&out, 127, &["/nonexistent/fatbin-root", "does not exist"]);
+    std::fs::remove_file(t.slot_path("probe", "x86_64")).unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 127, &["slot `x86_64`", "missing", "reinstall"]);
+}
+
+#[test]
+fn wrong_or_broken_slot_files() {
+    let t = baseline_layout();
+    let slot = t.slot_path("probe", "x86_64");
+    std::fs::copy(probe_binary(ARM, None), &slot).unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["holds a binary for aarch64, not x86_64"]);
+    std::fs::write(&slot, "#!/bin/sh\necho not a binary\n").unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["not an ELF binary"]);
+    std::fs::remove_file(&slot).unwrap();
+    std::fs::create_dir(&slot).unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["not a regular file"]);
+    std::fs::remove_dir(&slot).unwrap();
+    std::os::unix::fs::symlink("x86_64", &slot).unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["symlink loop"]);
+    std::fs::remove_file(&slot).unwrap();
+    std::fs::copy(probe_binary(X86, None), &slot).unwrap();
+    chmod(&slot, 0o644);
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["permission denied"]);
+}
+
+#[test]
+fn writable_by_others_is_refused() {
+    let t = baseline_layout();
+    let slot = t.slot_path("probe", "x86_64");
+    for (path, mode, who) in [
+        (t.root.clone(), 0o777, "others"),
+        (t.root.join("bin"), 0o757, "others"),
+        (t.root.join("bin/probe"), 0o775, "its group"),
+        (slot.clone(), 0o775, "its group"),
+    ] {
+        let old = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        chmod(&path, mode);
+        let out = output(&mut t.run("probe"));
+        assert_fails(&out, 126, &["refusing to run", who, "chmod go-w"]);
+        chmod(&path, old);
+    }
+    assert_ran(&output(&mut t.run("probe")), "level=baseline");
+}
+
+#[test]
+fn corrupt_manifests_are_named() {
+    let t = baseline_layout();
+    let manifest = t.root.join("bin/probe/fatbin.toml");
+    std::fs::write(
+        &manifest,
+        "format = 1\nprogram = \"probe\"\n[slots.x86_64]\narch = 7\n",
+    )
+    .unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["corrupt manifest", "reinstall"]);
+    std::fs::write(&manifest, b"\xff\xfe\x00garbage").unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["corrupt manifest", "not UTF-8"]);
+    // A FIFO in its place must not block the launcher.
+    std::fs::remove_file(&manifest).unwrap();
+    let c = std::ffi::CString::new(manifest.as_os_str().as_bytes()).unwrap();
+    // SAFETY: c is a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let out = output_within(&mut t.run("probe"), b"", Duration::from_secs(10));
+    assert_fails(&out, 126, &["not a regular file"]);
+    std::fs::remove_file(&manifest).unwrap();
+    std::os::unix::fs::symlink("fatbin.toml", &manifest).unwrap();
+    let out = output_within(&mut t.run("probe"), b"", Duration::from_secs(10));
+    assert_fails(&out, 126, &["symlink loop"]);
+}
+
+#[test]
+fn a_slot_that_leads_back_to_the_launcher_does_not_loop() {
+    let t = baseline_layout();
+    let slot = t.slot_path("probe", "x86_64");
+    std::fs::remove_file(&slot).unwrap();
+    std::os::unix::fs::symlink("../../shims/probe", &slot).unwrap();
+    let out = output_within(&mut t.run("probe"), b"", Duration::from_secs(10));
+    assert_fails(&out, 126, &["is the fatbin launcher itself"]);
+    // A copy of the launcher: the second run sees it was started as a slot.
+    std::fs::remove_file(&slot).unwrap();
+    std::fs::copy(&t.launcher, &slot).unwrap();
+    let out = output_within(&mut t.run("probe"), b"", Duration::from_secs(20));
+    assert_fails(&out, 126, &["is a copy of the fatbin launcher"]);
+    // Whatever else leads back to a shim, the depth guard ends the chain.
+    let out = output_within(
+        t.run("probe").env("FATBIN_DEPTH", "40"),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert_fails(&out, 126, &["FATBIN_DEPTH", "leads back to a shim"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = baseline_layout();
+    for args in [
+        &["frobnicate"][..],
+        &["run"],
+        &["run", "--bogus", "probe"],
+        &["which"],
+        &["run", "--arch"],
+        &[],
+    ] {
+        let out = output(t.fatbin().args(args));
+        assert_fails(&out, 2, &["fatbin --help"]);
+    }
+    let out = output(t.fatbin().arg("--help"));
+    assert_ran(
+        &out,
+        "fatbin run [--arch SLOT] [--root ROOT] PROG [ARGS...]",
+    );
+}
