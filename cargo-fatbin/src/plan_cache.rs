@@ -198,3 +198,28 @@ pub fn save_outputs(key: &str, built: &[BuiltBinary], installed_files: Vec<PathB
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_notice_rewrites_creations_and_removals() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("Cargo.toml");
+        let absent = dir.path().join("Cargo.lock");
+        std::fs::write(&file, "a").unwrap();
+        let stamped = Stamped::of([file.clone(), absent.clone()]);
+        assert!(stamped.still_valid());
+
+        std::fs::write(&absent, "").unwrap();
+        assert!(!stamped.still_valid(), "a new file went unnoticed");
+        std::fs::remove_file(&absent).unwrap();
+        assert!(stamped.still_valid());
+
+        // Same size, new content: the mtime (or inode, when replaced) moves.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&file, "b").unwrap();
+        assert!(!stamped.still_valid(), "a rewrite went unnoticed");
+    }
+}
