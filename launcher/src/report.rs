@@ -100,7 +100,11 @@ pub fn which(
             order.join(",")
         }
     );
-    let mut emulators: Vec<Arch> = candidates.iter().map(|c| c.slot.arch).collect();
+    let mut emulators: Vec<Arch> = candidates
+        .iter()
+        .map(|c| c.slot.arch)
+        .filter(|a| host.arch_rank(*a).is_none())
+        .collect();
     emulators.sort();
     emulators.dedup();
     for arch in emulators {

@@ -142,6 +142,51 @@ fn picks_the_best_level_of_this_host() {
     );
 }
 
+/// An aarch64 node runs its own aarch64 launcher, which reads AT_HWCAP (here emulated).
+#[test]
+fn an_aarch64_launcher_detects_its_host_and_picks_the_aarch64_slot() {
+    let t = levels_layout();
+    let qemu = require_qemu("aarch64");
+    let node = t.dir.path().join("arm-node");
+    std::fs::create_dir(&node).unwrap();
+    let launcher = node.join("fatbin");
+    std::fs::copy(
+        fatbin_tests::launcher_binary("aarch64-unknown-linux-musl"),
+        &launcher,
+    )
+    .unwrap();
+    let out = output(clean_env(
+        Command::new(&qemu)
+            .args(["-cpu", "cortex-a53"])
+            .arg(&launcher)
+            .arg("host"),
+    ));
+    assert_ran(&out, "arch: aarch64\n");
+    assert!(
+        stdout(&out).contains(" neon ") || stdout(&out).contains(": neon "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        !stdout(&out).contains("sve"),
+        "a Cortex-A53 has no SVE: {}",
+        stdout(&out)
+    );
+    let out = output(clean_env(
+        Command::new(&qemu)
+            .arg(&launcher)
+            .args(["which", "--root"])
+            .arg(&t.root)
+            .args(["probe", "--explain"]),
+    ));
+    assert_ran(&out, "aarch64    supported, chosen");
+    assert!(
+        stdout(&out).contains("x86_64 binaries do not run on aarch64"),
+        "{}",
+        stdout(&out)
+    );
+}
+
 #[test]
 fn explain_lists_every_slot_with_its_verdict() {
     let t = levels_layout();
