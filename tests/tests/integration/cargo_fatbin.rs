@@ -2,12 +2,15 @@
 //! x86-64-v3 and aarch64 in one command (the aarch64 slot run under qemu-user), a no-op
 //! re-run that leaves every inode and mtime alone, install with shims, the errors that must
 //! come before any compiling (a missing target, a `cc` dependency without a C cross
-//! compiler), package and binary selection in a workspace, configuration precedence, and the
-//! layout commands (add, remove, list, inspect, verify) with their exit codes.
+//! compiler), linking `-lm` and friends for static musl without a C toolchain, package and
+//! binary selection in a workspace, configuration precedence, user rustflags, and the layout
+//! commands (add, remove, list, inspect, verify) with their exit codes.
 //!
 //! Builds share target directories under target/cargo-fatbin-tests, so a second run is fast.
 //! Needs: rustup targets x86_64-unknown-linux-musl and aarch64-unknown-linux-musl,
 //! qemu-user-static, and the `cc` crate (from crates.io or cargo's cache) for the cc fixture.
+//! With the riscv64gc-unknown-linux-gnu target and gcc-riscv64-linux-gnu installed, the
+//! one-command build adds a riscv64 slot (run under qemu-riscv64-static).
 
 use std::path::Path;
 use std::process::Command;
@@ -386,6 +389,33 @@ fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
     );
     assert!(out.stderr.contains("CC_aarch64_unknown_linux_musl"));
     assert!(!out.stderr.contains("Compiling"), "{}", out.stderr);
+}
+
+/// rustc's self-contained musl runtime has libc.a but no libm.a, libpthread.a, ...: without
+/// the stub archives `cargo fatbin` adds, rust-lld fails with "unable to find library -lm".
+#[test]
+fn musl_programs_that_link_libm_and_friends_link_with_rust_lld() {
+    let out = temp_dir();
+    cargo_fatbin(
+        &fixture("links-libm"),
+        &[
+            "build",
+            "--target",
+            AARCH64_MUSL,
+            "--target-dir",
+            path_str(&build_dir("links-libm")),
+            "--out",
+            path_str(out.path()),
+        ],
+    )
+    .success();
+    let binary = Layout::new(out.path()).slot_path("links-libm", slot("aarch64"));
+    let out = Command::new("qemu-aarch64-static")
+        .arg(&binary)
+        .arg("64")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cbrt=4\n", "{out:?}");
 }
 
 fn which_exists(program: &str) -> bool {
