@@ -28,7 +28,8 @@ Options:
   --arch SLOT   Force a slot (x86_64, x86_64-v3, aarch64, ...); one the host cannot run
                 natively runs under qemu-<arch>-static. Default: $FATBIN_ARCH.
   --root ROOT   The layout root. Default: $FATBIN_ROOT, else the location of the shim or
-                launcher that was run (ROOT/shims/..), else $HOME/.fatbin.
+                launcher that was run (ROOT/shims/..), else $XDG_DATA_HOME/fatbin,
+                else ~/.local/share/fatbin.
   -h, --help    Print this help.
   -V, --version Print the version.
 

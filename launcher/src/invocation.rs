@@ -187,7 +187,7 @@ impl RootSource {
             RootSource::Flag => "from --root",
             RootSource::Env => "from FATBIN_ROOT",
             RootSource::Shim => "from the shim's location",
-            RootSource::Default => "the default, $HOME/.fatbin",
+            RootSource::Default => "the default, $XDG_DATA_HOME/fatbin or ~/.local/share/fatbin",
         }
     }
 }
@@ -199,7 +199,8 @@ pub struct Root {
     pub source: RootSource,
 }
 
-/// ROOT: `--root`, else `FATBIN_ROOT`, else the invoked shim's location, else `$HOME/.fatbin`.
+/// ROOT: `--root`, else `FATBIN_ROOT`, else the invoked shim's location, else the per-user
+/// default `cargo fatbin install` uses: `$XDG_DATA_HOME/fatbin`, else `~/.local/share/fatbin`.
 pub fn resolve_root(flag: Option<PathBuf>, shim_root: Option<PathBuf>) -> Result<Root> {
     if let Some(path) = flag {
         return Ok(Root {
@@ -219,13 +220,18 @@ pub fn resolve_root(flag: Option<PathBuf>, shim_root: Option<PathBuf>) -> Result
             source: RootSource::Shim,
         });
     }
-    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        Some(home) => Ok(Root {
-            path: PathBuf::from(home).join(".fatbin"),
-            source: RootSource::Default,
-        }),
-        None => Err(Error::NotFound(
-            "no layout root: HOME is not set; pass --root ROOT or set FATBIN_ROOT".into(),
-        )),
-    }
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    let path = match (non_empty("XDG_DATA_HOME"), non_empty("HOME")) {
+        (Some(data), _) => PathBuf::from(data).join("fatbin"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/share/fatbin"),
+        (None, None) => {
+            return Err(Error::NotFound(
+                "no layout root: HOME is not set; pass --root ROOT or set FATBIN_ROOT".into(),
+            ))
+        }
+    };
+    Ok(Root {
+        path,
+        source: RootSource::Default,
+    })
 }

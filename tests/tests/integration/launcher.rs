@@ -583,6 +583,32 @@ fn root_comes_from_flag_then_env_then_shim() {
         "{}",
         stdout(&out)
     );
+    // A launcher outside any ROOT/shims falls back to the per-user default root, the one
+    // `cargo fatbin install` uses.
+    let data = t.dir.path().join("xdg-data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::symlink(&t.root, data.join("fatbin")).unwrap();
+    let out = output(
+        clean_env(&mut Command::new(&t.launcher))
+            .args(["which", "probe", "--explain"])
+            .env("XDG_DATA_HOME", &data),
+    );
+    assert!(
+        stdout(&out).contains("(the default"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let home = t.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".local/share")).unwrap();
+    std::os::unix::fs::symlink(&t.root, home.join(".local/share/fatbin")).unwrap();
+    let out = output(
+        clean_env(&mut Command::new(&t.launcher))
+            .args(["run", "probe", "args", "home"])
+            .env_remove("XDG_DATA_HOME")
+            .env("HOME", &home),
+    );
+    assert_eq!(out.stdout, b"home\0", "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------------------------------
