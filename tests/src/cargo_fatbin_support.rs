@@ -36,7 +36,9 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 /// A target directory for one test's builds, kept between runs so a second `cargo test`
-/// reuses them (and never inside the fixture's own source tree).
+/// reuses them (and never inside the fixture's own source tree). Tests running at the same
+/// time must not share one: cargo re-links (removes, then hard-links) every binary it reports,
+/// even a fresh one, so a concurrent run could make a binary vanish for a moment.
 pub fn build_dir(name: &str) -> PathBuf {
     workspace_root()
         .join("target/cargo-fatbin-tests")

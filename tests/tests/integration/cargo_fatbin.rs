@@ -469,7 +469,7 @@ fn targets_come_from_the_command_line_then_the_environment_then_cargo_toml() {
         cmd.args(["build", "--color=never", "-p", package, "--out"])
             .arg(out.path())
             .arg("--target-dir")
-            .arg(build_dir("workspace"));
+            .arg(build_dir("workspace-precedence"));
         if let Some(env) = env {
             cmd.env("FATBIN_TARGETS", env);
         }
@@ -685,7 +685,7 @@ fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
     assert!(!no_color.stderr.contains('\x1b'), "{}", no_color.stderr);
 
     // cargo's own failure is exit code 4, with cargo's message.
-    let target_dir = build_dir("workspace");
+    let target_dir = build_dir("workspace-failing");
     let failed = cargo_fatbin(
         &fixture("workspace"),
         &[
