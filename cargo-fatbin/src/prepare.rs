@@ -72,6 +72,12 @@ pub fn load_metadata(opts: &CargoOptions) -> Result<Metadata> {
         .collect();
     cmd.other_options(args);
     cmd.exec().map_err(|e| match e {
+        cargo_metadata::Error::CargoMetadata { stderr } if stderr.contains("could not find `Cargo.toml`") => {
+            Error::usage(format!(
+                "{} (run cargo fatbin in a Cargo project, or pass --manifest-path PATH; to install a published crate: cargo fatbin install CRATE)",
+                stderr.trim().trim_start_matches("error: ")
+            ))
+        }
         cargo_metadata::Error::CargoMetadata { stderr } => Error::Cargo(format!(
             "cargo metadata failed: {}",
             stderr.trim().trim_start_matches("error: ")
