@@ -110,6 +110,12 @@ fn identity_json(identity: &Identity) -> Value {
     }
 }
 
+/// The first 12 hex digits, like git's short ids.
+fn short_sha(sha: &Value) -> &str {
+    let sha = sha.as_str().unwrap_or("");
+    sha.get(..12).unwrap_or(sha)
+}
+
 fn render(value: &Value) -> String {
     let mut out = String::new();
     if let Some(identity) = value.get("identity") {
@@ -133,11 +139,12 @@ fn render(value: &Value) -> String {
     }
     for program in value["programs"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{} ({})\n  {:<10} {:<30} {:<7} {:>9}  {:<12}  {}\n",
+            "{} ({})\n  {:<10} {:<30} {:<10} {:<7} {:>9}  {:<12}  {}\n",
             program["program"].as_str().unwrap_or(""),
             program["dir"].as_str().unwrap_or(""),
             "SLOT",
             "TARGET",
+            "CPU",
             "LIBC",
             "SIZE",
             "SHA256",
@@ -150,16 +157,16 @@ fn render(value: &Value) -> String {
                 format!("NO: {}", slot["problems"])
             };
             out.push_str(&format!(
-                "  {:<10} {:<30} {:<7} {:>9}  {:<12}  {}\n",
+                "  {:<10} {:<30} {:<10} {:<7} {:>9}  {:<12}  {}\n",
                 slot["slot"].as_str().unwrap_or(""),
                 slot["target"]
                     .as_str()
                     .filter(|t| !t.is_empty())
                     .unwrap_or("-"),
+                slot["cpu"].as_str().unwrap_or("-"),
                 slot["libc"].as_str().unwrap_or(""),
                 slot["size"],
-                &slot["sha256"].as_str().unwrap_or("")
-                    [..12.min(slot["sha256"].as_str().unwrap_or("").len())],
+                short_sha(&slot["sha256"]),
                 verified
             ));
         }
