@@ -11,7 +11,7 @@ pub const HELP: &str = "\
 fatbin: run the best binary of a fat program for this processor
 
 Usage:
-  fatbin run [--arch SLOT] [--root ROOT] PROG [ARGS...]
+  fatbin run [--arch SLOT] [--root ROOT] [--argv0 ARG0] PROG [ARGS...]
   fatbin which [--arch SLOT] [--root ROOT] PROG [--explain]
   fatbin host
   fatbin list [--root ROOT]
@@ -27,6 +27,7 @@ Commands:
 Options:
   --arch SLOT   Force a slot (x86_64, x86_64-v3, aarch64, ...); one the host cannot run
                 natively runs under qemu-<arch>-static. Default: $FATBIN_ARCH.
+  --argv0 ARG0  argv[0] to give the program (run only). Default: PROG as typed.
   --root ROOT   The layout root. Default: $FATBIN_ROOT, else the location of the shim or
                 launcher that was run (ROOT/shims/..), else $XDG_DATA_HOME/fatbin,
                 else ~/.local/share/fatbin.
@@ -52,6 +53,7 @@ pub enum Command {
     Run {
         opts: Opts,
         program: OsString,
+        argv0: Option<OsString>,
         args: Vec<OsString>,
     },
     Which {
@@ -78,6 +80,7 @@ pub struct Opts {
 /// One option or positional word.
 enum Word {
     Root(PathBuf),
+    Argv0(OsString),
     Arch(String),
     Explain,
     Help,
@@ -113,6 +116,7 @@ fn next_word(
                 .map_err(|_| usage("--arch: not UTF-8".into()))?,
         ),
         "--explain" if command == "which" => Word::Explain,
+        "--argv0" if command == "run" => Word::Argv0(value("--argv0")?),
         "-h" | "--help" => Word::Help,
         "-V" | "--version" => Word::Version,
         "--" => Word::DoubleDash,
@@ -148,13 +152,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
             Word::Help => return Ok(Command::Help),
             Word::Version => return Ok(Command::Version),
             Word::Positional(c) => break c,
-            Word::Explain | Word::DoubleDash => return Err(usage("no command given".into())),
+            Word::Explain | Word::DoubleDash | Word::Argv0(_) => {
+                return Err(usage("no command given".into()))
+            }
         }
     };
     let command = command.to_string_lossy().into_owned();
     match command.as_str() {
         "run" => {
             // Options end at the program's name: everything after it is the program's.
+            let mut argv0 = None;
             let program = loop {
                 let Some(word) = it.next() else {
                     return Err(usage("`fatbin run` needs a program name".into()));
@@ -169,12 +176,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                         None => return Err(usage("`fatbin run` needs a program name".into())),
                     },
                     Word::Positional(p) => break p,
+                    Word::Argv0(a) => argv0 = Some(a),
                     Word::Explain => unreachable!("--explain is only a word of `which`"),
                 }
             };
             Ok(Command::Run {
                 opts,
                 program,
+                argv0,
                 args: it.collect(),
             })
         }
@@ -186,6 +195,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command> {
                     Word::Root(r) => opts.root = Some(r),
                     Word::Arch(a) => opts.arch = Some(a),
                     Word::Explain => explain = true,
+                    Word::Argv0(_) => unreachable!("--argv0 is only a word of `run`"),
                     Word::Help => return Ok(Command::Help),
                     Word::Version => return Ok(Command::Version),
                     Word::DoubleDash => {}

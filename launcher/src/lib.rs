@@ -122,6 +122,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
         Command::Run {
             opts,
             program,
+            argv0,
             args,
         } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
@@ -133,7 +134,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
                 &Launch {
                     layout: &layout,
                     program: name,
-                    argv0: &program,
+                    argv0: argv0.as_deref().unwrap_or(&program),
                     args: &args,
                     forced,
                 },

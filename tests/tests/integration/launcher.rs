@@ -751,3 +751,48 @@ fn usage_errors_exit_2() {
         "fatbin run [--arch SLOT] [--root ROOT] PROG [ARGS...]",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The portable `#!/bin/sh` shim, for nodes without a node-local launcher
+
+#[test]
+fn the_portable_shim_runs_the_launcher_the_layout_carries() {
+    let t = baseline_layout();
+    // The launcher installed as a fat program, and ROOT/shims/fatbin replaced by the script.
+    let slot: fatbin_layout::SlotName = "x86_64".parse().unwrap();
+    fatbin_layout::install(
+        &t.layout(),
+        "fatbin",
+        &[fatbin_layout::NewSlot::from_file(slot, &t.launcher)],
+    )
+    .unwrap();
+    let script = fatbin_tests::workspace_root().join("launcher/shim/fatbin-portable.sh");
+    let shim = t.shims().join("fatbin");
+    std::fs::remove_file(&shim).unwrap();
+    std::fs::copy(&script, &shim).unwrap();
+    chmod(&shim, 0o755);
+    std::fs::remove_file(&t.launcher).unwrap(); // no node-local launcher any more
+
+    let out = output(t.run("probe").args(["args", "a b", ""]));
+    assert_eq!(out.stdout, b"a b\0\0", "{}", stderr(&out));
+    let out = output(clean_env(
+        Command::new("sh")
+            .args(["-c", "probe argv0; echo; probe exit 7"])
+            .env("PATH", path_with(&t.shims())),
+    ));
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("{}\n", t.shim("probe").display()),
+        "argv[0] is the shim's path"
+    );
+    let out = output(t.fatbin().arg("list"));
+    assert_ran(&out, "probe");
+    // ROOT moved: still found from the script's own path.
+    let moved = t.dir.path().join("moved");
+    std::fs::rename(&t.root, &moved).unwrap();
+    let out = output(clean_env(
+        Command::new(moved.join("shims/probe")).args(["args", "m"]),
+    ));
+    assert_eq!(out.stdout, b"m\0", "{}", stderr(&out));
+}
