@@ -238,6 +238,12 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
         launcher
     );
 
+    // The shim runs the program through the launcher (argv[0] dispatch), natively here.
+    let ran = Command::new(layout.shim_path("probe")).output().unwrap();
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(said.starts_with("probe arch=x86_64"), "{said} {ran:?}");
+    assert!(said.contains("/bin/probe/x86_64"), "{said}");
+
     let before = stamps(root.path());
     let second = cargo_fatbin(&fixture("probe"), &args).success();
     assert_eq!(
