@@ -14,6 +14,9 @@ packages=(
   time                    # /usr/bin/time -v for peak RSS in benchmarks
   gcc-aarch64-linux-gnu   # linker for the aarch64 gnu target
   libc6-dev-arm64-cross
+  gcc-riscv64-linux-gnu   # linker for the riscv64 gnu target (its musl target does not exist)
+  libc6-dev-riscv64-cross
+  binutils                # readelf, to check identification against an independent reader
   python3                 # used by shim tests (subprocess / execvp)
   findutils
 )
