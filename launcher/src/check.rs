@@ -4,10 +4,12 @@
 //! program runs, so each must be writable only by its owner, and owned by root or the user.
 //! The slot must be a regular file whose ELF header names the slot's architecture (a wrong
 //! file would otherwise die with "exec format error", or silently run under an emulator
-//! registered with binfmt_misc), and it must not be the launcher itself (that would loop).
+//! registered with binfmt_misc). A slot that is the launcher itself (a copy, or a link to a
+//! shim) is caught by the launcher it starts, which finds itself run as `.../bin/PROG/SLOT`
+//! with FATBIN_DEPTH set (see `lib.rs`), so this fast path needs no check of its own.
 
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use fatbin_layout::{perms, Arch, Endian, Layout, SlotName};
@@ -26,8 +28,7 @@ pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture,
-/// not the launcher itself.
+/// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture.
 pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -89,13 +90,6 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
             )))
         }
     }
-    if is_self(&meta) {
-        return Err(Error::CannotExecute(format!(
-            "{program}: slot `{slot}` ({}) is the fatbin launcher itself, which would run \
-             again forever; reinstall the program's real binary",
-            shown(path)
-        )));
-    }
     Ok(())
 }
 
@@ -123,10 +117,4 @@ fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
         Arch::from_elf(machine, bits, endian)
             .ok_or_else(|| format!("an ELF file for machine {machine} ({bits}-bit)")),
     )
-}
-
-/// Whether the file is the running launcher (a slot symlinked to the shim or the launcher).
-fn is_self(meta: &std::fs::Metadata) -> bool {
-    std::fs::metadata("/proc/self/exe")
-        .is_ok_and(|me| me.dev() == meta.dev() && me.ino() == meta.ino())
 }

@@ -75,13 +75,14 @@ fn run_shim(mut shim: invocation::Shim, argv0: &OsString, args: &[OsString]) -> 
                 return launch::launch(&req, &manifest);
             }
             Err(Error::NotFound(e)) => {
-                // Started by a launcher as `.../bin/PROG/SLOT`: that slot is a launcher copy.
+                // Started by a launcher as `.../bin/PROG/SLOT`: that slot is the launcher
+                // itself (a copy, or a symlink to a shim), which would only start it again.
                 if std::env::var_os(exec::DEPTH_VAR).is_some() {
                     if let Some((program, slot)) = invocation::as_slot_path(&shim.path) {
                         return Err(Error::CannotExecute(format!(
-                            "{program}: slot `{slot}` ({}) is a copy of the fatbin launcher, \
-                             not the program, so it would only start the launcher again; \
-                             reinstall the program",
+                            "{program}: slot `{slot}` ({}) is the fatbin launcher itself (a \
+                             copy, or a link to a shim), not the program, so it would only \
+                             start the launcher again; reinstall the program",
                             error::shown(&shim.path)
                         )));
                     }

@@ -73,7 +73,8 @@ pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
             fit: fit(host, slot, info),
         })
         .collect();
-    all.sort_by_key(|c| match c.fit {
+    // Unstable: keys are unique (slot names), and it needs no 4 KiB scratch buffer on the stack.
+    all.sort_unstable_by_key(|c| match c.fit {
         Fit::Native { rank } => (0, rank, std::cmp::Reverse(c.slot.level_number()), c.slot),
         _ => (1, 0, std::cmp::Reverse(0), c.slot),
     });
@@ -84,7 +85,7 @@ pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
 /// emulated completely), then architecture order.
 pub fn emulation_order<'a, 'm>(candidates: &'a [Candidate<'m>]) -> Vec<&'a Candidate<'m>> {
     let mut rest: Vec<&Candidate<'m>> = candidates.iter().filter(|c| !c.is_native()).collect();
-    rest.sort_by_key(|c| (c.slot.level_number(), c.slot.arch));
+    rest.sort_unstable_by_key(|c| (c.slot.level_number(), c.slot.arch));
     rest
 }
 
