@@ -111,9 +111,29 @@ for cmd in "$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" \
     "$cmd" | grep -q '^probe arch=x86_64' || { echo "bench-launcher: $cmd does not run the hello slot" >&2; exit 1; }
 done
 
+# The floor: the cheapest possible extra exec, a 9 KB stub without a C library that only
+# execs the slot. Whatever the launcher costs beyond this is its own work.
+cat >"$work/floor.c" <<C
+static long sys3(long n, long a, long b, long c) {
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return r;
+}
+__attribute__((force_align_arg_pointer)) void floor_main(long *sp) {
+    char **argv = (char **)(sp + 1), **envp = argv + sp[0] + 1;
+    sys3(59, (long)"$root/bin/hello/x86_64", (long)argv, (long)envp);
+    sys3(60, 127, 0, 0);
+}
+__asm__(".globl _start\n_start:\n mov %rsp,%rdi\n call floor_main\n");
+C
 names=(direct launcher launcher-5-slots portable-shim sh-wrapper)
 cmds=("$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" "$proot/shims/hello"
     "$work/wrap/hello")
+if [ "$(uname -m)" = x86_64 ] && gcc -O2 -static -nostdlib -fno-stack-protector \
+    -o "$work/exec-floor" "$work/floor.c" 2>/dev/null; then
+    names+=(exec-floor)
+    cmds+=("$work/exec-floor")
+fi
 for round in $(seq "$rounds"); do
     args=()
     for i in "${!names[@]}"; do
@@ -130,11 +150,10 @@ rss_shim=$(maxrss "$root/shims/hello")
 # Everything the launcher does before execve, without the program: its own peak.
 rss_launcher=$(maxrss "$root/shims/fatbin" which levels)
 
-python3 - "$work" "$rounds" "$rss_direct" "$rss_shim" "$rss_launcher" "$(stat -c %s "$launcher")" <<'PY'
+python3 - "$work" "$rounds" "${names[*]}" "$rss_direct" "$rss_shim" "$rss_launcher" "$(stat -c %s "$launcher")" <<'PY'
 import json, statistics, sys
-work, rounds = sys.argv[1], int(sys.argv[2])
-rss_direct, rss_shim, rss_launcher, size = (int(x) for x in sys.argv[3:7])
-names = ["direct", "launcher", "launcher-5-slots", "portable-shim", "sh-wrapper"]
+work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+rss_direct, rss_shim, rss_launcher, size = (int(x) for x in sys.argv[4:8])
 medians = {n: [] for n in names}
 cpu = {n: [] for n in names}
 for r in range(1, rounds + 1):
