@@ -35,18 +35,15 @@ pub fn which(
     let route = plan::decide(&inputs);
     let mut out = std::io::stdout().lock();
     if !explain {
-        let _ = match &route {
-            Ok(Route::Native(slot)) => {
-                writeln!(out, "{}", shown(&layout.slot_path(program, *slot)))
-            }
-            Ok(Route::Emulate { slot, qemu }) => writeln!(
+        let _ = match route? {
+            Route::Native(slot) => writeln!(out, "{}", shown(&layout.slot_path(program, slot))),
+            Route::Emulate { slot, qemu } => writeln!(
                 out,
                 "{} {}",
                 qemu.display(),
-                shown(&layout.slot_path(program, *slot))
+                shown(&layout.slot_path(program, slot))
             ),
-            Ok(Route::Migrate) => writeln!(out, "migrate: {program} runs on another node"),
-            Err(e) => return Err(Error::CannotExecute(e.to_string())),
+            Route::Migrate => writeln!(out, "migrate: {program} runs on another node"),
         };
         return Ok(0);
     }
@@ -143,10 +140,9 @@ pub fn which(
         Ok(Route::Migrate) => writeln!(out, "runs: on another node (migration)"),
         Err(e) => writeln!(out, "runs: nothing\n{e}"),
     };
-    Ok(if route.is_ok() {
-        0
-    } else {
-        crate::error::EXIT_CANNOT_EXECUTE
+    Ok(match &route {
+        Ok(_) => 0,
+        Err(e) => e.exit_code(),
     })
 }
 

@@ -263,6 +263,14 @@ fn forced_absent_slot_is_not_found() {
     );
     let out = output(t.run("probe").env("FATBIN_ARCH", "s390x"));
     assert_fails(&out, 127, &["no slot `s390x`", "FATBIN_ARCH"]);
+    let out = output(t.fatbin().args(["which", "--arch", "riscv64", "probe"]));
+    assert_fails(&out, 127, &["no slot `riscv64`"]);
+    let out = output(
+        t.fatbin()
+            .args(["which", "--arch", "riscv64", "probe", "--explain"]),
+    );
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stdout(&out).contains("runs: nothing"), "{}", stdout(&out));
     let out = output(t.run("probe").env("FATBIN_ARCH", "intel"));
     assert_fails(&out, 2, &["invalid slot name `intel`"]);
 }
