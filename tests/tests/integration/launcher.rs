@@ -760,7 +760,7 @@ fn usage_errors_exit_2() {
     let out = output(t.fatbin().arg("--help"));
     assert_ran(
         &out,
-        "fatbin run [--arch SLOT] [--root ROOT] PROG [ARGS...]",
+        "fatbin run [--arch SLOT] [--root ROOT] [--argv0 ARG0] PROG [ARGS...]",
     );
 }
 
