@@ -84,8 +84,13 @@ fn dir_of(path: &Path) -> &Path {
 }
 
 /// Works out how the launcher was started from the executed path (or argv[0]).
-pub fn detect(argv0: &OsStr) -> Mode {
-    let path = executed_path().or_else(|| search_path(argv0));
+pub fn detect(args: &[OsString]) -> Mode {
+    let argv0 = args.first().map(OsString::as_os_str).unwrap_or_default();
+    let path = match executed_path() {
+        Some(executed) if started_as_interpreter(&executed, args) => Some(PathBuf::from(argv0)),
+        Some(executed) => Some(executed),
+        None => search_path(argv0),
+    };
     let Some(path) = path else {
         // Nothing to go on (argv[0] is a bare name not in PATH): trust argv[0] for the name.
         return match Path::new(argv0).file_name() {
@@ -108,6 +113,20 @@ pub fn detect(argv0: &OsStr) -> Mode {
         }),
         None => Mode::Cli { shims_dir: None },
     }
+}
+
+/// Whether the shim was started as the `#!` interpreter of a script (`#!/ROOT/shims/python3`):
+/// then the kernel's executed path is the script's, argv[0] is the interpreter's path as the
+/// `#!` line spells it, and the script's path follows as argv[1] (or argv[2], after the
+/// optional interpreter argument).
+fn started_as_interpreter(executed: &Path, args: &[OsString]) -> bool {
+    let Some(argv0) = args.first() else {
+        return false;
+    };
+    let interpreter = Path::new(argv0);
+    argv0.as_bytes().contains(&b'/')
+        && interpreter.file_name() != executed.file_name()
+        && args[1..].iter().take(2).any(|a| Path::new(a) == executed)
 }
 
 /// Whether `path` names the launcher itself: `.../fatbin`, or a slot of the launcher

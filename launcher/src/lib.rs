@@ -39,7 +39,7 @@ const MAX_SHIM_LINKS: usize = 8;
 /// was exec'd, this never returns).
 pub fn main(args: Vec<OsString>) -> i32 {
     let argv0 = args.first().cloned().unwrap_or_default();
-    let result = match invocation::detect(&argv0) {
+    let result = match invocation::detect(&args) {
         Mode::Shim(shim) => run_shim(shim, &argv0, args.get(1..).unwrap_or_default()),
         Mode::Cli { shims_dir } => {
             let shim_root = shims_dir.map(|d| d.join(".."));

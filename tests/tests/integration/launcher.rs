@@ -507,6 +507,17 @@ fn shims_work_from_every_kind_of_caller() {
         "{}",
         stderr(&out)
     );
+    // As the `#!` interpreter of a script (with the optional interpreter argument).
+    let script = t.dir.path().join("script");
+    std::fs::write(&script, format!("#!{} args\n", t.shim("probe").display())).unwrap();
+    chmod(&script, 0o755);
+    let out = output(clean_env(Command::new(&script).arg("after")));
+    assert_eq!(
+        out.stdout,
+        [script.as_os_str().as_bytes(), b"\0after\0"].concat(),
+        "{}",
+        stderr(&out)
+    );
     // Under `env -i` with nothing but an explicit PATH.
     let out = output(Command::new("env").args([
         "-i",
