@@ -699,6 +699,14 @@ fn writable_by_others_is_refused() {
         chmod(&path, old);
     }
     assert_ran(&output(&mut t.run("probe")), "level=baseline");
+    // Owned by someone who is neither root nor the user (only root can set that up).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&slot, Some(12345), None).unwrap();
+        let out = output(&mut t.run("probe"));
+        assert_fails(&out, 126, &["refusing to run", "owned by uid 12345"]);
+        std::os::unix::fs::chown(&slot, Some(0), None).unwrap();
+    }
 }
 
 #[test]
