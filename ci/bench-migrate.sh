@@ -14,7 +14,9 @@
 #
 # Needs root, hyperfine, python3, openssh-server/client, uidmap with root's subordinate ids,
 # qemu-user-static (ci/setup.sh installs and configures them) and the x86_64 and aarch64 musl
-# targets. Environment: RUNS (default 200), COLD_RUNS (default 30).
+# targets. Environment: RUNS (default 200), COLD_RUNS (default 30), NO_BASHRC (default 1: the
+# node's bash skips ~/.bashrc, so the figures measure the transport, not the login scripts; 0
+# measures with them).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +42,7 @@ work=$(mktemp -d /tmp/fatbin-bm.XXXXXX)
 chmod 755 "$work"
 cleanup() { "$here/ci/cluster/stop.sh" "$work/cluster"; rm -rf "$work"; }
 trap cleanup EXIT
-"$here/ci/cluster/node.sh" "$work/cluster" arm aarch64
+NO_BASHRC=${NO_BASHRC:-1} "$here/ci/cluster/node.sh" "$work/cluster" arm aarch64
 
 root=$work/root
 mkdir -p "$root/bin/hello" "$root/shims" "$work/node" "$work/config/fatbin" "$work/cache" "$work/run"

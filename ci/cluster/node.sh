@@ -11,6 +11,7 @@
 # own binfmt_misc mount where qemu-aarch64-static is registered, so aarch64 binaries run there
 # and not on the host. Needs root, openssh-server, uidmap (`root:100000:65536` in /etc/subuid and
 # /etc/subgid; ci/setup.sh adds it) and qemu-user-static. Stop the cluster with ci/cluster/stop.sh.
+# Environment: NO_BASHRC=1 keeps the node's bash from reading ~/.bashrc for ssh commands.
 set -euo pipefail
 
 dir=${1:?usage: node.sh DIR NAME native|aarch64}
@@ -41,6 +42,10 @@ PrintLastLog no
 LogLevel ERROR
 MaxSessions 10
 CONF
+# NO_BASHRC=1: bash reads ~/.bashrc for every command sshd runs (Debian builds it with
+# SSH_SOURCE_BASHRC) unless SHLVL says it is nested; a heavy .bashrc (pyenv init...) then
+# dominates every remote command. The benchmark uses this to measure the transport itself.
+if [ "${NO_BASHRC:-0}" = 1 ]; then echo "SetEnv SHLVL=3" >>"$dir/sshd-$name.conf"; fi
 
 sshd="exec /usr/sbin/sshd -D -e -f $dir/sshd-$name.conf"
 case $kind in
