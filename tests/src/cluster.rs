@@ -420,3 +420,22 @@ pub fn process_running(needle: &str) -> bool {
                 .unwrap_or(false)
     })
 }
+
+/// Commands (`/proc/PID/comm`) of the processes whose working directory is `dir`: what a run
+/// started there left behind, even after it was reparented away from sshd.
+pub fn processes_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|p| p.parse::<u32>().is_ok())
+        })
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|c| c.trim().to_owned())
+        .collect()
+}

@@ -5,11 +5,11 @@
 //! [ -x '/root/bin/prog/aarch64' ] || { printf '\036fatbin:fail:missing\n' >&2; exit 127; }
 //! printf '\036fatbin:start:%s\n' "$$" >&2
 //! trap : INT TERM
-//! (trap '' INT TERM; while kill -0 "$PPID" 2>/dev/null; do sleep 1; done; kill -s HUP 0) \
-//!   </dev/null >/dev/null 2>&1 &
+//! (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do
+//!   kill -0 "$PPID" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) </dev/null >/dev/null 2>&1 &
 //! export LANG='C.UTF-8' FATBIN_ARGV0='prog'
 //! '/root/bin/prog/aarch64' 'arg 1' 'it'\''s'
-//! s=$?; kill $! 2>/dev/null; printf '\036fatbin:exit:%s\n' "$s" >&2; exit "$s"
+//! s=$?; kill -s KILL $! 2>/dev/null; printf '\036fatbin:exit:%s\n' "$s" >&2; exit "$s"
 //! ```
 //!
 //! Why each part is there:
@@ -25,7 +25,8 @@
 //!   the program) so it survives them and still reports the program's status;
 //! - the watchdog ends the program when the connection dies: sshd then exits, the wrapper's
 //!   parent is gone, and the watchdog sends SIGHUP to the whole group. Without a tty nothing
-//!   else would stop the program;
+//!   else would stop the program. It ignores INT/TERM (they are for the program), so the wrapper
+//!   ends it with SIGKILL, and it also stops by itself once the wrapper is gone;
 //! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
 //!   in the background, where a non-interactive shell would make it ignore SIGINT.
 //!
@@ -66,8 +67,9 @@ impl RemoteCommand<'_> {
             b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n\
               printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
               trap : INT TERM\n\
-              (trap '' INT TERM; while kill -0 \"$PPID\" 2>/dev/null; do sleep 1; done; \
-              kill -s HUP 0) </dev/null >/dev/null 2>&1 &\n",
+              (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
+              kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
+              </dev/null >/dev/null 2>&1 &\n",
         );
         if !self.env.is_empty() {
             s.extend_from_slice(b"export");
@@ -85,7 +87,7 @@ impl RemoteCommand<'_> {
             push_quoted(&mut s, arg.as_bytes());
         }
         s.extend_from_slice(
-            b"\ns=$?; kill $! 2>/dev/null; printf '\\036fatbin:exit:%s\\n' \"$s\" >&2; exit \"$s\"\n",
+            b"\ns=$?; kill -s KILL $! 2>/dev/null; printf '\\036fatbin:exit:%s\\n' \"$s\" >&2; exit \"$s\"\n",
         );
         s
     }

@@ -51,7 +51,18 @@ pub struct Ssh {
 impl Ssh {
     pub fn new(settings: &Settings) -> Result<Ssh, String> {
         let program = match std::env::var_os("FATBIN_SSH") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
+            // A relative path is made absolute: masters run in `/`.
+            Some(p) if !p.is_empty() && Path::new(&p).components().count() > 1 => {
+                std::env::current_dir()
+                    .map(|d| d.join(&p))
+                    .unwrap_or_else(|_| PathBuf::from(p))
+            }
+            Some(p) if !p.is_empty() => which::which(&p).map_err(|_| {
+                format!(
+                    "FATBIN_SSH={}: no such program on PATH",
+                    p.to_string_lossy()
+                )
+            })?,
             _ => which::which("ssh").map_err(|_| {
                 "no `ssh` on PATH: migration uses the system's OpenSSH client \
                  (Debian: apt-get install openssh-client)"
@@ -60,7 +71,13 @@ impl Ssh {
         };
         Ok(Ssh {
             program,
-            config: std::env::var_os("FATBIN_SSH_CONFIG").filter(|c| !c.is_empty()),
+            // Absolute, because masters run in `/`.
+            config: std::env::var_os("FATBIN_SSH_CONFIG")
+                .filter(|c| !c.is_empty())
+                .map(|c| match std::env::current_dir() {
+                    Ok(cwd) => cwd.join(c).into_os_string(),
+                    Err(_) => c,
+                }),
             connect_timeout: settings.connect_timeout(),
             persist: settings.persist(),
             control_dir: private_dir(&runtime_base()?.join("ssh"))?,
@@ -160,6 +177,9 @@ impl Ssh {
         super::quote::push_quoted(&mut touch, proof.as_os_str().as_encoded_bytes());
         // ssh expands %-tokens in LocalCommand: keep a literal % literal.
         let touch = String::from_utf8_lossy(&touch).replace('%', "%%");
+        // This ssh may stay as the background master for ControlPersist seconds: keep it out of
+        // the caller's directory (a kept cwd keeps a filesystem busy).
+        cmd.current_dir("/");
         cmd.args([
             "-o",
             "ControlMaster=auto",
@@ -187,7 +207,8 @@ impl Ssh {
             }
         }
         let mut cmd = self.command(node, socket);
-        cmd.args(["-o", "ControlMaster=yes", "-N", "-f"]);
+        cmd.args(["-o", "ControlMaster=yes", "-N", "-f"])
+            .current_dir("/");
         Ssh::destination(&mut cmd, node);
         // `-f` forks after authentication and the background master points its stdio at
         // /dev/null, so reading stderr to its end waits for exactly the connection attempt.

@@ -668,3 +668,19 @@ fn concurrent_runs_never_exceed_max_sessions_on_one_master() {
         "the runs beyond one master's seats did not open a second master"
     );
 }
+
+#[test]
+fn nothing_of_a_finished_run_stays_on_the_node() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    // Runs in a directory of their own: whatever they leave running still has it as its cwd.
+    let dir = temp_dir();
+    for _ in 0..3 {
+        let out = output(fatbin(&cl, root.path(), &[b"args", b"x"]).current_dir(dir.path()));
+        assert_eq!(out.stdout, b"x\0", "{}", show(&out));
+    }
+    // A watchdog's last `sleep 1` may outlive it by that second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let left = cluster::processes_in(dir.path());
+    assert!(left.is_empty(), "left running on the node: {left:?}");
+}
