@@ -21,8 +21,9 @@ use crate::select;
 pub struct Launch<'a> {
     pub layout: &'a Layout,
     pub program: &'a str,
-    /// argv[0] for the program, as the user typed it.
-    pub argv0: &'a OsStr,
+    /// argv[0] for the program, as the user typed it; `None` when the launcher itself was
+    /// started with an empty argv (then so is the program).
+    pub argv0: Option<&'a OsStr>,
     pub args: &'a [OsString],
     pub forced: Option<Forced>,
 }
@@ -49,7 +50,7 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
             let path = req.layout.slot_path(req.program, slot);
             check::check_slot(&path, req.program, slot)?;
             let mut argv: Vec<&OsStr> = Vec::with_capacity(req.args.len() + 1);
-            argv.push(req.argv0);
+            argv.extend(req.argv0);
             argv.extend(req.args.iter().map(OsString::as_os_str));
             Err(exec::exec(&path, &argv, depth, req.program))
         }
@@ -69,7 +70,7 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
                 program: req.program,
                 manifest,
                 slots: &slots,
-                argv0: req.argv0,
+                argv0: req.argv0.unwrap_or_default(),
                 args: req.args,
             }))
         }

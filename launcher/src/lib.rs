@@ -38,9 +38,12 @@ const MAX_SHIM_LINKS: usize = 8;
 /// Runs the launcher with the process's arguments; returns the exit status (when the program
 /// was exec'd, this never returns).
 pub fn main(args: Vec<OsString>) -> i32 {
-    let argv0 = args.first().cloned().unwrap_or_default();
     let result = match invocation::detect(&args) {
-        Mode::Shim(shim) => run_shim(shim, &argv0, args.get(1..).unwrap_or_default()),
+        Mode::Shim(shim) => run_shim(
+            shim,
+            args.first().map(OsString::as_os_str),
+            args.get(1..).unwrap_or_default(),
+        ),
         Mode::Cli { shims_dir } => {
             let shim_root = shims_dir.map(|d| d.join(".."));
             cli::parse(args.into_iter().skip(1).collect())
@@ -57,7 +60,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
 }
 
 /// A shim call: `PROG ARGS` with ROOT from the environment or the shim's location.
-fn run_shim(mut shim: invocation::Shim, argv0: &OsString, args: &[OsString]) -> Result<i32> {
+fn run_shim(
+    mut shim: invocation::Shim,
+    argv0: Option<&std::ffi::OsStr>,
+    args: &[OsString],
+) -> Result<i32> {
     let forced = plan::forced_from_env()?;
     for _ in 0..MAX_SHIM_LINKS {
         let root = invocation::resolve_root(None, Some(shim.root()))?;
@@ -135,7 +142,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
                 &Launch {
                     layout: &layout,
                     program: name,
-                    argv0: argv0.as_deref().unwrap_or(&program),
+                    argv0: Some(argv0.as_deref().unwrap_or(&program)),
                     args: &args,
                     forced,
                 },

@@ -18,7 +18,7 @@ pub fn find(arch: Arch) -> Option<PathBuf> {
         .find_map(|n| search_path(OsStr::new(&n)))
 }
 
-/// The emulator's command line: `qemu [-cpu max] [-L PREFIX] -0 ARGV0 SLOT ARGS...`.
+/// The emulator's command line: `qemu [-cpu max] [-L PREFIX] [-0 ARGV0] SLOT ARGS...`.
 ///
 /// `-0` keeps argv[0] as the user typed it. `-cpu max` is added when the slot needs CPU
 /// features, because qemu's default x86_64 CPU (qemu64) has none beyond the baseline; a
@@ -29,7 +29,7 @@ pub fn argv(
     slot: SlotName,
     info: &SlotInfo,
     slot_path: &Path,
-    argv0: &OsStr,
+    argv0: Option<&OsStr>,
     args: &[OsString],
 ) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec![qemu.as_os_str().to_owned()];
@@ -43,7 +43,9 @@ pub fn argv(
             argv.extend(["-L".into(), prefix.into_os_string()]);
         }
     }
-    argv.extend(["-0".into(), argv0.to_owned()]);
+    if let Some(argv0) = argv0 {
+        argv.extend(["-0".into(), argv0.to_owned()]);
+    }
     argv.push(slot_path.as_os_str().to_owned());
     argv.extend(args.iter().cloned());
     argv
