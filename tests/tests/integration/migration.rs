@@ -684,3 +684,33 @@ fn nothing_of_a_finished_run_stays_on_the_node() {
     let left = cluster::processes_in(dir.path());
     assert!(left.is_empty(), "left running on the node: {left:?}");
 }
+
+#[test]
+fn a_tty_only_when_the_user_has_one() {
+    let root = arm_only();
+    let cl = x86_cluster_for_slot(root.path(), "aarch64", Kind::Aarch64);
+    // sshd sets SSH_TTY only in sessions with a pty.
+    let out = output(&mut fatbin(&cl, root.path(), &[b"env", b"SSH_TTY"]));
+    assert_eq!(out.stdout, b"\0", "no tty here, none there: {}", show(&out));
+
+    // Under script(1) the launcher's stdin and stdout are a terminal: the program gets one.
+    let cmd = fatbin(&cl, root.path(), &[b"env", b"SSH_TTY"]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_str().unwrap().to_owned())
+        .collect();
+    let mut script = Command::new("script");
+    cl.env(&mut script);
+    script
+        .env("FATBIN_FALLBACK", "nodes")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    let out = output(&mut script);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(text(&out.stdout).contains("/dev/pts/"), "{}", show(&out));
+    assert!(
+        !text(&out.stdout).contains("Shared connection"),
+        "{}",
+        show(&out)
+    );
+}
