@@ -180,7 +180,7 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
     // 255 unless every attempt got as far as the node and failed there for another reason.
     let mut code_if_all_fail = None;
 
-    for (node, slot) in candidates {
+    'nodes: for (node, slot) in candidates {
         let mut seat = match ssh_client.seat(node) {
             Ok(seat) => seat,
             Err(reason) => {
@@ -204,55 +204,62 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
                 continue;
             }
         }
-        let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
-        let script = remote::RemoteCommand {
-            cwd: cwd.as_os_str().as_bytes(),
-            binary: &binary,
-            args: &args,
-            env: &env_refs,
-        }
-        .script();
-        match session::run(&ssh_client, node, &seat, &script, term) {
-            Ended::Finished(code) => {
-                plan.faults.mark_up(&node.name);
-                return Ok(code);
+        let mut reshipped = false;
+        loop {
+            let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
+            let script = remote::RemoteCommand {
+                cwd: cwd.as_os_str().as_bytes(),
+                binary: &binary,
+                args: &args,
+                env: &env_refs,
             }
-            Ended::Unreachable(reason) => {
-                // ssh never got as far as connecting: nothing ran. Remember, try the next.
-                plan.faults.mark_down(&node.name, &reason);
-                code_if_all_fail = Some(EXIT_TRANSPORT);
-                failures.push(format!(
-                    "node `{}` ({}): {reason}",
-                    node.name, node.entry.ssh
-                ));
-                continue;
-            }
-            Ended::Lost(detail) => {
-                return fail(
-                    EXIT_TRANSPORT,
-                    format!(
-                    "the connection to node `{}` ended while `{}` was running there ({detail}); \
-                         it was stopped there, its work may be incomplete",
-                    node.name, req.program
-                ),
-                )
-            }
-            Ended::NotStarted(why, detail) => {
-                let (code, message) =
-                    not_started_message(req, node, slot, &cwd, &binary, why, &detail);
-                if why == NotStarted::Missing && !node.entry.shared {
-                    if let Some(sha) = slot_sha(req, slot) {
-                        shipped.forget(node, sha);
+            .script();
+            match session::run(&ssh_client, node, &seat, &script, term) {
+                Ended::Finished(code) => {
+                    plan.faults.mark_up(&node.name);
+                    return Ok(code);
+                }
+                Ended::Unreachable(reason) => {
+                    // ssh never got as far as connecting: nothing ran. Remember, try the next.
+                    plan.faults.mark_down(&node.name, &reason);
+                    code_if_all_fail = Some(EXIT_TRANSPORT);
+                    failures.push(format!(
+                        "node `{}` ({}): {reason}",
+                        node.name, node.entry.ssh
+                    ));
+                    continue 'nodes;
+                }
+                Ended::Lost(detail) => {
+                    let message = format!(
+                        "the connection to node `{}` ended while `{}` was running there \
+                         ({detail}); it was stopped there, its work may be incomplete",
+                        node.name, req.program
+                    );
+                    return fail(EXIT_TRANSPORT, message);
+                }
+                Ended::NotStarted(why, detail) => {
+                    let (code, message) =
+                        not_started_message(req, node, slot, &cwd, &binary, why, &detail);
+                    if why == NotStarted::Missing && !node.entry.shared {
+                        if let Some(sha) = slot_sha(req, slot) {
+                            shipped.forget(node, sha);
+                        }
+                        // The node's cache lost the copy: ship it again and retry, once, when no
+                        // stdin was forwarded (nothing of it can have been consumed).
+                        if term.no_stdin && !reshipped {
+                            reshipped = true;
+                            continue;
+                        }
                     }
+                    // Without forwarded stdin nothing was consumed, so another node may try; with
+                    // stdin, ssh may already have read some of it and a retry would lose it.
+                    if term.no_stdin && why != NotStarted::Transport {
+                        failures.push(message);
+                        code_if_all_fail = code_if_all_fail.or(Some(code));
+                        continue 'nodes;
+                    }
+                    return fail(code, message);
                 }
-                // Without forwarded stdin nothing was consumed, so another node may try; with
-                // stdin, ssh may already have read some of it and a retry would lose it.
-                if term.no_stdin && why != NotStarted::Transport {
-                    failures.push(message);
-                    code_if_all_fail = code_if_all_fail.or(Some(code));
-                    continue;
-                }
-                return fail(code, message);
             }
         }
     }

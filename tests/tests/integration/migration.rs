@@ -528,6 +528,12 @@ fn a_node_without_the_shared_root_gets_the_binary_once() {
         (second.ino(), second.mtime_nsec()),
         "shipped twice"
     );
+
+    // The node's cache was wiped: the wrapper says so, the binary goes again, the run works.
+    std::fs::remove_file(&cached).unwrap();
+    let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"third"]));
+    assert_eq!(out.stdout, b"third\0", "{}", show(&out));
+    assert!(cached.exists(), "not shipped again");
 }
 
 #[test]
