@@ -4,7 +4,8 @@
 //! order equally good ones by the balancing policy ([`balance`]) and skip those recently found
 //! down ([`faults`]); open or reuse a master connection ([`ssh`]); copy the binary first when the
 //! node lacks the shared ROOT ([`ship`]); run the quoted wrapper ([`remote`], [`quote`]) and
-//! relay its streams, status and signals ([`session`]). `fatbin nodes …` is [`cli`].
+//! relay its streams, status and signals ([`session`]); failures are worded in `messages`.
+//! `fatbin nodes …` is [`cli`].
 //!
 //! Exit statuses (docs/migration.md): the program's own (128+N after signal N);
 //! [`EXIT_TRANSPORT`] (255) with a `fatbin:` message when no node could be reached or the
@@ -14,6 +15,7 @@
 pub mod balance;
 pub mod cli;
 pub mod faults;
+mod messages;
 pub mod nodes;
 pub mod quote;
 pub mod remote;
@@ -23,13 +25,14 @@ pub mod ssh;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use fatbin_layout::{Manifest, SlotName};
 
 use self::balance::Policy;
 use self::faults::{Down, Faults};
+use self::messages::{all_down_message, no_node_message, not_started_message};
 use self::nodes::{Inventory, Node, Paths};
 use self::session::{Ended, NotStarted, Terminal};
 use self::ssh::Ssh;
@@ -324,8 +327,6 @@ fn binary_on_node(
     Ok(ship::cached_path(node, sha))
 }
 
-use std::os::unix::ffi::OsStringExt;
-
 /// The allowlist, every `LC_*`, the names in `FATBIN_ENV`, and `FATBIN_ARGV0`.
 fn forwarded_env(argv0: &OsStr, tty: bool) -> Vec<(String, OsString)> {
     let extra: Vec<String> = std::env::var("FATBIN_ENV")
@@ -355,111 +356,6 @@ fn forwarded_env(argv0: &OsStr, tty: bool) -> Vec<(String, OsString)> {
     env.sort();
     env.push(("FATBIN_ARGV0".to_owned(), argv0.to_owned()));
     env
-}
-
-fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {
-    let slots: Vec<String> = req.slots.iter().map(|s| s.to_string()).collect();
-    let nodes: Vec<String> = inv
-        .nodes
-        .iter()
-        .map(|n| {
-            let s: Vec<String> = n.entry.slots.iter().map(|s| s.to_string()).collect();
-            format!(
-                "{} ({})",
-                n.name,
-                if s.is_empty() {
-                    "no slots".into()
-                } else {
-                    s.join(", ")
-                }
-            )
-        })
-        .collect();
-    format!(
-        "cannot migrate `{}`: no node runs any of its slots ({}); nodes: {}. \
-         Add one with `fatbin nodes add NAME --ssh HOST --slot SLOT`",
-        req.program,
-        slots.join(", "),
-        if nodes.is_empty() {
-            "none".into()
-        } else {
-            nodes.join(", ")
-        }
-    )
-}
-
-fn not_started_message(
-    req: &Request<'_>,
-    node: &Node,
-    slot: SlotName,
-    cwd: &Path,
-    binary: &[u8],
-    why: NotStarted,
-    detail: &str,
-) -> (i32, String) {
-    let binary = String::from_utf8_lossy(binary);
-    match why {
-        NotStarted::Cwd => (
-            EXIT_CANNOT_EXECUTE,
-            format!(
-                "node `{}` has no directory {} (the program runs in the caller's working \
-                 directory, which must exist at the same path there)",
-                node.name,
-                cwd.display()
-            ),
-        ),
-        NotStarted::Missing if node.entry.shared => (
-            EXIT_NOT_FOUND,
-            format!(
-                "node `{}` has no executable {binary} (slot {slot} of `{}`): is ROOT at {} there? \
-                 Set `root` for the node in nodes.toml, or `shared = false` to ship binaries",
-                node.name,
-                req.program,
-                node.root_on_node(req.root).display()
-            ),
-        ),
-        NotStarted::Missing => (
-            EXIT_NOT_FOUND,
-            format!(
-                "the cached copy {binary} is gone from node `{}`; it will be shipped again on the next run",
-                node.name
-            ),
-        ),
-        NotStarted::Transport => (
-            EXIT_TRANSPORT,
-            format!(
-                "could not start `{}` on node `{}`: {}",
-                req.program,
-                node.name,
-                if detail.is_empty() { "ssh failed" } else { detail }
-            ),
-        ),
-    }
-}
-
-fn all_down_message(req: &Request<'_>, failures: &[String], skipped: &[(&Node, Down)]) -> String {
-    let mut m = format!(
-        "cannot migrate `{}`: no node that runs it could run it:",
-        req.program
-    );
-    for f in failures {
-        m.push_str("\n  ");
-        m.push_str(f);
-    }
-    let now = faults::now();
-    for (node, d) in skipped {
-        m.push_str(&format!(
-            "\n  node `{}` ({}): skipped, down since {} s ago: {}",
-            node.name,
-            node.entry.ssh,
-            now.saturating_sub(d.since),
-            d.reason
-        ));
-    }
-    if !skipped.is_empty() {
-        m.push_str("\n`fatbin nodes check` retries skipped nodes now.");
-    }
-    m
 }
 
 /// Writes the lines `fatbin which PROG --explain` shows for the migration route.

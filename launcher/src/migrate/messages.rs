@@ -1,0 +1,122 @@
+//! The messages a failed migration prints: what happened, on which node, and what to do.
+
+use std::path::Path;
+
+use fatbin_layout::SlotName;
+
+use super::faults::{self, Down};
+use super::nodes::{Inventory, Node};
+use super::session::NotStarted;
+use super::{Request, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRANSPORT};
+
+/// No node in the inventory runs any slot of the program.
+pub fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {
+    let slots: Vec<String> = req.slots.iter().map(|s| s.to_string()).collect();
+    let nodes: Vec<String> = inv
+        .nodes
+        .iter()
+        .map(|n| {
+            let s: Vec<String> = n.entry.slots.iter().map(|s| s.to_string()).collect();
+            format!(
+                "{} ({})",
+                n.name,
+                if s.is_empty() {
+                    "no slots".into()
+                } else {
+                    s.join(", ")
+                }
+            )
+        })
+        .collect();
+    format!(
+        "cannot migrate `{}`: no node runs any of its slots ({}); nodes: {}. \
+         Add one with `fatbin nodes add NAME --ssh HOST --slot SLOT`",
+        req.program,
+        slots.join(", "),
+        if nodes.is_empty() {
+            "none".into()
+        } else {
+            nodes.join(", ")
+        }
+    )
+}
+
+/// The wrapper or ssh stopped before the program started: the status and the reason.
+pub fn not_started_message(
+    req: &Request<'_>,
+    node: &Node,
+    slot: SlotName,
+    cwd: &Path,
+    binary: &[u8],
+    why: NotStarted,
+    detail: &str,
+) -> (i32, String) {
+    let binary = String::from_utf8_lossy(binary);
+    match why {
+        NotStarted::Cwd => (
+            EXIT_CANNOT_EXECUTE,
+            format!(
+                "node `{}` has no directory {} (the program runs in the caller's working \
+                 directory, which must exist at the same path there)",
+                node.name,
+                cwd.display()
+            ),
+        ),
+        NotStarted::Missing if node.entry.shared => (
+            EXIT_NOT_FOUND,
+            format!(
+                "node `{}` has no executable {binary} (slot {slot} of `{}`): is ROOT at {} there? \
+                 Set `root` for the node in nodes.toml, or `shared = false` to ship binaries",
+                node.name,
+                req.program,
+                node.root_on_node(req.root).display()
+            ),
+        ),
+        NotStarted::Missing => (
+            EXIT_NOT_FOUND,
+            format!(
+                "the cached copy {binary} is gone from node `{}`; it will be shipped again on the next run",
+                node.name
+            ),
+        ),
+        NotStarted::Transport => (
+            EXIT_TRANSPORT,
+            format!(
+                "could not start `{}` on node `{}`: {}",
+                req.program,
+                node.name,
+                if detail.is_empty() { "ssh failed" } else { detail }
+            ),
+        ),
+    }
+}
+
+/// Every candidate failed or was skipped as down: each node and why.
+pub fn all_down_message(
+    req: &Request<'_>,
+    failures: &[String],
+    skipped: &[(&Node, Down)],
+) -> String {
+    let mut m = format!(
+        "cannot migrate `{}`: no node that runs it could run it:",
+        req.program
+    );
+    for f in failures {
+        m.push_str("\n  ");
+        m.push_str(f);
+    }
+    let now = faults::now();
+    for (node, d) in skipped {
+        m.push_str(&format!(
+            "\n  node `{}` ({}): skipped, down since {} s ago: {}",
+            node.name,
+            node.entry.ssh,
+            now.saturating_sub(d.since),
+            d.reason
+        ));
+    }
+    if !skipped.is_empty() {
+        m.push_str("\n`fatbin nodes check` retries skipped nodes now.");
+    }
+    m
+}
