@@ -58,7 +58,7 @@ pub struct Request<'a> {
     pub manifest: &'a Manifest,
     /// The program's slots, best first for the nodes to choose from.
     pub slots: &'a [SlotName],
-    /// argv[0] as the user typed it, and the arguments after it.
+    /// `argv[0]` as the user typed it, and the arguments after it.
     pub argv0: &'a OsStr,
     pub args: &'a [OsString],
 }

@@ -30,7 +30,7 @@
 //! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
 //!   in the background, where a non-interactive shell would make it ignore SIGINT.
 //!
-//! argv[0]: POSIX sh has no `exec -a`, so the program's argv[0] is its path on the node; the
+//! `argv[0]`: POSIX sh has no `exec -a`, so the program's `argv[0]` is its path on the node; the
 //! name the user typed is in `FATBIN_ARGV0`.
 
 use std::ffi::OsStr;
