@@ -135,6 +135,16 @@ impl Ssh {
     /// Takes a seat without connecting: `warm` says whether its master is alive. A dead or
     /// wedged socket is cleared so that the next ssh can become the master.
     pub fn seat(&self, node: &Node) -> Result<Seat, String> {
+        // ssh binds the master at SOCKET.XXXXXXXXXXXXXXXX, then renames it; sun_path holds 107
+        // bytes. Too long a path would make every master fail, which must not read as a dead node.
+        let longest = self.socket(node, MAX_MASTERS - 1);
+        if longest.as_os_str().len() + 17 > 107 {
+            return Err(format!(
+                "the control socket path {} is too long for a Unix socket: set XDG_RUNTIME_DIR \
+                 (or XDG_CACHE_HOME) to a shorter directory",
+                longest.display()
+            ));
+        }
         for index in 0..MAX_MASTERS {
             let socket = self.socket(node, index);
             let Some(lock) = take_seat(&socket)? else {
