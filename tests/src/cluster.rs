@@ -13,7 +13,8 @@
 //! memory and control sockets never leak between tests or into the user's home.
 //!
 //! Needs root (sshd changes user), OpenSSH server and client, `uidmap` with a
-//! `root:100000:65536` line in /etc/subuid and /etc/subgid, and qemu-user-static.
+//! `root:100000:65536` line in /etc/subuid and /etc/subgid, qemu-user-static, and Linux 6.7 or
+//! later for the aarch64 node (binfmt_misc instances per user namespace).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -86,6 +87,17 @@ pub fn require(aarch64: bool) {
             if !Path::new(path).exists() {
                 missing.push(format!("{path}: apt-get install {package}"));
             }
+        }
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse::<u32>().ok());
+        let version = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+        if version < (6, 7) {
+            missing.push(format!(
+                "Linux {}.{} cannot mount binfmt_misc inside a user namespace: the aarch64 node needs 6.7 or later",
+                version.0, version.1
+            ));
         }
         for file in ["/etc/subuid", "/etc/subgid"] {
             let text = std::fs::read_to_string(file).unwrap_or_default();
