@@ -380,6 +380,10 @@ pub fn slots_from_probe(text: &str) -> Result<(String, Vec<SlotName>), String> {
             });
         }
     }
+    if arch != Arch::X86_64 && !flags.is_empty() {
+        // aarch64 and others: the kernel's HWCAP names, for the admin to read.
+        summary.push_str(&format!(", features: {}", flags.join(" ")));
+    }
     slots.push(SlotName::baseline(arch));
     for other in arch.also_runs() {
         slots.push(SlotName::baseline(*other));
@@ -497,7 +501,8 @@ mod tests {
             summary.contains("v2") && summary.contains("qemu"),
             "{summary}"
         );
-        let (_, slots) = slots_from_probe("aarch64\nFeatures\t: fp asimd\n").unwrap();
+        let (summary, slots) = slots_from_probe("aarch64\nFeatures\t: fp asimd\n").unwrap();
+        assert!(summary.ends_with("features: fp asimd"), "{summary}");
         assert_eq!(slots[0].to_string(), "aarch64");
         assert!(slots_from_probe("pdp11\n").is_err());
     }
