@@ -16,20 +16,27 @@ use fatbin_layout::{perms, Arch, Endian, Layout, SlotName};
 
 use crate::error::{io_words, shown, Error, Result};
 
-/// Checks the directories from ROOT down to the program's directory.
-pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<()> {
-    for dir in [
-        layout.root().to_owned(),
-        layout.bin_dir(),
-        layout.program_dir(program),
-    ] {
-        perms::check_not_writable_by_others(&dir).map_err(|e| refuse(program, e))?;
+/// Checks the directories from ROOT down to the program's directory and returns the owner of
+/// ROOT, who is trusted for everything below it (see `fatbin_layout::perms`).
+pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<u32> {
+    let root_owner = perms::check_layout_root(layout.root()).map_err(|e| refuse(program, e))?;
+    for dir in [layout.bin_dir(), layout.program_dir(program)] {
+        let meta = std::fs::metadata(&dir).map_err(|e| {
+            refuse(
+                program,
+                fatbin_layout::Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                },
+            )
+        })?;
+        perms::check_layout_metadata(&dir, &meta, root_owner).map_err(|e| refuse(program, e))?;
     }
-    Ok(())
+    Ok(root_owner)
 }
 
 /// Checks the slot's file: ownership and mode, a regular file, the right ELF architecture.
-pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
+pub fn check_slot(path: &Path, program: &str, slot: SlotName, root_owner: u32) -> Result<()> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -60,7 +67,7 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName) -> Result<()> {
             shown(path)
         )));
     }
-    perms::check_metadata(path, &meta).map_err(|e| refuse(program, e))?;
+    perms::check_layout_metadata(path, &meta, root_owner).map_err(|e| refuse(program, e))?;
     let mut header = [0u8; 20];
     let found = file
         .read_exact(&mut header)

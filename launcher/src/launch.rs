@@ -46,18 +46,18 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
     })?;
     match route {
         Route::Native(slot) => {
-            check::check_layout_dirs(req.layout, req.program)?;
+            let root_owner = check::check_layout_dirs(req.layout, req.program)?;
             let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot)?;
+            check::check_slot(&path, req.program, slot, root_owner)?;
             let mut argv: Vec<&OsStr> = Vec::with_capacity(req.args.len() + 1);
             argv.extend(req.argv0);
             argv.extend(req.args.iter().map(OsString::as_os_str));
             Err(exec::exec(&path, &argv, depth, req.program))
         }
         Route::Emulate { slot, qemu } => {
-            check::check_layout_dirs(req.layout, req.program)?;
+            let root_owner = check::check_layout_dirs(req.layout, req.program)?;
             let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot)?;
+            check::check_slot(&path, req.program, slot, root_owner)?;
             let info = &manifest.slots[&slot];
             let argv = qemu::argv(&qemu, slot, info, &path, req.argv0, req.args);
             let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();

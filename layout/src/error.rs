@@ -42,7 +42,7 @@ pub enum Error {
     )]
     UnsafePermissions { path: PathBuf, who: &'static str },
 
-    #[error("{path} is owned by uid {owner}, neither you nor root; anyone with that uid could replace what runs")]
+    #[error("{path} is owned by uid {owner}, which is neither root, you, nor the owner of the layout root; anyone with that uid could replace what runs (fix: chown it to the layout owner)")]
     UnsafeOwner { path: PathBuf, owner: u32 },
 
     #[error("program `{program}` is not installed in {root}")]

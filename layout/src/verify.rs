@@ -1,12 +1,12 @@
 //! Verifying an installed layout: every slot against its manifest entry and its own header.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::fsutil::sha256_file;
 use crate::identify::{identify_path, Identity};
 use crate::layout::{validate_program_name, Layout};
-use crate::perms::check_not_writable_by_others;
+use crate::perms::{check_layout_metadata, check_layout_root, check_metadata};
 
 /// One thing wrong with a layout.
 #[derive(Debug)]
@@ -28,10 +28,26 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
     let mut problems = Vec::new();
     let mut report = |path: PathBuf, what: String| problems.push(Problem { path, what });
 
-    for dir in [layout.root().to_owned(), layout.bin_dir()] {
-        if let Err(e) = check_not_writable_by_others(&dir) {
-            report(dir, e.to_string());
+    // The root's owner is trusted for everything below it (see `perms`).
+    let root_owner = match check_layout_root(layout.root()) {
+        Ok(owner) => Some(owner),
+        Err(e) => {
+            report(layout.root().to_owned(), e.to_string());
+            None
         }
+    };
+    let check_path = |path: &Path| -> Result<(), Error> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        match root_owner {
+            Some(owner) => check_layout_metadata(path, &meta, owner),
+            None => check_metadata(path, &meta),
+        }
+    };
+    if let Err(e) = check_path(&layout.bin_dir()) {
+        report(layout.bin_dir(), e.to_string());
     }
     let programs = match only {
         Some(p) => {
@@ -48,7 +64,7 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
     };
     for program in programs {
         let dir = layout.program_dir(&program);
-        if let Err(e) = check_not_writable_by_others(&dir) {
+        if let Err(e) = check_path(&dir) {
             report(dir.clone(), e.to_string());
         }
         let manifest = match layout.read_manifest(&program) {
@@ -65,7 +81,7 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
             );
         }
         let manifest_path = layout.manifest_path(&program);
-        if let Err(e) = check_not_writable_by_others(&manifest_path) {
+        if let Err(e) = check_path(&manifest_path) {
             report(manifest_path, e.to_string());
         }
         for (slot, info) in &manifest.slots {
@@ -107,7 +123,7 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 ),
                 Err(e) => report(path.clone(), e.to_string()),
             }
-            if let Err(e) = check_not_writable_by_others(&path) {
+            if let Err(e) = check_path(&path) {
                 report(path.clone(), e.to_string());
             }
         }

@@ -709,6 +709,32 @@ fn writable_by_others_is_refused() {
     }
 }
 
+/// A shared ROOT installed by an admin account (not root, not the user) must run for everyone:
+/// the owner of ROOT is trusted for the paths below it, but a third account is not.
+#[test]
+fn a_root_owned_by_an_admin_account_is_trusted_but_not_a_third_account() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can give files to other accounts");
+        return;
+    }
+    let t = baseline_layout();
+    let slot = t.slot_path("probe", "x86_64");
+    let admin = 4242;
+    for path in [
+        t.root.clone(),
+        t.root.join("bin"),
+        t.root.join("bin/probe"),
+        slot.clone(),
+    ] {
+        std::os::unix::fs::chown(&path, Some(admin), None).unwrap();
+    }
+    assert_ran(&output(&mut t.run("probe")), "level=baseline");
+    std::os::unix::fs::chown(&slot, Some(12345), None).unwrap();
+    let out = output(&mut t.run("probe"));
+    assert_fails(&out, 126, &["refusing to run", "owned by uid 12345"]);
+}
+
 #[test]
 fn corrupt_manifests_are_named() {
     let t = baseline_layout();
