@@ -4,12 +4,13 @@
 //! cd '/the/caller/cwd' || { printf '\036fatbin:fail:cwd\n' >&2; exit 126; }
 //! [ -x '/root/bin/prog/aarch64' ] || { printf '\036fatbin:fail:missing\n' >&2; exit 127; }
 //! printf '\036fatbin:start:%s\n' "$$" >&2
+//! exec 3>&2 2>/dev/null
 //! trap : INT TERM
 //! (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do
-//!   kill -0 "$PPID" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) </dev/null >/dev/null 2>&1 &
+//!   kill -0 "$PPID" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) </dev/null >/dev/null 2>&1 3>&- &
 //! export LANG='C.UTF-8' FATBIN_ARGV0='prog'
-//! '/root/bin/prog/aarch64' 'arg 1' 'it'\''s'
-//! s=$?; kill -s KILL $! 2>/dev/null; printf '\036fatbin:exit:%s\n' "$s" >&2; exit "$s"
+//! '/root/bin/prog/aarch64' 'arg 1' 'it'\''s' 2>&3 3>&-
+//! s=$?; kill -s KILL $!; printf '\036fatbin:exit:%s\n' "$s" >&3; exit "$s"
 //! ```
 //!
 //! Why each part is there:
@@ -27,6 +28,9 @@
 //!   parent is gone, and the watchdog sends SIGHUP to the whole group. Without a tty nothing
 //!   else would stop the program. It ignores INT/TERM (they are for the program), so the wrapper
 //!   ends it with SIGKILL, and it also stops by itself once the wrapper is gone;
+//! - after the start marker the wrapper's own stderr is /dev/null and the program's is the real
+//!   one (fd 3): a shell reports a child killed by a signal ("Killed", "Segmentation fault")
+//!   on its stderr, which a local run would not show. The exit marker goes to fd 3;
 //! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
 //!   in the background, where a non-interactive shell would make it ignore SIGINT.
 //!
@@ -66,10 +70,11 @@ impl RemoteCommand<'_> {
         s.extend_from_slice(
             b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n\
               printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
+              exec 3>&2 2>/dev/null\n\
               trap : INT TERM\n\
               (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
               kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
-              </dev/null >/dev/null 2>&1 &\n",
+              </dev/null >/dev/null 2>&1 3>&- &\n",
         );
         if !self.env.is_empty() {
             s.extend_from_slice(b"export");
@@ -87,7 +92,7 @@ impl RemoteCommand<'_> {
             push_quoted(&mut s, arg.as_bytes());
         }
         s.extend_from_slice(
-            b"\ns=$?; kill -s KILL $! 2>/dev/null; printf '\\036fatbin:exit:%s\\n' \"$s\" >&2; exit \"$s\"\n",
+            b" 2>&3 3>&-\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:%s\\n' \"$s\" >&3; exit \"$s\"\n",
         );
         s
     }
