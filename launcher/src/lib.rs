@@ -122,7 +122,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             Ok(0)
         }
         Command::Host => Ok(report::host()),
-        Command::Nodes(args) => Ok(migrate::nodes_main(&args)),
+        Command::Nodes(args) => Ok(migrate::nodes_main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
             report::list(&root)

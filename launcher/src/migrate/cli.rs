@@ -27,7 +27,8 @@ Usage:
   fatbin nodes check [NAME]            reachable? ROOT visible? (clears down marks)
 
 Options for every command:
-  --layout DIR    the layout ROOT whose nodes.toml is read (default: FATBIN_ROOT, else ~/.fatbin)
+  --layout DIR    the layout ROOT whose nodes.toml is read (default: FATBIN_ROOT, else the
+                  shim's location, else ~/.local/share/fatbin, as for `fatbin run`)
 
 Files, first definition of a node wins: $XDG_CONFIG_HOME/fatbin/nodes.toml (user),
 ROOT/nodes.toml (layout), /etc/fatbin/nodes.toml (system). `add` writes the user file unless
@@ -95,8 +96,8 @@ impl Args {
 }
 
 /// Runs `fatbin nodes ARGS`; returns the exit status.
-pub fn main(args: &[OsString]) -> i32 {
-    match dispatch(args) {
+pub fn main(args: &[OsString], shim_root: Option<PathBuf>) -> i32 {
+    match dispatch(args, shim_root) {
         Ok(code) => code,
         Err(message) => {
             eprintln!("fatbin nodes: {message}");
@@ -105,7 +106,7 @@ pub fn main(args: &[OsString]) -> i32 {
     }
 }
 
-fn dispatch(args: &[OsString]) -> Result<i32, String> {
+fn dispatch(args: &[OsString], shim_root: Option<PathBuf>) -> Result<i32, String> {
     let Some(command) = args.first().and_then(|a| a.to_str()) else {
         print!("{HELP}");
         return Ok(if args.is_empty() { 0 } else { EXIT_CONFIG });
@@ -121,8 +122,9 @@ fn dispatch(args: &[OsString]) -> Result<i32, String> {
         print!("{HELP}");
         return Ok(0);
     }
+    // Not `--root`: `add --root PATH` is the node's own ROOT.
     let layout = rest.take("--layout")?.map(PathBuf::from);
-    let root = crate::invocation::resolve_root(layout, None)
+    let root = crate::invocation::resolve_root(layout, shim_root)
         .ok()
         .map(|r| r.path);
     let paths = Paths::new(root.as_deref());

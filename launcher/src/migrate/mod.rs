@@ -411,9 +411,10 @@ pub fn explain(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 /// `fatbin nodes ...`: manage and probe the node inventory. Returns the exit status.
-pub fn nodes_main(args: &[OsString]) -> i32 {
+/// `shim_root` is ROOT as found from the shim the launcher was started through, if any.
+pub fn nodes_main(args: &[OsString], shim_root: Option<std::path::PathBuf>) -> i32 {
     ignore_sigpipe();
-    cli::main(args)
+    cli::main(args, shim_root)
 }
 
 /// The launcher keeps SIGPIPE at its default for the programs it execs; a migration relays
