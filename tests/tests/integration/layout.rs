@@ -52,6 +52,19 @@ fn probe_slot(name: &str, target: &str, cpu: Option<&str>) -> NewSlot {
     }
 }
 
+/// Installs the baseline x86_64 and aarch64 probe builds as program `probe`.
+fn install_x86_64_and_aarch64(layout: &Layout) {
+    install(
+        layout,
+        "probe",
+        &[
+            probe_slot("x86_64", X86_64_MUSL, None),
+            probe_slot("aarch64", AARCH64_MUSL, None),
+        ],
+    )
+    .unwrap();
+}
+
 /// Everything observable about a directory tree: per path, inode, mtime, mode and the
 /// sha256 of the bytes (of the target, for a symlink).
 type Snapshot = BTreeMap<PathBuf, (u64, i64, i64, u32, String)>;
@@ -553,15 +566,7 @@ fn a_slot_whose_elf_header_disagrees_with_its_name_is_refused_and_nothing_change
 fn a_wrong_arch_slot_in_a_multi_slot_install_leaves_the_previous_install_intact() {
     let dir = temp_dir();
     let layout = Layout::new(dir.path());
-    install(
-        &layout,
-        "probe",
-        &[
-            probe_slot("x86_64", X86_64_MUSL, None),
-            probe_slot("aarch64", AARCH64_MUSL, None),
-        ],
-    )
-    .unwrap();
+    install_x86_64_and_aarch64(&layout);
     let before = snapshot(dir.path());
     let mut wrong = probe_slot("aarch64", X86_64_MUSL, None);
     wrong.target = String::new();
@@ -669,15 +674,7 @@ fn reinstalling_with_nothing_changed_rewrites_nothing() {
 fn removing_a_slot_then_the_program() {
     let dir = temp_dir();
     let layout = Layout::new(dir.path());
-    install(
-        &layout,
-        "probe",
-        &[
-            probe_slot("x86_64", X86_64_MUSL, None),
-            probe_slot("aarch64", AARCH64_MUSL, None),
-        ],
-    )
-    .unwrap();
+    install_x86_64_and_aarch64(&layout);
     write_shim(&layout, "probe", Path::new("../launcher")).unwrap();
     assert_eq!(
         std::fs::read_link(layout.shim_path("probe")).unwrap(),
@@ -840,15 +837,7 @@ fn installing_no_slots_creates_nothing() {
 fn verify_finds_a_tampered_byte_a_wrong_arch_file_and_unsafe_permissions() {
     let dir = temp_dir();
     let layout = Layout::new(dir.path());
-    install(
-        &layout,
-        "probe",
-        &[
-            probe_slot("x86_64", X86_64_MUSL, None),
-            probe_slot("aarch64", AARCH64_MUSL, None),
-        ],
-    )
-    .unwrap();
+    install_x86_64_and_aarch64(&layout);
     assert!(verify(&layout, None).unwrap().is_empty());
     let problems = |layout: &Layout| -> Vec<String> {
         verify(layout, None)
