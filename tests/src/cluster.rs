@@ -5,7 +5,7 @@
 //! Node kinds:
 //! - [`Kind::Native`]: an sshd on the host, an x86_64 node;
 //! - [`Kind::Aarch64`]: an sshd inside `unshare --user --map-root-user --map-auto --mount` with its
-//!   own binfmt_misc mount where qemu-aarch64-static is registered (flag F), so aarch64 binaries
+//!   own binfmt_misc mount where qemu-aarch64-static is registered as Debian does, so aarch64 binaries
 //!   run there while the host itself refuses them (`Exec format error`);
 //! - [`Cluster::add_blackhole`]: a TCP port that accepts and never speaks, a node that hangs.
 //!
@@ -58,9 +58,11 @@ pub struct Cluster {
     blackholes: Vec<Blackhole>,
 }
 
-/// binfmt_misc registration for qemu-aarch64-static, as Debian's qemu-user-static writes it,
-/// with flag F (the interpreter is opened at registration, so it works inside the namespace).
-const BINFMT_AARCH64: &str = ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64-static:F";
+/// binfmt_misc registration for qemu-aarch64, exactly as Debian's qemu-user-static writes it
+/// (/usr/lib/binfmt.d/qemu-aarch64.conf): flag F opens the interpreter at registration, so it
+/// works inside the namespace; flag P with the `-binfmt-P` name makes qemu keep the program's
+/// argv[0], as on a real node.
+const BINFMT_AARCH64: &str = ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OPF";
 
 /// Panics with what to install or configure when the machine cannot host a test cluster.
 pub fn require(aarch64: bool) {
@@ -83,6 +85,10 @@ pub fn require(aarch64: bool) {
             ("/usr/bin/unshare", "util-linux"),
             ("/usr/bin/newuidmap", "uidmap"),
             ("/usr/bin/qemu-aarch64-static", "qemu-user-static"),
+            (
+                "/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
+                "qemu-user-static",
+            ),
         ] {
             if !Path::new(path).exists() {
                 missing.push(format!("{path}: apt-get install {package}"));

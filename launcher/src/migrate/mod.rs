@@ -214,6 +214,7 @@ fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
                 cwd: cwd.as_os_str().as_bytes(),
                 binary: &binary,
                 args: &args,
+                argv0: req.argv0.as_bytes(),
                 env: &env_refs,
             }
             .script();

@@ -9,7 +9,9 @@
 //! (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do
 //!   kill -0 "$PPID" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) </dev/null >/dev/null 2>&1 3>&- &
 //! export LANG='C.UTF-8' FATBIN_ARGV0='prog'
-//! '/root/bin/prog/aarch64' 'arg 1' 'it'\''s' 2>&3 3>&-
+//! set -- 'arg 1' 'it'\''s'
+//! if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ]; then (exec -a 'prog' '/root/bin/prog/aarch64' "$@" 2>&3 3>&-)
+//! else '/root/bin/prog/aarch64' "$@" 2>&3 3>&-; fi
 //! s=$?; kill -s KILL $!; printf '\036fatbin:exit:%s\n' "$s" >&3; exit "$s"
 //! ```
 //!
@@ -34,8 +36,12 @@
 //! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
 //!   in the background, where a non-interactive shell would make it ignore SIGINT.
 //!
-//! `argv[0]`: POSIX sh has no `exec -a`, so the program's `argv[0]` is its path on the node; the
-//! name the user typed is in `FATBIN_ARGV0`.
+//! `argv[0]`: the program gets the name the user typed, as in a local run, when the node's login
+//! shell is bash or zsh (Debian's default for users), through `exec -a` in a subshell (the
+//! subshell becomes the program, so its status and process group are the program's). POSIX sh
+//! (dash) has no `exec -a`: there the program's `argv[0]` is its path on the node. Either way the
+//! name is also in `FATBIN_ARGV0`. The arguments are set once with `set --`, so both branches
+//! share them and the command stays small.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -55,6 +61,8 @@ pub struct RemoteCommand<'a> {
     /// The binary on the node (may start with `~/` for a cache under the node's home).
     pub binary: &'a [u8],
     pub args: &'a [&'a OsStr],
+    /// What the program's argv[0] should be (where the node's shell can set it).
+    pub argv0: &'a [u8],
     /// Variables to set, already filtered to valid names.
     pub env: &'a [(String, &'a OsStr)],
 }
@@ -86,13 +94,21 @@ impl RemoteCommand<'_> {
             }
             s.push(b'\n');
         }
-        push_remote_path(&mut s, self.binary);
+        s.extend_from_slice(b"set --");
         for arg in self.args {
             s.push(b' ');
             push_quoted(&mut s, arg.as_bytes());
         }
+        s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
+        push_quoted(&mut s, self.argv0);
+        s.push(b' ');
+        push_remote_path(&mut s, self.binary);
+        // The redirections go on the program itself, never on the `if`: the shell must keep
+        // /dev/null as its own stderr for its "Killed" notices.
+        s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
+        push_remote_path(&mut s, self.binary);
         s.extend_from_slice(
-            b" 2>&3 3>&-\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:%s\\n' \"$s\" >&3; exit \"$s\"\n",
+            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:%s\\n' \"$s\" >&3; exit \"$s\"\n",
         );
         s
     }
@@ -119,6 +135,7 @@ mod tests {
             cwd,
             binary: b"/bin/sh",
             args: &args,
+            argv0: b"sh",
             env: &env,
         }
         .script();
@@ -134,12 +151,36 @@ mod tests {
         assert!(err.ends_with("\x1efatbin:exit:7\n"), "{err:?}");
     }
 
+    /// The program's argv[0] is the typed name under bash and zsh, its path under POSIX sh.
+    #[test]
+    fn argv0_is_the_typed_name_where_the_shell_can_set_it() {
+        let args: Vec<&OsStr> = vec![OsStr::new("-c"), OsStr::new("printf '%s' \"$0\"")];
+        let script = RemoteCommand {
+            cwd: b"/",
+            binary: b"/bin/sh",
+            args: &args,
+            argv0: b"typed name",
+            env: &[],
+        }
+        .script();
+        for (shell, expected) in [("bash", &b"typed name"[..]), ("dash", b"/bin/sh")] {
+            let out = Command::new(shell)
+                .arg("-c")
+                .arg(OsStr::from_bytes(&script))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{shell}");
+            assert_eq!(out.stdout, expected, "{shell}");
+        }
+    }
+
     #[test]
     fn a_missing_cwd_is_reported_before_start() {
         let script = RemoteCommand {
             cwd: b"/nonexistent/dir",
             binary: b"/bin/true",
             args: &[],
+            argv0: b"true",
             env: &[],
         }
         .script();

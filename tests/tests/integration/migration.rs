@@ -571,6 +571,23 @@ fn the_working_directory_and_chosen_variables_are_the_callers() {
         "{}",
         show(&out)
     );
+
+    // argv[0] is what was typed, as in a local run, when the node's login shell can set it
+    // (bash, zsh); the nodes here log in as this user, so their shell is this user's.
+    let out = output(&mut fatbin(&cl, root.path(), &[b"argv0"]));
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let uid = unsafe { libc::geteuid() }.to_string();
+    let shell = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() == 7 && f[2] == uid)
+        .map(|f| f[6].to_owned())
+        .unwrap_or_default();
+    if shell.ends_with("bash") || shell.ends_with("zsh") {
+        assert_eq!(out.stdout, b"probe", "{}", show(&out));
+    } else {
+        assert!(out.stdout.ends_with(b"/aarch64"), "{}", show(&out));
+    }
 }
 
 #[test]
