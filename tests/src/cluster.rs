@@ -207,7 +207,8 @@ impl Cluster {
         );
     }
 
-    /// Starts a node and waits until its sshd accepts connections.
+    /// Starts a node and waits until its sshd accepts connections. Programs run there see
+    /// `FATBIN_TEST_NODE=<name>`, so a test can tell which node ran a request.
     pub fn add_node(&mut self, name: &str, kind: Kind) -> &Node {
         let d = self.dir().to_owned();
         let port = free_port();
@@ -231,7 +232,7 @@ impl Cluster {
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}/authorized_keys\n\
                  PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPrintMotd no\n\
-                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\n",
+                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv FATBIN_TEST_NODE={name}\n",
                 key.display(),
                 d.display()
             ),

@@ -739,3 +739,62 @@ fn a_tty_only_when_the_user_has_one() {
         show(&out)
     );
 }
+
+/// The name of the node that ran a migrated `probe env FATBIN_TEST_NODE` (see cluster.rs).
+fn node_that_ran(cl: &Cluster, root: &Path, balance: &str) -> String {
+    let out =
+        output(fatbin(cl, root, &[b"env", b"FATBIN_TEST_NODE"]).env("FATBIN_BALANCE", balance));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    text(out.stdout.strip_suffix(b"\0").unwrap_or(&out.stdout))
+}
+
+#[test]
+fn load_is_balanced_round_robin_or_to_the_least_loaded_node() {
+    let root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", Kind::Aarch64);
+    cl.add_node("n2", Kind::Aarch64);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{0}\"\n\
+         [nodes.n2]\nssh = \"n2\"\nslots = [\"aarch64\"]\nroot = \"{0}\"\n",
+        root.path().display()
+    ));
+
+    // Round-robin: consecutive runs start at consecutive nodes.
+    let ran: Vec<String> = (0..4)
+        .map(|_| node_that_ran(&cl, root.path(), "round-robin"))
+        .collect();
+    for pair in ran.windows(2) {
+        assert_ne!(pair[0], pair[1], "round-robin repeated a node: {ran:?}");
+    }
+    assert!(ran.iter().all(|n| n == "n1" || n == "n2"), "{ran:?}");
+
+    // Least-loaded: while a long run holds one node, the next run goes to the other.
+    let mut long = fatbin(&cl, root.path(), &[b"announce", b"FATBIN_TEST_NODE", b"5"]);
+    let mut long = long
+        .env("FATBIN_BALANCE", "least-loaded")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut long_node = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(long.stdout.take().unwrap()),
+        &mut long_node,
+    )
+    .unwrap();
+    let long_node = long_node.trim().to_owned();
+    let both = ["n1", "n2"];
+    assert!(both.contains(&long_node.as_str()), "{long_node:?}");
+    // Twice: a rotating policy would land on the busy node one of the two times.
+    for _ in 0..2 {
+        let during = node_that_ran(&cl, root.path(), "least-loaded");
+        assert_ne!(during, long_node, "least-loaded chose the busy node");
+    }
+    let status = long.wait().unwrap();
+    assert!(status.success(), "the long run failed: {status}");
+    // With the long run over, both nodes are idle again; a run still goes through.
+    let after = node_that_ran(&cl, root.path(), "least-loaded");
+    assert!(both.contains(&after.as_str()), "{after}");
+}
