@@ -124,6 +124,15 @@ mod tests {
     use super::*;
     use std::process::Command;
 
+    /// Runs a wrapper script the way sshd does: `SHELL -c SCRIPT`.
+    fn run_script(shell: &str, script: &[u8]) -> std::process::Output {
+        Command::new(shell)
+            .arg("-c")
+            .arg(OsStr::from_bytes(script))
+            .output()
+            .unwrap()
+    }
+
     #[test]
     fn the_wrapper_runs_under_dash_and_reports_status() {
         let dir = tempfile::tempdir().unwrap();
@@ -139,11 +148,7 @@ mod tests {
             env: &env,
         }
         .script();
-        let out = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(OsStr::from_bytes(&script))
-            .output()
-            .unwrap();
+        let out = run_script("/bin/sh", &script);
         assert_eq!(out.status.code(), Some(7));
         assert_eq!(out.stdout, cwd);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -164,11 +169,7 @@ mod tests {
         }
         .script();
         for (shell, expected) in [("bash", &b"typed name"[..]), ("dash", b"/bin/sh")] {
-            let out = Command::new(shell)
-                .arg("-c")
-                .arg(OsStr::from_bytes(&script))
-                .output()
-                .unwrap();
+            let out = run_script(shell, &script);
             assert_eq!(out.status.code(), Some(0), "{shell}");
             assert_eq!(out.stdout, expected, "{shell}");
         }
@@ -184,11 +185,7 @@ mod tests {
             env: &[],
         }
         .script();
-        let out = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(OsStr::from_bytes(&script))
-            .output()
-            .unwrap();
+        let out = run_script("/bin/sh", &script);
         assert_eq!(out.status.code(), Some(126));
         assert!(String::from_utf8_lossy(&out.stderr).contains("\x1efatbin:fail:cwd"));
     }
