@@ -6,7 +6,9 @@
 
 use std::ffi::{OsStr, OsString};
 
-use fatbin_layout::{Layout, Manifest};
+use std::path::PathBuf;
+
+use fatbin_layout::{Layout, Manifest, SlotName};
 
 use crate::check;
 use crate::error::{Error, Result};
@@ -46,18 +48,14 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
     })?;
     match route {
         Route::Native(slot) => {
-            let root_owner = check::check_layout_dirs(req.layout, req.program)?;
-            let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot, root_owner)?;
+            let path = checked_slot_path(req, slot)?;
             let mut argv: Vec<&OsStr> = Vec::with_capacity(req.args.len() + 1);
             argv.extend(req.argv0);
             argv.extend(req.args.iter().map(OsString::as_os_str));
             Err(exec::exec(&path, &argv, depth, req.program))
         }
         Route::Emulate { slot, qemu } => {
-            let root_owner = check::check_layout_dirs(req.layout, req.program)?;
-            let path = req.layout.slot_path(req.program, slot);
-            check::check_slot(&path, req.program, slot, root_owner)?;
+            let path = checked_slot_path(req, slot)?;
             let info = &manifest.slots[&slot];
             let argv = qemu::argv(&qemu, slot, info, &path, req.argv0, req.args);
             let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
@@ -77,9 +75,12 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
     }
 }
 
-/// Reads the manifest, mapping a missing one to a clear error.
-pub fn manifest(layout: &Layout, program: &str) -> Result<Manifest> {
-    crate::program::read_manifest(layout, program)
+/// The slot's path, after the checks that must pass before anything runs from the layout.
+fn checked_slot_path(req: &Launch<'_>, slot: SlotName) -> Result<PathBuf> {
+    let root_owner = check::check_layout_dirs(req.layout, req.program)?;
+    let path = req.layout.slot_path(req.program, slot);
+    check::check_slot(&path, req.program, slot, root_owner)?;
+    Ok(path)
 }
 
 /// The program name as text: program names are UTF-8 (see the layout's naming rules).

@@ -70,7 +70,7 @@ fn run_shim(
         let root = invocation::resolve_root(None, Some(shim.root()))?;
         let program = launch::program_name(&shim.program)?.to_owned();
         let layout = Layout::new(&root.path);
-        match launch::manifest(&layout, &program) {
+        match program::read_manifest(&layout, &program) {
             Ok(manifest) => {
                 let req = Launch {
                     layout: &layout,
@@ -137,7 +137,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             let forced = forced(opts.arch.as_deref())?;
             let name = launch::program_name(&program)?;
             let layout = Layout::new(&root.path);
-            let manifest = launch::manifest(&layout, name)?;
+            let manifest = program::read_manifest(&layout, name)?;
             launch::launch(
                 &Launch {
                     layout: &layout,
@@ -157,7 +157,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             let root: Root = invocation::resolve_root(opts.root, shim_root)?;
             let forced = forced(opts.arch.as_deref())?;
             let name = launch::program_name(&program)?;
-            let manifest = launch::manifest(&Layout::new(&root.path), name)?;
+            let manifest = program::read_manifest(&Layout::new(&root.path), name)?;
             report::which(&root, name, &manifest, forced, explain)
         }
     }

@@ -33,7 +33,7 @@ pub fn parse(text: &str) -> Option<Manifest> {
             }
             let slot: SlotName = name.parse().ok()?;
             if let Some((done, fields)) = current.take() {
-                insert(&mut slots, done, fields.finish(done)?)?;
+                insert(&mut slots, done, fields.finish()?)?;
             }
             if slots.contains_key(&slot) {
                 return None;
@@ -55,19 +55,18 @@ pub fn parse(text: &str) -> Option<Manifest> {
         }
     }
     if let Some((done, fields)) = current.take() {
-        insert(&mut slots, done, fields.finish(done)?)?;
+        insert(&mut slots, done, fields.finish()?)?;
     }
-    let program = program?;
-    if format? != u64::from(FORMAT_VERSION)
-        || fatbin_layout::names::program_name_problem(program).is_some()
-    {
+    if format? != u64::from(FORMAT_VERSION) {
         return None;
     }
-    Some(Manifest {
+    let manifest = Manifest {
         format: FORMAT_VERSION,
-        program: program.to_owned(),
+        program: program?.to_owned(),
         slots,
-    })
+    };
+    // The layout's own consistency checks, exactly as `Manifest::parse` applies them.
+    manifest.check().ok().map(|()| manifest)
 }
 
 fn insert(slots: &mut BTreeMap<SlotName, SlotInfo>, slot: SlotName, info: SlotInfo) -> Option<()> {
@@ -176,8 +175,9 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The slot's facts, if complete and consistent with its name (the layout's own checks).
-    fn finish(self, slot: SlotName) -> Option<SlotInfo> {
+    /// The slot's facts, if complete and well typed. Consistency with the slot name is checked
+    /// for the whole manifest by the layout's `Manifest::check`.
+    fn finish(self) -> Option<SlotInfo> {
         let arch: Arch = self.arch?.parse().ok()?;
         let bits = u8::try_from(self.bits?).ok()?;
         let endian = match self.endian? {
@@ -185,9 +185,6 @@ impl<'a> Fields<'a> {
             "big" => Endian::Big,
             _ => return None,
         };
-        if arch != slot.arch || bits != arch.bits() || endian != arch.endian() {
-            return None;
-        }
         let libc = match self.libc? {
             "static" => Libc::Static,
             "musl" => Libc::Musl,
@@ -200,10 +197,6 @@ impl<'a> Fields<'a> {
             None => None,
         };
         let sha256 = self.sha256?;
-        let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-        if sha256.len() != 64 || !sha256.bytes().all(hex) {
-            return None;
-        }
         Some(SlotInfo {
             target: self.target.unwrap_or_default().to_owned(),
             arch,

@@ -121,8 +121,9 @@ impl Manifest {
     /// The facts a well-formed manifest cannot contradict: its program name is a valid one,
     /// and every slot's arch, bits and endianness are those of its slot name, with a sha256
     /// that is 64 hex digits. A manifest that lies about these would make the launcher pick
-    /// a binary that cannot run.
-    fn check(&self) -> Result<(), String> {
+    /// a binary that cannot run. [`Manifest::parse`] applies it; other readers of the format
+    /// (the launcher's fast reader) must too.
+    pub fn check(&self) -> Result<(), String> {
         if let Some(why) = crate::names::program_name_problem(&self.program) {
             return Err(format!("program name `{}`: {why}", self.program));
         }
