@@ -130,17 +130,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn user_name() -> String {
     std::env::var("USER")
         .ok()
@@ -160,7 +149,7 @@ impl Cluster {
         for sub in ["config", "cache", "run"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        run(
+        crate::run_ok(
             Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-C", "fatbin-test", "-f"])
                 .arg(d.join("id")),
@@ -213,7 +202,7 @@ impl Cluster {
         let d = self.dir().to_owned();
         let port = free_port();
         let key = d.join(format!("host-{name}"));
-        run(
+        crate::run_ok(
             Command::new("ssh-keygen")
                 .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
                 .arg(&key),

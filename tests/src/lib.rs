@@ -37,10 +37,11 @@ pub fn lld_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-fn run_build(mut cmd: Command, what: &str) {
+/// Runs `cmd` to completion and panics with `what` and its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut Command, what: &str) {
     let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run cargo: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
     assert!(
         out.status.success(),
         "{what} failed:\n{}",
@@ -77,8 +78,8 @@ pub fn probe_binary(target: &str, cpu: Option<&str>) -> PathBuf {
     if let Some(cpu) = cpu {
         cmd.env("RUSTFLAGS", format!("-C target-cpu={cpu}"));
     }
-    run_build(
-        cmd,
+    run_ok(
+        &mut cmd,
         &format!("building the probe fixture for {target} {cpu:?}"),
     );
     let path = target_dir.join(target).join("release/probe");
@@ -101,7 +102,7 @@ pub fn host_bin_dir() -> PathBuf {
                 "-p",
                 "cargo-fatbin",
             ]);
-            run_build(cmd, "building fatbin and cargo-fatbin");
+            run_ok(&mut cmd, "building fatbin and cargo-fatbin");
             workspace_root().join("target/debug")
         })
         .clone()
@@ -130,7 +131,7 @@ pub fn launcher_binary(target: &str) -> PathBuf {
         .arg("--target-dir")
         .arg(&target_dir);
     lld_env(&mut cmd);
-    run_build(cmd, &format!("building the launcher for {target}"));
+    run_ok(&mut cmd, &format!("building the launcher for {target}"));
     let path = target_dir.join(target).join("release/fatbin");
     built.insert(target.to_owned(), path.clone());
     path
