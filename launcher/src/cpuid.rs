@@ -6,12 +6,14 @@
 //! feature in it is asked for, and applies the same OS-support rules as std: the AVX family
 //! only when XCR0 shows the OS saves the YMM state, AVX-512 only when it saves the ZMM and
 //! opmask state too. A unit test checks every feature here against std's detection.
+//!
+//! Core only: the `no_std` fast launcher (`fast/`) compiles this same file.
 
 #[cfg(target_arch = "x86")]
-use std::arch::x86::{__cpuid_count, _xgetbv, CpuidResult};
+use core::arch::x86::{__cpuid_count, _xgetbv, CpuidResult};
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::{__cpuid_count, _xgetbv, CpuidResult};
-use std::sync::OnceLock;
+use core::arch::x86_64::{__cpuid_count, _xgetbv, CpuidResult};
+use core::cell::Cell;
 
 /// Which register of which leaf holds a feature bit, and what OS support it needs.
 #[derive(Debug, Clone, Copy)]
@@ -67,42 +69,62 @@ const TABLE: &[(&str, Leaf, u32, Needs)] = &[
     ("tbm", Leaf::Ext1Ecx, 21, Needs::Nothing),
 ];
 
-/// Whether the processor has `name`, or `None` when this module does not know the name.
-pub fn has(name: &str) -> Option<bool> {
-    let &(_, leaf, bit, needs) = TABLE.iter().find(|(n, ..)| *n == name)?;
-    let regs = registers();
-    let reg = match leaf {
-        Leaf::L1Ecx => regs.leaf1().0,
-        Leaf::L1Edx => regs.leaf1().1,
-        Leaf::L7Ebx => regs.leaf7_ebx(),
-        Leaf::Ext1Ecx => regs.ext1_ecx(),
-    };
-    let os_ok = match needs {
-        Needs::Nothing => true,
-        Needs::AvxState => regs.xcr0() & 0b110 == 0b110,
-        Needs::Avx512State => regs.xcr0() & 0b1110_0110 == 0b1110_0110,
-    };
-    Some(reg & (1 << bit) != 0 && os_ok)
+/// The processor's answers, each `cpuid` run on first use and kept.
+#[derive(Debug, Default)]
+pub struct Cpu {
+    max_leaf: Cell<Option<u32>>,
+    leaf1: Cell<Option<(u32, u32)>>,
+    leaf7_ebx: Cell<Option<u32>>,
+    ext1_ecx: Cell<Option<u32>>,
+    xcr0: Cell<Option<u64>>,
 }
 
-/// The feature names [`has`] answers for.
+/// The value in `cell`, computed by `read` the first time.
+fn cached<T: Copy>(cell: &Cell<Option<T>>, read: impl FnOnce() -> T) -> T {
+    if let Some(v) = cell.get() {
+        return v;
+    }
+    let v = read();
+    cell.set(Some(v));
+    v
+}
+
+impl Cpu {
+    pub const fn new() -> Cpu {
+        Cpu {
+            max_leaf: Cell::new(None),
+            leaf1: Cell::new(None),
+            leaf7_ebx: Cell::new(None),
+            ext1_ecx: Cell::new(None),
+            xcr0: Cell::new(None),
+        }
+    }
+
+    /// Whether the processor has `name`, or `None` when this module does not know the name.
+    pub fn has(&self, name: &str) -> Option<bool> {
+        let &(_, leaf, bit, needs) = TABLE.iter().find(|(n, ..)| *n == name)?;
+        Some(self.has_bit(leaf, bit, needs))
+    }
+
+    fn has_bit(&self, leaf: Leaf, bit: u32, needs: Needs) -> bool {
+        let reg = match leaf {
+            Leaf::L1Ecx => self.leaf1().0,
+            Leaf::L1Edx => self.leaf1().1,
+            Leaf::L7Ebx => self.leaf7_ebx(),
+            Leaf::Ext1Ecx => self.ext1_ecx(),
+        };
+        let os_ok = match needs {
+            Needs::Nothing => true,
+            Needs::AvxState => self.xcr0() & 0b110 == 0b110,
+            Needs::Avx512State => self.xcr0() & 0b1110_0110 == 0b1110_0110,
+        };
+        reg & (1 << bit) != 0 && os_ok
+    }
+}
+
+/// The feature names [`Cpu::has`] answers for.
 pub fn names() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|(n, ..)| *n)
-}
-
-/// The cpuid results, each read on first use.
-#[derive(Debug, Default)]
-struct Registers {
-    max_leaf: OnceLock<u32>,
-    leaf1: OnceLock<(u32, u32)>,
-    leaf7_ebx: OnceLock<u32>,
-    ext1_ecx: OnceLock<u32>,
-    xcr0: OnceLock<u64>,
-}
-
-fn registers() -> &'static Registers {
-    static REGS: OnceLock<Registers> = OnceLock::new();
-    REGS.get_or_init(Registers::default)
 }
 
 #[allow(unused_unsafe)] // cpuid is a safe intrinsic in newer Rust
@@ -112,20 +134,21 @@ fn cpuid(leaf: u32) -> CpuidResult {
     unsafe { __cpuid_count(leaf, 0) }
 }
 
-impl Registers {
+/// The registers behind the features, each read once.
+impl Cpu {
     fn max_leaf(&self) -> u32 {
-        *self.max_leaf.get_or_init(|| cpuid(0).eax)
+        cached(&self.max_leaf, || cpuid(0).eax)
     }
 
     fn leaf1(&self) -> (u32, u32) {
-        *self.leaf1.get_or_init(|| {
+        cached(&self.leaf1, || {
             let r = cpuid(1);
             (r.ecx, r.edx)
         })
     }
 
     fn leaf7_ebx(&self) -> u32 {
-        *self.leaf7_ebx.get_or_init(|| {
+        cached(&self.leaf7_ebx, || {
             // A processor with XSAVE enumerates its state components in leaf 0xD, so its
             // highest leaf is at least 0xD and leaf 0 need not be asked.
             let has_xsave = self.leaf1().0 & (1 << 26) != 0;
@@ -138,7 +161,7 @@ impl Registers {
     }
 
     fn ext1_ecx(&self) -> u32 {
-        *self.ext1_ecx.get_or_init(|| {
+        cached(&self.ext1_ecx, || {
             // Every x86_64 processor has leaf 0x8000_0001 (its EDX holds the long-mode bit).
             if cfg!(target_arch = "x86_64") || cpuid(0x8000_0000).eax >= 0x8000_0001 {
                 cpuid(0x8000_0001).ecx
@@ -150,7 +173,7 @@ impl Registers {
 
     /// XCR0, the state the OS saves on context switches; 0 unless the OS enabled XSAVE.
     fn xcr0(&self) -> u64 {
-        *self.xcr0.get_or_init(|| {
+        cached(&self.xcr0, || {
             let (ecx, _) = self.leaf1();
             let xsave = ecx & (1 << 26) != 0;
             let osxsave = ecx & (1 << 27) != 0;
@@ -204,7 +227,7 @@ mod tests {
                 "tbm" => std::arch::is_x86_feature_detected!("tbm"),
                 other => panic!("{other} is detected here but not compared with std"),
             };
-            assert_eq!(super::has(name), Some(std), "{name}");
+            assert_eq!(super::Cpu::new().has(name), Some(std), "{name}");
         }
     }
 }

@@ -138,12 +138,21 @@ mod detect {
                     // The x86_64 baseline: always there, and not every one has a macro name.
                     "x87" | "fxsr" | "sse" | "sse2" if cfg!(target_arch = "x86_64") => true,
                     // The features a level needs are read without std's full detection.
-                    _ if crate::cpuid::has(name).is_some() => crate::cpuid::has(name) == Some(true),
+                    _ if cpuid_has(name).is_some() => cpuid_has(name) == Some(true),
                     $($name => std::arch::is_x86_feature_detected!($name),)*
                     _ => false,
                 }
             }
         };
+    }
+
+    thread_local! {
+        static CPU: crate::cpuid::Cpu = const { crate::cpuid::Cpu::new() };
+    }
+
+    /// [`crate::cpuid::Cpu::has`] for this thread's processor, asked at most once a leaf.
+    fn cpuid_has(name: &str) -> Option<bool> {
+        CPU.with(|cpu| cpu.has(name))
     }
 
     x86_features!(

@@ -6,12 +6,19 @@
 //! command line of [`cli`]. See docs/launcher.md.
 
 pub mod arena;
+pub mod canonical;
 pub mod check;
 pub mod cli;
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 pub mod cpuid;
 pub mod error;
 pub mod exec;
+#[cfg(test)]
+mod fast_agrees;
+/// The `no_std` fast launcher's decision (src/fast), compiled here too so the tests can
+/// compare it with this library's.
+#[path = "fast/pick.rs"]
+pub mod fast_pick;
 pub mod host;
 pub mod invocation;
 pub mod launch;

@@ -2,19 +2,20 @@
 //!
 //! Parsing a manifest with the general TOML parser costs about 10 µs a slot here, which is
 //! as much as everything else the launcher does. Manifests are written by
-//! `Manifest::to_toml`: one `key = value` a line, plain strings, integers and one-line arrays
-//! of strings, a `[slots.NAME]` table a slot. This reader accepts only that shape, and only
-//! when the result passes the same checks the layout library makes; anything else (comments
-//! after values, escapes, inline tables, a newer format, a field it does not know, a value
-//! that would fail a check) makes it give up, and the caller uses the full parser, which
-//! either reads the file the same way or says precisely what is wrong with it. So this
-//! reader accepts a strict subset of what `Manifest::parse` accepts, with the same result
-//! (the tests compare the two).
+//! `Manifest::to_toml` in the canonical shape `crate::canonical` reads line by line. This
+//! reader accepts only that shape, and only when the result passes the same checks the
+//! layout library makes; anything else (comments after values, escapes, inline tables, a
+//! newer format, a field it does not know, a value that would fail a check) makes it give
+//! up, and the caller uses the full parser, which either reads the file the same way or says
+//! precisely what is wrong with it. So this reader accepts a strict subset of what
+//! `Manifest::parse` accepts, with the same result (the tests compare the two).
 
 use std::collections::BTreeMap;
 
 use fatbin_layout::identify::GlibcVersion;
 use fatbin_layout::{Arch, Endian, Libc, Manifest, SlotInfo, SlotName, FORMAT_VERSION};
+
+use crate::canonical::{self, Line, Value};
 
 /// The manifest `text` holds, or `None` when it is not in the canonical shape.
 pub fn parse(text: &str) -> Option<Manifest> {
@@ -23,34 +24,25 @@ pub fn parse(text: &str) -> Option<Manifest> {
     let mut slots: BTreeMap<SlotName, SlotInfo> = BTreeMap::new();
     let mut current: Option<(SlotName, Fields<'_>)> = None;
     for line in text.split('\n') {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix("[slots.") {
-            let name = header.strip_suffix(']')?;
-            if !name.bytes().all(is_bare_key_byte) {
-                return None;
+        match canonical::line(line)? {
+            Line::Blank => {}
+            Line::Slot(name) => {
+                let slot: SlotName = name.parse().ok()?;
+                if let Some((done, fields)) = current.take() {
+                    insert(&mut slots, done, fields.finish()?)?;
+                }
+                if slots.contains_key(&slot) {
+                    return None;
+                }
+                current = Some((slot, Fields::default()));
             }
-            let slot: SlotName = name.parse().ok()?;
-            if let Some((done, fields)) = current.take() {
-                insert(&mut slots, done, fields.finish()?)?;
-            }
-            if slots.contains_key(&slot) {
-                return None;
-            }
-            current = Some((slot, Fields::default()));
-            continue;
-        }
-        let eq = line.find('=')?;
-        let key = line[..eq].strip_suffix(' ')?;
-        let value = line[eq + 1..].strip_prefix(' ')?;
-        let value = Value::parse(value)?;
-        match &mut current {
-            Some((_, fields)) => fields.set(key, value)?,
-            None => match (key, value) {
-                ("format", Value::Int(n)) if format.is_none() => format = Some(n),
-                ("program", Value::Str(s)) if program.is_none() => program = Some(s),
-                _ => return None,
+            Line::Field { key, value } => match &mut current {
+                Some((_, fields)) => fields.set(key, value)?,
+                None => match (key, value) {
+                    ("format", Value::Int(n)) if format.is_none() => format = Some(n),
+                    ("program", Value::Str(s)) if program.is_none() => program = Some(s),
+                    _ => return None,
+                },
             },
         }
     }
@@ -71,51 +63,6 @@ pub fn parse(text: &str) -> Option<Manifest> {
 
 fn insert(slots: &mut BTreeMap<SlotName, SlotInfo>, slot: SlotName, info: SlotInfo) -> Option<()> {
     slots.insert(slot, info).is_none().then_some(())
-}
-
-fn is_bare_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
-}
-
-/// A value in the canonical shape.
-#[derive(Debug)]
-enum Value<'a> {
-    Str(&'a str),
-    Int(u64),
-    StrArray(Vec<&'a str>),
-}
-
-impl<'a> Value<'a> {
-    fn parse(text: &'a str) -> Option<Value<'a>> {
-        if let Some(inner) = text.strip_prefix('[') {
-            let inner = inner.strip_suffix(']')?;
-            if inner.is_empty() {
-                return Some(Value::StrArray(Vec::new()));
-            }
-            return inner
-                .split(", ")
-                .map(plain_string)
-                .collect::<Option<Vec<_>>>()
-                .map(Value::StrArray);
-        }
-        if text.starts_with('"') {
-            return plain_string(text).map(Value::Str);
-        }
-        let canonical_int = !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_digit())
-            && (text == "0" || !text.starts_with('0'));
-        if canonical_int {
-            return text.parse().ok().map(Value::Int);
-        }
-        None
-    }
-}
-
-/// The contents of `"..."` when it needs no unescaping.
-fn plain_string(text: &str) -> Option<&str> {
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    let plain = !inner.contains(['"', '\\']) && !inner.chars().any(char::is_control);
-    plain.then_some(inner)
 }
 
 /// The fields of one `[slots.NAME]` table, as read.
@@ -168,7 +115,7 @@ impl<'a> Fields<'a> {
             "crate" => put(&mut self.krate, string(&value)),
             "version" => put(&mut self.version, string(&value)),
             "features" => match value {
-                Value::StrArray(list) => put(&mut self.features, Some(list)),
+                Value::StrArray(list) => put(&mut self.features, Some(list.iter().collect())),
                 _ => None,
             },
             _ => None,
