@@ -170,7 +170,20 @@ pub fn write_shims(
     shell: &Shell,
 ) -> Result<()> {
     match launcher {
-        Some(launcher) => write_shim(layout, "fatbin", launcher)?,
+        Some(launcher) => {
+            write_shim(layout, "fatbin", launcher)?;
+            // The launcher hands everything but the common case to `fatbin-full` beside it.
+            let real = std::fs::canonicalize(launcher).unwrap_or_else(|_| launcher.to_owned());
+            let full = real.with_file_name("fatbin-full");
+            if !full.exists() {
+                shell.warn(format!(
+                    "{} is missing: the launcher {} needs it next to it for everything but \
+                     plain shim calls (install both binaries of the fatbin package)",
+                    full.display(),
+                    launcher.display()
+                ));
+            }
+        }
         None if layout.shim_path("fatbin").symlink_metadata().is_ok() => {}
         None => shell.warn(format!(
             "no `fatbin` launcher found (next to cargo-fatbin or on PATH): {} is not linked yet; pass --launcher PATH or set FATBIN_LAUNCHER",
@@ -179,7 +192,7 @@ pub fn write_shims(
     }
     for program in programs {
         // The launcher installed as a fat program must not become a shim to itself.
-        if program != "fatbin" {
+        if program != "fatbin" && program != "fatbin-full" {
             write_shim(layout, program, Path::new("fatbin"))?;
         }
     }

@@ -1,9 +1,10 @@
 #!/bin/sh
 # fatbin portable shim: install it as ROOT/shims/fatbin (instead of the usual symlink to a
 # node-local launcher) on clusters whose nodes have no launcher installed. Every program
-# shim ROOT/shims/PROG -> fatbin then runs this script, which starts the launcher the layout
-# carries for this node's processor, ROOT/bin/fatbin/<slot> (install it there with
-# `cargo fatbin install -p fatbin --target ...` for every processor of the cluster).
+# shim ROOT/shims/PROG -> fatbin then runs this script, which starts the full launcher the
+# layout carries for this node's processor, ROOT/bin/fatbin-full/<slot> (install it there with
+# `cargo fatbin install -p fatbin --target ...` for every processor of the cluster; the fast
+# launcher `fatbin` would only hand the `run` command line over to it).
 #
 # It costs a shell and a `uname` on every run (about 2 ms here, against about 0.1 ms for
 # the node-local launcher; see docs/launcher.md), and argv[0] reaches the program as the
@@ -32,9 +33,9 @@ case $(uname -m) in
         ;;
 esac
 
-launcher=$root/bin/fatbin/$slot
+launcher=$root/bin/fatbin-full/$slot
 if [ ! -x "$launcher" ]; then
-    echo "fatbin: no launcher for $slot in $root/bin/fatbin; install one with" \
+    echo "fatbin: no launcher for $slot in $root/bin/fatbin-full; install one with" \
         "\`cargo fatbin install -p fatbin --root ROOT --target <$slot target>\`" >&2
     exit 127
 fi

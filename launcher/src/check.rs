@@ -106,7 +106,7 @@ fn refuse(program: &str, e: fatbin_layout::Error) -> Error {
 
 /// The architecture an ELF header names: `None` when it is not ELF at all, `Err` when it is
 /// an ELF file of an architecture the layout does not know.
-fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
+pub fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
     if header[..4] != *b"\x7fELF" {
         return None;
     }

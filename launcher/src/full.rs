@@ -1,4 +1,6 @@
-//! `fatbin`: the launcher. The work is in the library (`fatbin::main`).
+//! `fatbin-full`: the whole launcher, for everything the fast launcher `fatbin`
+//! (src/fast) hands over: the command line, forced slots, qemu, migration, every error. The
+//! work is in the library (`fatbin::main`).
 //!
 //! The binary defines the C `main` itself (`no_main`) instead of Rust's: std's start-up would
 //! set SIGPIPE to "ignore", which every exec'd program would inherit (an ignored signal stays

@@ -20,6 +20,12 @@ use crate::error::{Error, Result};
 
 /// The launcher's own name: started under it, it is the command line, not a shim.
 pub const LAUNCHER_NAME: &str = "fatbin";
+/// The full launcher's name (this library); the fast launcher `fatbin` hands over to it.
+pub const FULL_LAUNCHER_NAME: &str = "fatbin-full";
+/// How the fast launcher tells the full one the path the caller executed: the kernel's
+/// `AT_EXECFN` names `fatbin-full` after the hand-over. Removed from the environment at once,
+/// so no program ever sees it.
+pub const EXECFN_VAR: &str = "FATBIN_EXECFN";
 
 /// How the launcher was started.
 #[derive(Debug)]
@@ -129,16 +135,17 @@ fn started_as_interpreter(executed: &Path, args: &[OsString]) -> bool {
         && args[1..].iter().take(2).any(|a| Path::new(a) == executed)
 }
 
-/// Whether `path` names the launcher itself: `.../fatbin`, or a slot of the launcher
-/// installed as a fat program (`ROOT/bin/fatbin/x86_64`) executed directly.
+/// Whether `path` names the launcher itself: `.../fatbin` or `.../fatbin-full`, or a slot of
+/// either installed as a fat program (`ROOT/bin/fatbin-full/x86_64`) executed directly.
 fn is_launcher_name(path: &Path) -> bool {
-    if path.file_name() == Some(OsStr::new(LAUNCHER_NAME)) {
+    let name = path.file_name();
+    if name == Some(OsStr::new(LAUNCHER_NAME)) || name == Some(OsStr::new(FULL_LAUNCHER_NAME)) {
         return true;
     }
     let in_launcher_dir = path
         .parent()
         .and_then(Path::file_name)
-        .is_some_and(|d| d == LAUNCHER_NAME);
+        .is_some_and(|d| d == LAUNCHER_NAME || d == FULL_LAUNCHER_NAME);
     in_launcher_dir
         && path
             .file_name()
@@ -146,8 +153,14 @@ fn is_launcher_name(path: &Path) -> bool {
             .is_some_and(|n| n.parse::<fatbin_layout::SlotName>().is_ok())
 }
 
-/// The path the kernel executed (`AT_EXECFN`), as the caller spelled it.
+/// The path the kernel executed (`AT_EXECFN`), as the caller spelled it; when the fast
+/// launcher handed over, the path it was executed as (`FATBIN_EXECFN`, taken out of the
+/// environment here).
 fn executed_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(EXECFN_VAR) {
+        std::env::remove_var(EXECFN_VAR);
+        return (!path.is_empty()).then(|| PathBuf::from(path));
+    }
     // SAFETY: getauxval has no preconditions; for AT_EXECFN it returns 0 or a pointer to a
     // NUL-terminated string the kernel placed on the initial stack, valid for the process's
     // lifetime.

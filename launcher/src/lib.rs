@@ -32,6 +32,9 @@ pub mod select;
 
 use std::ffi::OsString;
 
+// For `fast_pick`, which names it the way the fast launcher does.
+use fatbin_layout::names;
+
 use fatbin_layout::Layout;
 
 use crate::cli::Command;

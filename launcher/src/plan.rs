@@ -40,9 +40,14 @@ impl Fallback {
 /// The fallback order from `FATBIN_FALLBACK`: comma-separated `nodes` and `qemu`; `none` or
 /// an empty value for no fallback at all.
 pub fn fallbacks() -> Result<Vec<Fallback>> {
-    let Some(value) = std::env::var_os(FALLBACK_VAR) else {
-        return Ok(vec![Fallback::Nodes, Fallback::Qemu]);
-    };
+    match std::env::var_os(FALLBACK_VAR) {
+        None => Ok(vec![Fallback::Nodes, Fallback::Qemu]),
+        Some(value) => parse_fallbacks(&value),
+    }
+}
+
+/// A `FATBIN_FALLBACK` value: the fallbacks in order, or the usage error.
+pub fn parse_fallbacks(value: &std::ffi::OsStr) -> Result<Vec<Fallback>> {
     let value = value.to_str().ok_or_else(|| {
         Error::Usage(format!(
             "{FALLBACK_VAR} is not UTF-8; use e.g. `nodes,qemu`"

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fatbin_layout::{install, Layout, NewSlot, SlotName};
 
-use crate::{launcher_binary, probe_binary, temp_dir};
+use crate::{install_launcher, probe_binary, temp_dir};
 
 /// The launcher target the tests run: static, like the shipped launcher.
 pub const LAUNCHER_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -32,8 +32,7 @@ impl TestLayout {
             std::fs::create_dir(d).unwrap();
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let launcher = node.join("fatbin");
-        std::fs::copy(launcher_binary(LAUNCHER_TARGET), &launcher).unwrap();
+        let launcher = install_launcher(LAUNCHER_TARGET, &node);
         let layout = TestLayout {
             dir,
             root,
@@ -44,6 +43,11 @@ impl TestLayout {
         std::fs::set_permissions(&shims, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink(&layout.launcher, shims.join("fatbin")).unwrap();
         layout
+    }
+
+    /// The full launcher, `fatbin-full` next to the node's `fatbin`.
+    pub fn full_launcher(&self) -> PathBuf {
+        self.launcher.with_file_name("fatbin-full")
     }
 
     pub fn layout(&self) -> Layout {
@@ -115,6 +119,7 @@ pub fn clean_env(cmd: &mut Command) -> &mut Command {
         "FATBIN_ARCH",
         "FATBIN_FALLBACK",
         "FATBIN_DEPTH",
+        "FATBIN_EXECFN",
     ] {
         cmd.env_remove(var);
     }

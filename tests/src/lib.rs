@@ -137,6 +137,16 @@ pub fn launcher_binary(target: &str) -> PathBuf {
     path
 }
 
+/// Installs the launcher built for `target` into `dir` the way a node has it: the fast
+/// launcher `fatbin` and the full launcher `fatbin-full` side by side. Returns `dir/fatbin`.
+pub fn install_launcher(target: &str, dir: &Path) -> PathBuf {
+    let fast = launcher_binary(target);
+    for name in ["fatbin", "fatbin-full"] {
+        std::fs::copy(fast.with_file_name(name), dir.join(name)).unwrap();
+    }
+    dir.join("fatbin")
+}
+
 /// A temporary directory with mode 0755 (tempfile makes 0700 ones; layouts must be readable
 /// by other users' runs and must not be group- or world-writable).
 pub fn temp_dir() -> tempfile::TempDir {

@@ -109,10 +109,12 @@ fn picks_the_level_each_emulated_cpu_model_offers() {
             "{cpu}: {}",
             stdout(&out)
         );
+        // The command line runs in the full launcher: started directly, since the fast one
+        // would hand over with an `execve`, which leaves qemu-user (no binfmt_misc here).
         let host = output(clean_env(
             Command::new(&qemu)
                 .args(["-cpu", cpu])
-                .arg(t.shims().join("fatbin"))
+                .arg(t.full_launcher())
                 .arg("host"),
         ));
         let n = match level {
@@ -149,12 +151,9 @@ fn an_aarch64_launcher_detects_its_host_and_picks_the_aarch64_slot() {
     let qemu = require_qemu("aarch64");
     let node = t.dir.path().join("arm-node");
     std::fs::create_dir(&node).unwrap();
-    let launcher = node.join("fatbin");
-    std::fs::copy(
-        fatbin_tests::launcher_binary("aarch64-unknown-linux-musl"),
-        &launcher,
-    )
-    .unwrap();
+    // The full launcher, for its command line (see picks_the_level_each_emulated_cpu_model_offers).
+    let launcher = fatbin_tests::install_launcher("aarch64-unknown-linux-musl", &node)
+        .with_file_name("fatbin-full");
     let out = output(clean_env(
         Command::new(&qemu)
             .args(["-cpu", "cortex-a53"])
@@ -194,8 +193,10 @@ fn explain_lists_every_slot_with_its_verdict() {
     let out = output(clean_env(
         Command::new(&qemu)
             .args(["-cpu", "Nehalem"])
-            .arg(t.shims().join("fatbin"))
-            .args(["which", "probe", "--explain"]),
+            .arg(t.full_launcher())
+            .args(["which", "--root"])
+            .arg(&t.root)
+            .args(["probe", "--explain"]),
     ));
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
@@ -810,25 +811,110 @@ fn usage_errors_exit_2() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The fast launcher `fatbin` and the hand-over to `fatbin-full`
+
+/// Plain shim calls need nothing but the fast launcher; everything else is handed to the full
+/// launcher, and without it the error says what to install.
+#[test]
+fn the_fast_launcher_runs_plain_calls_alone_and_hands_over_the_rest() {
+    let t = levels_layout();
+    let level = host_level(&t);
+    t.install_probes("armonly", &[("aarch64", ARM, None)]);
+    std::fs::remove_file(t.full_launcher()).unwrap();
+    // The best level for this CPU, chosen by the fast launcher alone.
+    let out = output(&mut t.run("probe"));
+    assert_ran(&out, &format!("level={} ", probe_level(level)));
+    let missing = ["cannot start the full launcher", "install `fatbin-full`"];
+    assert_fails(&output(t.fatbin().arg("list")), 126, &missing);
+    let forced = output(t.run("probe").env("FATBIN_ARCH", "x86_64"));
+    assert_fails(&forced, 126, &missing);
+    let foreign = output(t.run("armonly").env("FATBIN_FALLBACK", "none"));
+    assert_fails(&foreign, 126, &missing);
+    std::os::unix::fs::symlink("fatbin", t.shim("absent")).unwrap();
+    assert_fails(&output(&mut t.run("absent")), 126, &missing);
+}
+
+/// What the program sees is the same whichever launcher ran it: argv[0], the recursion
+/// guard, and no trace of the hand-over (`FATBIN_EXECFN`) in its environment, however large.
+#[test]
+fn handed_over_calls_look_the_same_to_the_program() {
+    let t = baseline_layout();
+    let env_of = |cmd: &mut Command| {
+        let out = output(cmd.args(["env", "FATBIN_EXECFN", "FATBIN_DEPTH", "VAR_599"]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        out.stdout
+    };
+    // Fast path, then handed over (a forced slot), then handed over for its size: more
+    // variables than the fast launcher rebuilds.
+    assert_eq!(env_of(&mut t.run("probe")), b"\01\0\0");
+    assert_eq!(
+        env_of(t.run("probe").env("FATBIN_ARCH", "x86_64")),
+        b"\01\0\0"
+    );
+    let mut big = t.run("probe");
+    for i in 0..600 {
+        big.env(format!("VAR_{i}"), i.to_string());
+    }
+    assert_eq!(env_of(&mut big), b"\01\0599\0");
+    for forced in ["", "x86_64"] {
+        let mut cmd = t.run("probe");
+        let out = output(
+            cmd.env("FATBIN_ARCH", forced)
+                .arg0("typed-name")
+                .arg("argv0"),
+        );
+        assert_eq!(out.stdout, b"typed-name", "{}", stderr(&out));
+    }
+}
+
+/// Without /proc (a chroot, an early boot script) the fast launcher still finds the full
+/// one, by following the shim's symlinks.
+#[test]
+fn the_full_launcher_is_found_without_proc() {
+    let t = baseline_layout();
+    let script = r#"umount -l /proc && test ! -e /proc/self/exe && exec "$0" "$@""#;
+    let out = output(clean_env(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(t.shim("probe"))
+            .arg("args")
+            .arg("x")
+            .env("FATBIN_ARCH", "x86_64"),
+    ));
+    assert_eq!(out.stdout, b"x\0", "{}", stderr(&out));
+}
+
+// ---------------------------------------------------------------------------------------
 // The portable `#!/bin/sh` shim, for nodes without a node-local launcher
 
 #[test]
 fn the_portable_shim_runs_the_launcher_the_layout_carries() {
     let t = baseline_layout();
-    // The launcher installed as a fat program, and ROOT/shims/fatbin replaced by the script.
+    // The launcher installed as fat programs (`cargo fatbin install -p fatbin` installs both
+    // binaries), and ROOT/shims/fatbin replaced by the script.
     let slot: fatbin_layout::SlotName = "x86_64".parse().unwrap();
-    fatbin_layout::install(
-        &t.layout(),
-        "fatbin",
-        &[fatbin_layout::NewSlot::from_file(slot, &t.launcher)],
-    )
-    .unwrap();
+    let full = t.launcher.with_file_name("fatbin-full");
+    for (program, file) in [("fatbin", &t.launcher), ("fatbin-full", &full)] {
+        let new = [fatbin_layout::NewSlot::from_file(slot, file)];
+        fatbin_layout::install(&t.layout(), program, &new).unwrap();
+    }
     let script = fatbin_tests::workspace_root().join("launcher/shim/fatbin-portable.sh");
     let shim = t.shims().join("fatbin");
     std::fs::remove_file(&shim).unwrap();
     std::fs::copy(&script, &shim).unwrap();
     chmod(&shim, 0o755);
-    std::fs::remove_file(&t.launcher).unwrap(); // no node-local launcher any more
+    // No node-local launcher any more.
+    std::fs::remove_file(&t.launcher).unwrap();
+    std::fs::remove_file(&full).unwrap();
+    // The fast launcher carried as a fat program finds the full one's same slot.
+    let carried = t.root.join("bin/fatbin/x86_64");
+    let out = output(clean_env(
+        Command::new(&carried)
+            .arg("list")
+            .arg("--root")
+            .arg(&t.root),
+    ));
+    assert_ran(&out, "probe");
 
     let out = output(t.run("probe").args(["args", "a b", ""]));
     assert_eq!(out.stdout, b"a b\0\0", "{}", stderr(&out));

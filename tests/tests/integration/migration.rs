@@ -113,7 +113,9 @@ fn x86_launcher_migrates_an_aarch64_only_program_to_the_aarch64_node() {
 fn aarch64_launcher_under_qemu_migrates_an_x86_only_program_to_the_x86_node() {
     let root = layout_with(&[("x86_64", X86)]);
     let cl = x86_cluster(root.path());
-    let launcher = launcher_binary(ARM);
+    // The full launcher: the fast one would hand `run` over with an `execve`, which leaves
+    // qemu-user (no binfmt_misc outside the test node's namespace).
+    let launcher = launcher_binary(ARM).with_file_name("fatbin-full");
     let mut cmd = Command::new("qemu-aarch64-static");
     cl.env(&mut cmd);
     cmd.env("FATBIN_FALLBACK", "nodes")

@@ -1,0 +1,268 @@
+//! `fatbin`: the launcher every shim call starts, small enough that a shim call costs little
+//! more than the `execve` itself.
+//!
+//! It does the common case alone: started as `ROOT/shims/PROG`, a manifest in the canonical
+//! shape, a slot of this processor's own architecture that runs here, a layout that passes
+//! the permission checks. That is a dozen system calls and a few pages of code: the full
+//! launcher, a 1.3 MB static binary, costs more page faults to start than all of this work.
+//!
+//! Everything else (the `fatbin ...` command line, `FATBIN_ARCH`, qemu, migration, every
+//! error and anything in doubt) it hands unchanged to the full launcher, `fatbin-full` in
+//! the same directory as this binary, telling it the path the caller executed in
+//! `FATBIN_EXECFN` (the kernel's `AT_EXECFN` would name `fatbin-full`). The full launcher
+//! decides the same way, so handing over is always safe; the library's tests check that the
+//! decisions agree (`fast_agrees.rs`), and the integration tests run both routes.
+//!
+//! `no_std`, linked with the C library only (static musl in release builds); a panic hands
+//! over too.
+#![cfg_attr(not(test), no_std)]
+#![no_main]
+// `cargo clippy --all-targets` also builds this as a (std) test harness, which brings its
+// own entry point, so `main` and everything it uses are left out there.
+#![cfg_attr(test, allow(dead_code, unused_imports))]
+
+// The C library: start-up code and system calls.
+#[link(name = "c")]
+extern "C" {}
+
+#[path = "../canonical.rs"]
+mod canonical;
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+#[path = "../cpuid.rs"]
+#[allow(dead_code)] // `names` is for the library's tests
+mod cpuid;
+#[path = "../../../layout/src/names.rs"]
+mod names;
+mod os;
+mod pick;
+
+use core::ffi::{c_char, c_int, CStr};
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use os::{CPath, EnvList};
+
+/// The full launcher's file name, next to this binary.
+const FULL_LAUNCHER: &[u8] = b"fatbin-full";
+/// How the path the caller executed is handed to the full launcher (it removes it at once).
+const EXECFN_VAR: &[u8] = b"FATBIN_EXECFN";
+/// The recursion guard (`exec.rs`): launcher runs in one chain of execs.
+const DEPTH_VAR: &[u8] = b"FATBIN_DEPTH";
+/// `exec::MAX_DEPTH`: at this depth the full launcher reports a loop.
+const MAX_DEPTH: u32 = 40;
+
+/// The processor's own slot architecture: 64-bit launchers run only on their own
+/// architecture. 32-bit ones may run on a 64-bit kernel, so they always hand over.
+const HOST_ARCH: Option<&str> = if cfg!(target_arch = "x86_64") {
+    Some("x86_64")
+} else if cfg!(target_arch = "aarch64") {
+    Some("aarch64")
+} else if cfg!(target_arch = "riscv64") {
+    Some("riscv64")
+} else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
+    Some("ppc64le")
+} else if cfg!(target_arch = "s390x") {
+    Some("s390x")
+} else {
+    None
+};
+
+static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
+static ENVP: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    hand_over(ARGV.load(Ordering::Relaxed), ENVP.load(Ordering::Relaxed))
+}
+
+/// The precompiled core library's unwind tables name this personality routine; with
+/// panic = "abort" nothing unwinds, so it is never called. (Release builds drop the tables
+/// with link-time optimisation; debug builds need the symbol.)
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}
+
+/// The C entry point.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int {
+    ARGV.store(argv.cast_mut(), Ordering::Relaxed);
+    ENVP.store(envp.cast_mut(), Ordering::Relaxed);
+    // SAFETY: the C runtime passes argc valid C strings in argv and a NULL-terminated envp.
+    let args = unsafe { os::c_strings(argv, usize::try_from(argc).unwrap_or(0)) };
+    let env = unsafe { EnvList::new(envp) };
+    run_natively(args, &env);
+    hand_over(argv, envp)
+}
+
+/// Runs the best native slot, replacing this process; returns when the full launcher must
+/// decide instead.
+fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
+    let host_arch = HOST_ARCH?;
+    // A forced slot, an odd fallback setting or a deep chain of launchers: not the common case.
+    if env.get(b"FATBIN_ARCH").is_some_and(|v| !v.is_empty())
+        || env
+            .get(b"FATBIN_FALLBACK")
+            .is_some_and(|v| !pick::fallback_setting_ok(v))
+    {
+        return None;
+    }
+    let depth = env.get(DEPTH_VAR).and_then(parse_u32).unwrap_or(0);
+    if depth >= MAX_DEPTH {
+        return None;
+    }
+    let executed = os::executed_path()?;
+    // SAFETY: args[0] is a C string from main.
+    let argv0 = unsafe { CStr::from_ptr(*args.first()?) }.to_bytes();
+    let (shims_dir, name) = split_path(executed);
+    let (_, dir_name) = split_path(shims_dir);
+    // The command line, or perhaps a slot of the launcher itself: the full launcher's.
+    let launcher = |n: &[u8]| n == b"fatbin" || n == FULL_LAUNCHER;
+    if launcher(name) || launcher(dir_name) {
+        return None;
+    }
+    // argv[0] with a `/` naming something else: maybe a `#!` interpreter; see invocation.rs.
+    if argv0.contains(&b'/') && split_path(argv0).1 != name {
+        return None;
+    }
+    let program = core::str::from_utf8(name).ok()?;
+    if names::program_name_problem(program).is_some() {
+        return None;
+    }
+
+    let os::Scratch {
+        guard,
+        path,
+        env: env_storage,
+        manifest,
+    } = os::scratch()?;
+    match env.get(b"FATBIN_ROOT").filter(|v| !v.is_empty()) {
+        Some(root) => path.push(root)?,
+        None => {
+            path.push(shims_dir)?;
+            path.push(b"/..")?;
+        }
+    }
+    let root_len = path.len();
+    path.push(b"/bin/")?;
+    path.push(name)?;
+    path.push(b"/fatbin.toml")?;
+    let text = os::read_small_file(path, manifest)?;
+    let text = core::str::from_utf8(text).ok()?;
+    let features = pick::HostFeatures::new();
+    let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;
+
+    // The permission checks (`check.rs`, `fatbin_layout::perms`): ROOT may have any owner,
+    // who is then trusted below it; nothing may be writable by group or others.
+    let euid = os::euid();
+    path.truncate(root_len);
+    let root_owner = os::stat(path).filter(|s| !s.writable_by_others())?.uid;
+    let trusted = |s: &os::Stat| !s.writable_by_others() && [0, euid, root_owner].contains(&s.uid);
+    path.push(b"/bin")?;
+    os::stat(path).filter(trusted)?;
+    path.push(b"/")?;
+    path.push(name)?;
+    os::stat(path).filter(trusted)?;
+    path.push(b"/")?;
+    path.push(chosen.name.as_bytes())?;
+    let header = os::read_elf_header(path, trusted)?;
+    if !pick::elf_matches(&header, chosen) {
+        return None;
+    }
+
+    guard.push(DEPTH_VAR)?;
+    guard.push(b"=")?;
+    guard.push(os::format_u32(depth + 1, &mut [0; 10]))?;
+    os::exec(
+        path,
+        args,
+        env.replacing_in(DEPTH_VAR, guard.as_cstr(), env_storage)?,
+    );
+    // execve failed: the full launcher explains why.
+    None
+}
+
+/// Replaces this process with the full launcher, same arguments and environment, plus the
+/// path the caller executed. Never returns: on failure it reports and exits 126.
+fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
+    let mut own: CPath = CPath::new();
+    let mut full: CPath = CPath::new();
+    let found = os::own_path(&mut own).and_then(|()| full_launcher_path(own.bytes(), &mut full));
+    if found.is_some() {
+        let mut execfn: CPath = CPath::new();
+        // SAFETY: envp is the NULL-terminated environment main received.
+        let env = unsafe { EnvList::new(envp) };
+        let with_execfn = os::executed_path()
+            .and_then(|path| {
+                execfn.push(EXECFN_VAR)?;
+                execfn.push(b"=")?;
+                execfn.push(path)
+            })
+            .and_then(|()| env.replacing_any(EXECFN_VAR, execfn.as_cstr()));
+        // SAFETY: argv and the environment are NULL-terminated arrays of C strings.
+        unsafe { os::execve_raw(&full, argv, with_execfn.unwrap_or(envp)) };
+    }
+    if let Some((program, slot)) = as_program_slot(own.bytes()) {
+        // A slot that is a copy of the launcher (a link to a shim ends up in the full
+        // launcher, which says the same).
+        os::fail_parts(&[
+            b"fatbin: ",
+            program,
+            b": slot `",
+            slot,
+            b"` (",
+            own.bytes(),
+            b") is the fatbin launcher itself (a copy, or a link to a shim), not the program, so \
+              it would only start the launcher again; reinstall the program\n",
+        ]);
+    }
+    os::fail(
+        b"fatbin: cannot start the full launcher ",
+        found.map(|()| full.bytes()),
+        b"; install `fatbin-full` in the same directory as `fatbin` (see docs/launcher.md)\n",
+        126,
+    )
+}
+
+/// Where the full launcher is, given this binary's path: `fatbin-full` in the same
+/// directory, or, for a launcher installed as a fat program (`ROOT/bin/fatbin/SLOT`, run by
+/// the portable shim), the same slot of `ROOT/bin/fatbin-full`.
+fn full_launcher_path(own: &[u8], out: &mut CPath) -> Option<()> {
+    let (dir, file) = split_path(own);
+    let (bin_dir, dir_name) = split_path(dir);
+    let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == file);
+    if is_slot && dir_name == b"fatbin" && split_path(bin_dir).1 == b"bin" {
+        out.push(bin_dir)?;
+        out.push(b"/")?;
+        out.push(FULL_LAUNCHER)?;
+        out.push(b"/")?;
+        return out.push(file);
+    }
+    out.push(dir)?;
+    out.push(b"/")?;
+    out.push(FULL_LAUNCHER)
+}
+
+/// `(PROG, SLOT)` when `path` is a slot of a program other than the launcher,
+/// `.../bin/PROG/SLOT`.
+fn as_program_slot(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (dir, slot) = split_path(path);
+    let (bin_dir, program) = split_path(dir);
+    let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == slot);
+    let launcher = program == b"fatbin" || program == FULL_LAUNCHER;
+    (is_slot && !launcher && split_path(bin_dir).1 == b"bin").then_some((program, slot))
+}
+
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    core::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// `(directory, file name)` of a path: the directory is `.` for a bare name and `/` for
+/// one in the root, like `Path::parent`.
+fn split_path(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(0) => (b"/", &path[1..]),
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (b".", path),
+    }
+}

@@ -1,0 +1,440 @@
+//! The few system services the fast launcher uses, over the C library, without allocating:
+//! paths in a fixed buffer, the environment as the C runtime passed it, `stat`, small reads,
+//! `execve`.
+
+use core::ffi::{c_char, CStr};
+use core::mem::MaybeUninit;
+
+/// The longest path the kernel accepts (PATH_MAX, with its NUL).
+const PATH_MAX: usize = 4096;
+
+/// A NUL-terminated string of at most `N - 1` bytes, built in place.
+pub struct CPath<const N: usize = PATH_MAX> {
+    buf: [MaybeUninit<u8>; N],
+    len: usize,
+}
+
+impl<const N: usize> CPath<N> {
+    pub const fn new() -> CPath<N> {
+        let mut buf = [MaybeUninit::uninit(); N];
+        buf[0] = MaybeUninit::new(0);
+        CPath { buf, len: 0 }
+    }
+
+    /// Appends `bytes`; `None` when the path would be too long or hold a NUL.
+    pub fn push(&mut self, bytes: &[u8]) -> Option<()> {
+        if self.len + bytes.len() >= N || bytes.contains(&0) {
+            return None;
+        }
+        for (slot, &b) in self.buf[self.len..].iter_mut().zip(bytes) {
+            slot.write(b);
+        }
+        self.len += bytes.len();
+        self.buf[self.len].write(0);
+        Some(())
+    }
+
+    /// Empties the path by writing only (a first read of a fresh .bss page would map the
+    /// zero page, and the first write then fault a second time).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.buf[0].write(0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Cuts the path back to its first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = len.min(self.len);
+        self.buf[self.len].write(0);
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the first len bytes were written by push.
+        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast(), self.len) }
+    }
+
+    pub fn as_cstr(&self) -> &CStr {
+        // SAFETY: the first len + 1 bytes are written, the last is NUL and push refuses NULs.
+        unsafe {
+            CStr::from_bytes_with_nul_unchecked(core::slice::from_raw_parts(
+                self.buf.as_ptr().cast(),
+                self.len + 1,
+            ))
+        }
+    }
+
+    fn as_ptr(&self) -> *const c_char {
+        self.buf.as_ptr().cast()
+    }
+}
+
+/// The fast path's working memory. It lives in .bss rather than on the stack: a stack frame
+/// with large locals is probed page by page on entry, a page fault each, while a .bss page
+/// costs a fault only when something is written to it. Sized and ordered so that what a
+/// usual run writes (a short path, a few dozen variables, a manifest of a few slots) lands on
+/// two pages; anything larger is handed to the full launcher.
+#[repr(C, align(4096))]
+pub struct Scratch {
+    /// `FATBIN_DEPTH=N`.
+    pub guard: CPath<32>,
+    pub path: CPath<SCRATCH_PATH_MAX>,
+    pub env: [MaybeUninit<*const c_char>; MAX_ENV],
+    pub manifest: [MaybeUninit<u8>; MAX_MANIFEST],
+}
+
+/// Paths longer than this go to the full launcher.
+pub const SCRATCH_PATH_MAX: usize = 1024;
+/// Environments of more variables than this go to the full launcher.
+const MAX_ENV: usize = 512;
+/// Manifests larger than this go to the full launcher (a slot takes about 300 bytes).
+pub const MAX_MANIFEST: usize = 8 * 1024;
+
+struct ScratchCell(core::cell::UnsafeCell<Scratch>);
+
+// SAFETY: handed out at most once (see `scratch`), so never shared.
+unsafe impl Sync for ScratchCell {}
+
+static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
+    guard: CPath::new(),
+    path: CPath::new(),
+    env: [MaybeUninit::uninit(); MAX_ENV],
+    manifest: [MaybeUninit::uninit(); MAX_MANIFEST],
+}));
+
+/// The working memory, the first time; `None` after that.
+pub fn scratch() -> Option<&'static mut Scratch> {
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    // SAFETY: TAKEN makes this the only reference ever made.
+    let scratch = unsafe { &mut *SCRATCH.0.get() };
+    scratch.guard.clear();
+    scratch.path.clear();
+    Some(scratch)
+}
+
+/// The NULL-terminated array of `n` C strings at `argv`, as a slice.
+///
+/// # Safety
+/// `argv` must point to `n` valid C string pointers.
+pub unsafe fn c_strings<'a>(argv: *const *const c_char, n: usize) -> &'a [*const c_char] {
+    if argv.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts(argv, n) }
+}
+
+/// The process environment as the C runtime passed it.
+pub struct EnvList<'a> {
+    entries: &'a [*const c_char],
+}
+
+impl<'a> EnvList<'a> {
+    /// # Safety
+    /// `envp` must be a NULL-terminated array of C strings that outlives the list.
+    pub unsafe fn new(envp: *const *const c_char) -> EnvList<'a> {
+        let mut n = 0;
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            while !envp.is_null() && !(*envp.add(n)).is_null() {
+                n += 1;
+            }
+            EnvList {
+                entries: c_strings(envp, n),
+            }
+        }
+    }
+
+    fn entry(&self, i: usize) -> &'a [u8] {
+        // SAFETY: every entry is a C string (see new).
+        unsafe { CStr::from_ptr(self.entries[i]) }.to_bytes()
+    }
+
+    /// The value of the first `name=value` entry, as `getenv` finds it.
+    pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        (0..self.entries.len()).find_map(|i| value_of(self.entry(i), name))
+    }
+
+    /// This environment without any `name=` entry and with `entry` added, in `storage`.
+    pub fn replacing_in<'s>(
+        &self,
+        name: &[u8],
+        entry: &CStr,
+        storage: &'s mut [MaybeUninit<*const c_char>],
+    ) -> Option<&'s [*const c_char]> {
+        if storage.len() < self.entries.len() + 2 {
+            return None;
+        }
+        let mut n = 0;
+        for i in 0..self.entries.len() {
+            if value_of(self.entry(i), name).is_none() {
+                storage[n].write(self.entries[i]);
+                n += 1;
+            }
+        }
+        storage[n].write(entry.as_ptr());
+        storage[n + 1].write(core::ptr::null());
+        // SAFETY: the first n + 2 elements were just written.
+        Some(unsafe { core::slice::from_raw_parts(storage.as_ptr().cast(), n + 2) })
+    }
+
+    /// [`EnvList::replacing_in`] in memory from `malloc`, for an environment of any size
+    /// (the hand-over must not fail). Never freed: an `execve` follows.
+    pub fn replacing_any(&self, name: &[u8], entry: &CStr) -> Option<*const *const c_char> {
+        let len = self.entries.len() + 2;
+        // SAFETY: malloc has no preconditions; the result is checked for NULL.
+        let ptr = unsafe { libc::malloc(len * size_of::<*const c_char>()) };
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: ptr holds len pointers' worth of bytes, suitably aligned by malloc.
+        let storage = unsafe { core::slice::from_raw_parts_mut(ptr.cast(), len) };
+        self.replacing_in(name, entry, storage).map(<[_]>::as_ptr)
+    }
+}
+
+/// `value` when `entry` is `name=value`.
+fn value_of<'e>(entry: &'e [u8], name: &[u8]) -> Option<&'e [u8]> {
+    entry.strip_prefix(name)?.strip_prefix(b"=")
+}
+
+/// The path the caller executed, as the kernel recorded it (`AT_EXECFN`).
+pub fn executed_path() -> Option<&'static [u8]> {
+    // SAFETY: getauxval has no preconditions; for AT_EXECFN it returns 0 or a pointer to a C
+    // string on the initial stack, valid for the process's lifetime.
+    let ptr = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const c_char;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: see above.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    (!bytes.is_empty()).then_some(bytes)
+}
+
+/// The owner and mode of a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    pub uid: u32,
+    mode: u32,
+    size: i64,
+}
+
+impl Stat {
+    /// Writable by its group or by others (`perms::check_mode`).
+    pub fn writable_by_others(&self) -> bool {
+        self.mode & 0o022 != 0
+    }
+
+    fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+fn stat_of(st: &libc::stat) -> Stat {
+    Stat {
+        uid: st.st_uid,
+        mode: st.st_mode,
+        size: st.st_size,
+    }
+}
+
+/// `stat` (following symlinks, like `std::fs::metadata`).
+pub fn stat<const N: usize>(path: &CPath<N>) -> Option<Stat> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: path is a C string and st is large enough for a stat.
+    if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: stat succeeded, so it filled st.
+    Some(stat_of(unsafe { st.assume_init_ref() }))
+}
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// An open file descriptor, closed on drop (and on exec).
+struct Fd(libc::c_int);
+
+impl Fd {
+    /// Opens for reading without blocking, so a FIFO in a file's place cannot hang us.
+    fn open<const N: usize>(path: &CPath<N>) -> Option<(Fd, Stat)> {
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: path is a C string.
+        let fd = unsafe { libc::open(path.as_ptr(), flags) };
+        if fd < 0 {
+            return None;
+        }
+        let fd = Fd(fd);
+        let mut st = MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fd is open and st is large enough for a stat.
+        if unsafe { libc::fstat(fd.0, st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: fstat succeeded.
+        let stat = stat_of(unsafe { st.assume_init_ref() });
+        stat.is_file().then_some((fd, stat))
+    }
+
+    /// Reads until `buf` is full or the file ends; the bytes read.
+    fn read_into<'b>(&self, buf: &'b mut [MaybeUninit<u8>]) -> Option<&'b [u8]> {
+        let mut done = 0;
+        while done < buf.len() {
+            // SAFETY: the range is inside buf.
+            let n =
+                unsafe { libc::read(self.0, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+            match n {
+                0 => break,
+                n if n > 0 => done += n as usize,
+                _ if errno() == libc::EINTR => {}
+                _ => return None,
+            }
+        }
+        // SAFETY: the first done bytes were written by read.
+        Some(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), done) })
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn errno() -> libc::c_int {
+    // SAFETY: musl's and glibc's errno location is always valid for this thread.
+    unsafe { *libc::__errno_location() }
+}
+
+/// The whole of a regular file smaller than `buf`; `None` for anything else.
+pub fn read_small_file<'b, const N: usize>(
+    path: &CPath<N>,
+    buf: &'b mut [MaybeUninit<u8>],
+) -> Option<&'b [u8]> {
+    let (fd, stat) = Fd::open(path)?;
+    let size = usize::try_from(stat.size).ok().filter(|&s| s < buf.len())?;
+    // Read what fstat said is there: no extra read to see the end of the file.
+    let bytes = fd.read_into(&mut buf[..size])?;
+    (bytes.len() == size).then_some(bytes)
+}
+
+/// The first 20 bytes of a regular file whose owner and mode pass `trusted`.
+pub fn read_elf_header<const N: usize>(
+    path: &CPath<N>,
+    trusted: impl Fn(&Stat) -> bool,
+) -> Option<[u8; 20]> {
+    let (fd, stat) = Fd::open(path)?;
+    if !trusted(&stat) {
+        return None;
+    }
+    let mut buf = [MaybeUninit::uninit(); 20];
+    let bytes = fd.read_into(&mut buf)?;
+    bytes.try_into().ok()
+}
+
+/// `n` in decimal, in `buf`.
+pub fn format_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// `execve(path, argv, env)`; returns only when it failed.
+pub fn exec<const N: usize>(path: &CPath<N>, argv: &[*const c_char], env: &[*const c_char]) {
+    // argv from main is NULL-terminated right after its last element.
+    // SAFETY: path is a C string; argv and env are NULL-terminated arrays of C strings.
+    unsafe { execve_raw(path, argv.as_ptr(), env.as_ptr()) }
+}
+
+/// `execve` with raw arrays; returns only when it failed.
+///
+/// # Safety
+/// `argv` and `envp` must be NULL-terminated arrays of C strings.
+pub unsafe fn execve_raw<const N: usize>(
+    path: &CPath<N>,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) {
+    // SAFETY: guaranteed by the caller; path is a C string.
+    unsafe { libc::execve(path.as_ptr(), argv, envp) };
+}
+
+/// This binary's path: `/proc/self/exe`, or, without /proc, the path the caller executed
+/// with its symlinks followed (a shim -> `fatbin` -> the launcher).
+pub fn own_path(out: &mut CPath) -> Option<()> {
+    let mut buf = [0u8; PATH_MAX];
+    let len = match readlink(c"/proc/self/exe".as_ptr(), &mut buf) {
+        Some(len) => len,
+        None => resolve_links(&mut buf)?,
+    };
+    out.push(&buf[..len])
+}
+
+fn readlink(path: *const c_char, buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+    // SAFETY: path is a C string; buf has room for PATH_MAX - 1 bytes and the NUL.
+    let n = unsafe { libc::readlink(path, buf.as_mut_ptr().cast(), PATH_MAX - 1) };
+    let n = usize::try_from(n).ok()?;
+    buf[n] = 0;
+    Some(n)
+}
+
+/// Follows the symlinks of the executed path into `buf`; its length.
+fn resolve_links(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
+    let mut current: CPath = CPath::new();
+    current.push(executed_path()?)?;
+    for _ in 0..40 {
+        let Some(n) = readlink(current.as_ptr(), buf) else {
+            // Not a symlink: the binary itself.
+            let len = current.len();
+            buf[..len].copy_from_slice(current.bytes());
+            return Some(len);
+        };
+        let target = &buf[..n];
+        if target.first() == Some(&b'/') {
+            current.truncate(0);
+        } else {
+            let dir = current
+                .bytes()
+                .iter()
+                .rposition(|&b| b == b'/')
+                .map_or(0, |i| i + 1);
+            current.truncate(dir);
+        }
+        current.push(target)?;
+    }
+    None
+}
+
+/// Writes `before`, `what` and `after` to stderr and exits with `code`.
+pub fn fail(before: &[u8], what: Option<&[u8]>, after: &[u8], code: i32) -> ! {
+    write_stderr(&[before, what.unwrap_or(b"next to this launcher"), after]);
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Writes the parts to stderr and exits with 126 (found but cannot be executed).
+pub fn fail_parts(parts: &[&[u8]]) -> ! {
+    write_stderr(parts);
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(126) }
+}
+
+fn write_stderr(parts: &[&[u8]]) {
+    for part in parts {
+        // SAFETY: writing a valid buffer to fd 2; a failure has nowhere to be reported.
+        unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
+}
