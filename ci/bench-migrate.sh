@@ -48,6 +48,7 @@ root=$work/root
 mkdir -p "$root/bin/hello" "$root/shims" "$work/node" "$work/config/fatbin" "$work/cache" "$work/run"
 chmod 755 "$root" "$root/bin" "$root/bin/hello" "$root/shims"
 cp "$launcher" "$work/node/fatbin"
+cp "${launcher}-full" "$work/node/fatbin-full"
 ln -s "$work/node/fatbin" "$root/shims/fatbin"
 ln -s fatbin "$root/shims/hello"
 cp "$hello" "$root/bin/hello/aarch64"

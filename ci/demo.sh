@@ -35,7 +35,10 @@ cargo fatbin install -p fatbin --root "$root" \
 host_slot=x86_64
 [ "$(uname -m)" = aarch64 ] && host_slot=aarch64
 mkdir -p "$demo/local/bin"
+# Two binaries: `fatbin`, the small fast path every shim call starts, and `fatbin-full`
+# beside it, which does everything else.
 install -m 755 "$root/bin/fatbin/$host_slot" "$demo/local/bin/fatbin"
+install -m 755 "$root/bin/fatbin-full/$host_slot" "$demo/local/bin/fatbin-full"
 
 say "Building examples/cat for x86_64, x86_64-v3 and aarch64 in one command, and installing it"
 cargo fatbin install --path examples/cat --root "$root" --launcher "$demo/local/bin/fatbin"
