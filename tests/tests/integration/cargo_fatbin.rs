@@ -216,6 +216,7 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
     ];
     let first = cargo_fatbin(&fixture("probe"), &args).success();
     assert!(first.stdout.is_empty(), "human output goes to stderr");
+    assert!(!first.stderr.contains("missing"), "{}", first.stderr);
     assert!(
         first
             .stderr
@@ -282,6 +283,22 @@ fn install_writes_slots_and_shims_and_a_rerun_changes_nothing() {
     );
     assert_eq!(missing.code, Some(1), "{}", missing.stderr);
     assert!(missing.stderr.contains("program `probe` is not installed"));
+    // A launcher without `fatbin-full` beside it is linked, with a warning that says so.
+    let lone = temp_dir();
+    let lone_launcher = lone.path().join("fatbin");
+    std::fs::copy(&launcher, &lone_launcher).unwrap();
+    let mut relinked = args;
+    relinked[4] = path_str(&lone_launcher);
+    let warned = cargo_fatbin(&fixture("probe"), &relinked).success();
+    assert!(
+        warned.stderr.contains("fatbin-full is missing"),
+        "{}",
+        warned.stderr
+    );
+    assert_eq!(
+        std::fs::read_link(layout.shim_path("fatbin")).unwrap(),
+        lone_launcher
+    );
 }
 
 /// A target rustup could install but this toolchain does not have, if there is one.
