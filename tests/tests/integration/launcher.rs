@@ -846,16 +846,16 @@ fn handed_over_calls_look_the_same_to_the_program() {
     };
     // Fast path, then handed over (a forced slot), then handed over for its size: more
     // variables than the fast launcher rebuilds.
-    assert_eq!(env_of(&mut t.run("probe")), b"\01\0\0");
+    assert_eq!(env_of(&mut t.run("probe")), b"\x001\x00\x00");
     assert_eq!(
         env_of(t.run("probe").env("FATBIN_ARCH", "x86_64")),
-        b"\01\0\0"
+        b"\x001\x00\x00"
     );
     let mut big = t.run("probe");
     for i in 0..600 {
         big.env(format!("VAR_{i}"), i.to_string());
     }
-    assert_eq!(env_of(&mut big), b"\01\0599\0");
+    assert_eq!(env_of(&mut big), b"\x001\x00599\x00");
     for forced in ["", "x86_64"] {
         let mut cmd = t.run("probe");
         let out = output(
