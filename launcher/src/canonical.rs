@@ -48,6 +48,78 @@ impl<'a> StrList<'a> {
     }
 }
 
+/// The top-level fields of a canonical manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub format: u64,
+    pub program: &'a str,
+}
+
+/// One `[slots.NAME]` table of a canonical manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    /// NAME (bare-key bytes, not yet checked to be a slot name).
+    pub name: &'a str,
+    /// The lines after the header, up to the next table.
+    body: &'a str,
+}
+
+impl<'a> Table<'a> {
+    /// The table's fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> {
+        // Every line was read when the manifest was: only fields and blank lines are here.
+        self.body.split('\n').filter_map(|l| match line(l) {
+            Some(Line::Field { key, value }) => Some((key, value)),
+            _ => None,
+        })
+    }
+}
+
+/// Reads a manifest in the canonical shape: `table` is called for each slot table in order,
+/// and the header is returned. `None` when a line is not in the canonical shape, a top-level
+/// field is unknown, repeated or missing, or `table` gives up.
+pub fn read<'a>(
+    text: &'a str,
+    mut table: impl FnMut(Table<'a>) -> Option<()>,
+) -> Option<Header<'a>> {
+    let mut format = None;
+    let mut program = None;
+    // The table being read: its name and where its body starts.
+    let mut current: Option<(&'a str, usize)> = None;
+    let mut offset = 0;
+    for text_line in text.split('\n') {
+        let start = offset;
+        offset += text_line.len() + 1;
+        match line(text_line)? {
+            Line::Blank => {}
+            Line::Slot(name) => {
+                if let Some((done, body)) = current.replace((name, offset.min(text.len()))) {
+                    table(Table {
+                        name: done,
+                        body: &text[body..start],
+                    })?;
+                }
+            }
+            Line::Field { .. } if current.is_some() => {}
+            Line::Field { key, value } => match (key, value) {
+                ("format", Value::Int(n)) if format.is_none() => format = Some(n),
+                ("program", Value::Str(s)) if program.is_none() => program = Some(s),
+                _ => return None,
+            },
+        }
+    }
+    if let Some((done, body)) = current {
+        table(Table {
+            name: done,
+            body: &text[body..],
+        })?;
+    }
+    Some(Header {
+        format: format?,
+        program: program?,
+    })
+}
+
 /// Reads one line (without its `\n`), or `None` when it is not in the canonical shape.
 pub fn line(text: &str) -> Option<Line<'_>> {
     if text.is_empty() || text.starts_with('#') {
@@ -130,6 +202,40 @@ mod tests {
             panic!("not an array");
         };
         assert_eq!(empty.iter().count(), 0);
+    }
+
+    #[test]
+    fn reads_the_header_and_each_table() {
+        let text = "# note\nformat = 1\nprogram = \"p\"\n\n[slots.a]\nx = 1\n\n[slots.b]\n[slots.c]\ny = \"z\"";
+        let mut tables = Vec::new();
+        let header = read(text, |t| {
+            tables.push((t.name, t.fields().collect::<Vec<_>>()));
+            Some(())
+        });
+        assert_eq!(
+            header,
+            Some(Header {
+                format: 1,
+                program: "p"
+            })
+        );
+        assert_eq!(
+            tables,
+            [
+                ("a", vec![("x", Value::Int(1))]),
+                ("b", vec![]),
+                ("c", vec![("y", Value::Str("z"))]),
+            ]
+        );
+        assert_eq!(read("format = 1\n", |_| Some(())), None, "no program");
+        assert_eq!(
+            read("format = 1\nformat = 1\nprogram = \"p\"", |_| Some(())),
+            None
+        );
+        assert_eq!(
+            read("format = 1\nprogram = \"p\"\n[slots.a]", |_| None),
+            None
+        );
     }
 
     #[test]

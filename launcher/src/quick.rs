@@ -15,54 +15,30 @@ use std::collections::BTreeMap;
 use fatbin_layout::identify::GlibcVersion;
 use fatbin_layout::{Arch, Endian, Libc, Manifest, SlotInfo, SlotName, FORMAT_VERSION};
 
-use crate::canonical::{self, Line, Value};
+use crate::canonical::{self, Value};
 
 /// The manifest `text` holds, or `None` when it is not in the canonical shape.
 pub fn parse(text: &str) -> Option<Manifest> {
-    let mut format = None;
-    let mut program = None;
     let mut slots: BTreeMap<SlotName, SlotInfo> = BTreeMap::new();
-    let mut current: Option<(SlotName, Fields<'_>)> = None;
-    for line in text.split('\n') {
-        match canonical::line(line)? {
-            Line::Blank => {}
-            Line::Slot(name) => {
-                let slot: SlotName = name.parse().ok()?;
-                if let Some((done, fields)) = current.take() {
-                    insert(&mut slots, done, fields.finish()?)?;
-                }
-                if slots.contains_key(&slot) {
-                    return None;
-                }
-                current = Some((slot, Fields::default()));
-            }
-            Line::Field { key, value } => match &mut current {
-                Some((_, fields)) => fields.set(key, value)?,
-                None => match (key, value) {
-                    ("format", Value::Int(n)) if format.is_none() => format = Some(n),
-                    ("program", Value::Str(s)) if program.is_none() => program = Some(s),
-                    _ => return None,
-                },
-            },
+    let header = canonical::read(text, |table| {
+        let slot: SlotName = table.name.parse().ok()?;
+        let mut fields = Fields::default();
+        for (key, value) in table.fields() {
+            fields.set(key, value)?;
         }
-    }
-    if let Some((done, fields)) = current.take() {
-        insert(&mut slots, done, fields.finish()?)?;
-    }
-    if format? != u64::from(FORMAT_VERSION) {
+        // A slot named twice is not canonical.
+        slots.insert(slot, fields.finish()?).is_none().then_some(())
+    })?;
+    if header.format != u64::from(FORMAT_VERSION) {
         return None;
     }
     let manifest = Manifest {
         format: FORMAT_VERSION,
-        program: program?.to_owned(),
+        program: header.program.to_owned(),
         slots,
     };
     // The layout's own consistency checks, exactly as `Manifest::parse` applies them.
     manifest.check().ok().map(|()| manifest)
-}
-
-fn insert(slots: &mut BTreeMap<SlotName, SlotInfo>, slot: SlotName, info: SlotInfo) -> Option<()> {
-    slots.insert(slot, info).is_none().then_some(())
 }
 
 /// The fields of one `[slots.NAME]` table, as read.

@@ -12,7 +12,7 @@
 //! library. The tables mirror `fatbin_layout`'s (slot names, architectures, x86-64 levels),
 //! which the `no_std` binary cannot link; the tests check that they agree.
 
-use crate::canonical::{self, Line, Value};
+use crate::canonical::{self, Value};
 use crate::names::program_name_problem;
 
 /// A slot name and the facts the layout implies for it.
@@ -132,37 +132,18 @@ fn runs_here(s: &Slot<'_>, has: &mut dyn FnMut(&str) -> Option<bool>) -> Option<
 /// like [`SLOTS`]; `None` for anything else.
 fn read(text: &str) -> Option<[Option<Slot<'_>>; MAX_SLOTS]> {
     let mut slots: [Option<Slot<'_>>; MAX_SLOTS] = [None; MAX_SLOTS];
-    let mut format = None;
-    let mut program = None;
-    let mut current: Option<(usize, Fields<'_>)> = None;
-    for line in text.split('\n') {
-        match canonical::line(line)? {
-            Line::Blank => {}
-            Line::Slot(name) => {
-                let index = SLOTS.iter().position(|s| s.name == name)?;
-                if let Some((done, fields)) = current.take() {
-                    slots[done] = Some(fields.finish(&SLOTS[done])?);
-                }
-                if slots[index].is_some() {
-                    return None;
-                }
-                current = Some((index, Fields::default()));
-            }
-            Line::Field { key, value } => match &mut current {
-                Some((_, fields)) => fields.set(key, value)?,
-                None => match (key, value) {
-                    ("format", Value::Int(n)) if format.is_none() => format = Some(n),
-                    ("program", Value::Str(s)) if program.is_none() => program = Some(s),
-                    _ => return None,
-                },
-            },
+    let header = canonical::read(text, |table| {
+        let index = SLOTS.iter().position(|s| s.name == table.name)?;
+        let mut fields = Fields::default();
+        for (key, value) in table.fields() {
+            fields.set(key, value)?;
         }
-    }
-    if let Some((done, fields)) = current.take() {
-        slots[done] = Some(fields.finish(&SLOTS[done])?);
-    }
+        // A slot named twice is not canonical.
+        let slot = fields.finish(&SLOTS[index])?;
+        slots[index].replace(slot).is_none().then_some(())
+    })?;
     // FORMAT_VERSION; a newer format is the full launcher's to explain.
-    if format? != 1 || program_name_problem(program?).is_some() {
+    if header.format != 1 || program_name_problem(header.program).is_some() {
         return None;
     }
     Some(slots)
