@@ -95,40 +95,66 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
     hand_over(argv, envp)
 }
 
+/// A plain shim call: `ROOT/shims/PROG` executed, nothing forced.
+struct ShimCall<'a> {
+    /// The shim's directory, as executed.
+    shims_dir: &'a [u8],
+    /// PROG, the shim's file name: a valid program name.
+    name: &'a [u8],
+    /// The recursion guard's value so far.
+    depth: u32,
+}
+
+impl<'a> ShimCall<'a> {
+    /// The call, when it is a plain one the fast path may run.
+    fn of(args: &[*const c_char], env: &EnvList) -> Option<ShimCall<'a>> {
+        // A forced slot, an odd fallback setting or a deep chain of launchers: not plain.
+        if env.get(b"FATBIN_ARCH").is_some_and(|v| !v.is_empty())
+            || env
+                .get(b"FATBIN_FALLBACK")
+                .is_some_and(|v| !pick::fallback_setting_ok(v))
+        {
+            return None;
+        }
+        let depth = env.get(DEPTH_VAR).and_then(parse_u32).unwrap_or(0);
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        let executed = os::executed_path()?;
+        // SAFETY: args[0] is a C string from main.
+        let argv0 = unsafe { CStr::from_ptr(*args.first()?) }.to_bytes();
+        let (shims_dir, name) = split_path(executed);
+        let (_, dir_name) = split_path(shims_dir);
+        // The command line, or perhaps a slot of the launcher itself: the full launcher's.
+        let launcher = |n: &[u8]| n == b"fatbin" || n == FULL_LAUNCHER;
+        if launcher(name) || launcher(dir_name) {
+            return None;
+        }
+        // argv[0] with a `/` naming something else: maybe a `#!` interpreter (invocation.rs).
+        if argv0.contains(&b'/') && split_path(argv0).1 != name {
+            return None;
+        }
+        let program = core::str::from_utf8(name).ok()?;
+        if names::program_name_problem(program).is_some() {
+            return None;
+        }
+        Some(ShimCall {
+            shims_dir,
+            name,
+            depth,
+        })
+    }
+}
+
 /// Runs the best native slot, replacing this process; returns when the full launcher must
 /// decide instead.
 fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     let host_arch = HOST_ARCH?;
-    // A forced slot, an odd fallback setting or a deep chain of launchers: not the common case.
-    if env.get(b"FATBIN_ARCH").is_some_and(|v| !v.is_empty())
-        || env
-            .get(b"FATBIN_FALLBACK")
-            .is_some_and(|v| !pick::fallback_setting_ok(v))
-    {
-        return None;
-    }
-    let depth = env.get(DEPTH_VAR).and_then(parse_u32).unwrap_or(0);
-    if depth >= MAX_DEPTH {
-        return None;
-    }
-    let executed = os::executed_path()?;
-    // SAFETY: args[0] is a C string from main.
-    let argv0 = unsafe { CStr::from_ptr(*args.first()?) }.to_bytes();
-    let (shims_dir, name) = split_path(executed);
-    let (_, dir_name) = split_path(shims_dir);
-    // The command line, or perhaps a slot of the launcher itself: the full launcher's.
-    let launcher = |n: &[u8]| n == b"fatbin" || n == FULL_LAUNCHER;
-    if launcher(name) || launcher(dir_name) {
-        return None;
-    }
-    // argv[0] with a `/` naming something else: maybe a `#!` interpreter; see invocation.rs.
-    if argv0.contains(&b'/') && split_path(argv0).1 != name {
-        return None;
-    }
-    let program = core::str::from_utf8(name).ok()?;
-    if names::program_name_problem(program).is_some() {
-        return None;
-    }
+    let ShimCall {
+        shims_dir,
+        name,
+        depth,
+    } = ShimCall::of(args, env)?;
 
     let os::Scratch {
         guard,
