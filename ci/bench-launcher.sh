@@ -3,7 +3,8 @@
 #
 # Times, in one hyperfine run: direct exec of a static hello slot; the same slot through its
 # shim and the launcher; the launcher choosing among five slots (x86_64, -v2, -v3, -v4,
-# aarch64: it must read the CPU's features); the portable `#!/bin/sh` shim
+# aarch64: it must read the CPU's features); a call the fast launcher hands over to
+# fatbin-full (a manifest not in the canonical shape); the portable `#!/bin/sh` shim
 # (launcher/shim/fatbin-portable.sh); and a `#!/bin/sh` wrapper that execs
 # `dir/$(uname -m)` (the usual hand-made alternative). Prints the median ratios against
 # direct exec and the launcher's peak RSS. Goals: launcher median <= 1.5x direct; peak RSS
@@ -87,6 +88,16 @@ v4="$v3"', "avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl"'
     done
 } >"$root/bin/levels/fatbin.toml"
 
+# `handed`: the hello slot again, in a manifest the fast launcher does not read (a comment
+# after a value is valid TOML but not the canonical shape), so every run is handed over to
+# fatbin-full: what everything but a plain shim call costs.
+mkdir -p "$root/bin/handed"
+chmod 755 "$root/bin/handed"
+ln -s fatbin "$root/shims/handed"
+cp "$hello" "$root/bin/handed/x86_64"
+sed 's/^program = "hello"$/program = "handed"/; s/^size = \(.*\)$/size = \1 # bytes/' \
+    "$root/bin/hello/fatbin.toml" >"$root/bin/handed/fatbin.toml"
+
 # The portable shim: a second ROOT whose shims/fatbin is the script and whose launcher is
 # the layout's own ROOT/bin/fatbin-full/x86_64.
 proot=$work/portable
@@ -109,7 +120,7 @@ SH
 chmod 755 "$work/wrap/hello"
 
 # Sanity: all three run the same program.
-for cmd in "$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" \
+for cmd in "$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" "$root/shims/handed" \
     "$proot/shims/hello" "$work/wrap/hello"; do
     "$cmd" | grep -q '^probe arch=x86_64' || { echo "bench-launcher: $cmd does not run the hello slot" >&2; exit 1; }
 done
@@ -129,9 +140,9 @@ __attribute__((force_align_arg_pointer)) void floor_main(long *sp) {
 }
 __asm__(".globl _start\n_start:\n mov %rsp,%rdi\n call floor_main\n");
 C
-names=(direct launcher launcher-5-slots portable-shim sh-wrapper)
-cmds=("$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" "$proot/shims/hello"
-    "$work/wrap/hello")
+names=(direct launcher launcher-5-slots handed-over portable-shim sh-wrapper)
+cmds=("$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/levels" "$root/shims/handed"
+    "$proot/shims/hello" "$work/wrap/hello")
 if [ "$(uname -m)" = x86_64 ] && gcc -O2 -static -nostdlib -fno-stack-protector \
     -o "$work/exec-floor" "$work/floor.c" 2>/dev/null; then
     names+=(exec-floor)
