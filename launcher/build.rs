@@ -1,6 +1,6 @@
 //! Link options for the fast launcher (`fatbin`, src/fast) only.
 //!
-//! `-z noseparate-code`: the fast launcher is about 45 KiB, and with each segment padded to
+//! `-z noseparate-code`: the fast launcher is under 50 KiB, and with each segment padded to
 //! its own pages its start touches one more file page per segment: a page fault each, on
 //! every shim call. Without the padding it starts with about five fewer page faults, which
 //! measured 1.32x direct exec against 1.40x (`ci/bench-launcher.sh`). The padding exists to
