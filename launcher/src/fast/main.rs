@@ -231,10 +231,17 @@ fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
         // SAFETY: argv and the environment are NULL-terminated arrays of C strings.
         unsafe { os::execve_raw(&full, argv, with_execfn.unwrap_or(envp)) };
     }
+    let why = os::last_error_text();
+    // ENOEXEC for our own binary: we run under qemu-user, and execve left the emulator.
+    let hint: &[u8] = if os::last_error_is_exec_format() {
+        b"; under qemu-user without binfmt_misc, run fatbin-full itself"
+    } else {
+        b""
+    };
     if let Some((program, slot)) = as_program_slot(own.bytes()) {
         // A slot that is a copy of the launcher (a link to a shim ends up in the full
         // launcher, which says the same).
-        os::fail_parts(&[
+        os::fail(&[
             b"fatbin: ",
             program,
             b": slot `",
@@ -245,12 +252,18 @@ fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
               it would only start the launcher again; reinstall the program\n",
         ]);
     }
-    os::fail(
+    let full = match found {
+        Some(()) => full.bytes(),
+        None => b"next to this launcher (where is this launcher?)",
+    };
+    os::fail(&[
         b"fatbin: cannot start the full launcher ",
-        found.map(|()| full.bytes()),
-        b"; install `fatbin-full` in the same directory as `fatbin` (see docs/launcher.md)\n",
-        126,
-    )
+        full,
+        b" (",
+        why,
+        hint,
+        b"); install `fatbin-full` in the same directory as `fatbin` (see docs/launcher.md)\n",
+    ])
 }
 
 /// Where the full launcher is, given this binary's path: `fatbin-full` in the same

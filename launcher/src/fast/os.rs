@@ -415,23 +415,24 @@ fn resolve_links(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
     None
 }
 
-/// Writes `before`, `what` and `after` to stderr and exits with `code`.
-pub fn fail(before: &[u8], what: Option<&[u8]>, after: &[u8], code: i32) -> ! {
-    write_stderr(&[before, what.unwrap_or(b"next to this launcher"), after]);
-    // SAFETY: _exit has no preconditions.
-    unsafe { libc::_exit(code) }
-}
-
-/// Writes the parts to stderr and exits with 126 (found but cannot be executed).
-pub fn fail_parts(parts: &[&[u8]]) -> ! {
-    write_stderr(parts);
-    // SAFETY: _exit has no preconditions.
-    unsafe { libc::_exit(126) }
-}
-
-fn write_stderr(parts: &[&[u8]]) {
+/// Writes the parts to stderr as one message and exits with 126 (found but cannot be
+/// executed), like the full launcher.
+pub fn fail(parts: &[&[u8]]) -> ! {
     for part in parts {
         // SAFETY: writing a valid buffer to fd 2; a failure has nowhere to be reported.
         unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
     }
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(126) }
+}
+
+/// Whether the last error is ENOEXEC ("Exec format error").
+pub fn last_error_is_exec_format() -> bool {
+    errno() == libc::ENOEXEC
+}
+
+/// The C library's text for the last error (`strerror(errno)`).
+pub fn last_error_text() -> &'static [u8] {
+    // SAFETY: strerror returns a static C string for any error number.
+    unsafe { CStr::from_ptr(libc::strerror(errno())) }.to_bytes()
 }
