@@ -39,7 +39,7 @@ mod pick;
 use core::ffi::{c_char, c_int, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use os::{CPath, EnvList};
+use os::{CStrBuf, EnvList};
 
 /// The full launcher's file name, next to this binary.
 const FULL_LAUNCHER: &[u8] = b"fatbin-full";
@@ -214,11 +214,12 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
 /// Replaces this process with the full launcher, same arguments and environment, plus the
 /// path the caller executed. Never returns: on failure it reports and exits 126.
 fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
-    let mut own: CPath = CPath::new();
-    let mut full: CPath = CPath::new();
+    let mut own: CStrBuf = CStrBuf::new();
+    let mut full: CStrBuf = CStrBuf::new();
     let found = os::own_path(&mut own).and_then(|()| full_launcher_path(own.bytes(), &mut full));
     if found.is_some() {
-        let mut execfn: CPath = CPath::new();
+        // Room for the name and any path the kernel accepts.
+        let mut execfn: CStrBuf<{ 4096 + 32 }> = CStrBuf::new();
         // SAFETY: envp is the NULL-terminated environment main received.
         let env = unsafe { EnvList::new(envp) };
         let with_execfn = os::executed_path()
@@ -269,7 +270,7 @@ fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
 /// Where the full launcher is, given this binary's path: `fatbin-full` in the same
 /// directory, or, for a launcher installed as a fat program (`ROOT/bin/fatbin/SLOT`, run by
 /// the portable shim), the same slot of `ROOT/bin/fatbin-full`.
-fn full_launcher_path(own: &[u8], out: &mut CPath) -> Option<()> {
+fn full_launcher_path(own: &[u8], out: &mut CStrBuf) -> Option<()> {
     let (dir, file) = split_path(own);
     let (bin_dir, dir_name) = split_path(dir);
     let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == file);

@@ -9,16 +9,16 @@ use core::mem::MaybeUninit;
 const PATH_MAX: usize = 4096;
 
 /// A NUL-terminated string of at most `N - 1` bytes, built in place.
-pub struct CPath<const N: usize = PATH_MAX> {
+pub struct CStrBuf<const N: usize = PATH_MAX> {
     buf: [MaybeUninit<u8>; N],
     len: usize,
 }
 
-impl<const N: usize> CPath<N> {
-    pub const fn new() -> CPath<N> {
+impl<const N: usize> CStrBuf<N> {
+    pub const fn new() -> CStrBuf<N> {
         let mut buf = [MaybeUninit::uninit(); N];
         buf[0] = MaybeUninit::new(0);
-        CPath { buf, len: 0 }
+        CStrBuf { buf, len: 0 }
     }
 
     /// Appends `bytes`; `None` when the path would be too long or hold a NUL.
@@ -79,8 +79,8 @@ impl<const N: usize> CPath<N> {
 #[repr(C, align(4096))]
 pub struct Scratch {
     /// `FATBIN_DEPTH=N`.
-    pub guard: CPath<32>,
-    pub path: CPath<SCRATCH_PATH_MAX>,
+    pub guard: CStrBuf<32>,
+    pub path: CStrBuf<SCRATCH_PATH_MAX>,
     pub env: [MaybeUninit<*const c_char>; MAX_ENV],
     pub manifest: [MaybeUninit<u8>; MAX_MANIFEST],
 }
@@ -98,8 +98,8 @@ struct ScratchCell(core::cell::UnsafeCell<Scratch>);
 unsafe impl Sync for ScratchCell {}
 
 static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
-    guard: CPath::new(),
-    path: CPath::new(),
+    guard: CStrBuf::new(),
+    path: CStrBuf::new(),
     env: [MaybeUninit::uninit(); MAX_ENV],
     manifest: [MaybeUninit::uninit(); MAX_MANIFEST],
 }));
@@ -244,7 +244,7 @@ fn stat_of(st: &libc::stat) -> Stat {
 }
 
 /// `stat` (following symlinks, like `std::fs::metadata`).
-pub fn stat<const N: usize>(path: &CPath<N>) -> Option<Stat> {
+pub fn stat<const N: usize>(path: &CStrBuf<N>) -> Option<Stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: path is a C string and st is large enough for a stat.
     if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
@@ -269,7 +269,7 @@ struct Fd(libc::c_int);
 
 impl Fd {
     /// Opens for reading without blocking, so a FIFO in a file's place cannot hang us.
-    fn open<const N: usize>(path: &CPath<N>) -> Option<(Fd, Stat)> {
+    fn open<const N: usize>(path: &CStrBuf<N>) -> Option<(Fd, Stat)> {
         let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
         // The system call itself: the C library's open() follows O_CLOEXEC with an fcntl
         // for kernels older than 2.6.23.
@@ -312,7 +312,7 @@ fn errno() -> libc::c_int {
 
 /// The whole of a regular file smaller than `buf`; `None` for anything else.
 pub fn read_small_file<'b, const N: usize>(
-    path: &CPath<N>,
+    path: &CStrBuf<N>,
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Option<&'b [u8]> {
     let (fd, stat) = Fd::open(path)?;
@@ -324,7 +324,7 @@ pub fn read_small_file<'b, const N: usize>(
 
 /// The first 20 bytes of a regular file whose owner and mode pass `trusted`.
 pub fn read_elf_header<const N: usize>(
-    path: &CPath<N>,
+    path: &CStrBuf<N>,
     trusted: impl Fn(&Stat) -> bool,
 ) -> Option<[u8; 20]> {
     let (fd, stat) = Fd::open(path)?;
@@ -350,7 +350,7 @@ pub fn format_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 }
 
 /// `execve(path, argv, env)`; returns only when it failed.
-pub fn exec<const N: usize>(path: &CPath<N>, argv: &[*const c_char], env: &[*const c_char]) {
+pub fn exec<const N: usize>(path: &CStrBuf<N>, argv: &[*const c_char], env: &[*const c_char]) {
     // argv from main is NULL-terminated right after its last element.
     // SAFETY: path is a C string; argv and env are NULL-terminated arrays of C strings.
     unsafe { execve_raw(path, argv.as_ptr(), env.as_ptr()) }
@@ -361,7 +361,7 @@ pub fn exec<const N: usize>(path: &CPath<N>, argv: &[*const c_char], env: &[*con
 /// # Safety
 /// `argv` and `envp` must be NULL-terminated arrays of C strings.
 pub unsafe fn execve_raw<const N: usize>(
-    path: &CPath<N>,
+    path: &CStrBuf<N>,
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) {
@@ -371,7 +371,7 @@ pub unsafe fn execve_raw<const N: usize>(
 
 /// This binary's path: `/proc/self/exe`, or, without /proc, the path the caller executed
 /// with its symlinks followed (a shim -> `fatbin` -> the launcher).
-pub fn own_path(out: &mut CPath) -> Option<()> {
+pub fn own_path(out: &mut CStrBuf) -> Option<()> {
     let mut buf = [0u8; PATH_MAX];
     let len = match readlink(c"/proc/self/exe".as_ptr(), &mut buf) {
         Some(len) => len,
@@ -390,7 +390,7 @@ fn readlink(path: *const c_char, buf: &mut [u8; PATH_MAX]) -> Option<usize> {
 
 /// Follows the symlinks of the executed path into `buf`; its length.
 fn resolve_links(buf: &mut [u8; PATH_MAX]) -> Option<usize> {
-    let mut current: CPath = CPath::new();
+    let mut current: CStrBuf = CStrBuf::new();
     current.push(executed_path()?)?;
     for _ in 0..40 {
         let Some(n) = readlink(current.as_ptr(), buf) else {
