@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -104,6 +105,43 @@ fn x86_launcher_migrates_an_aarch64_only_program_to_the_aarch64_node() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
         text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+}
+
+/// An aarch64 node runs its own aarch64 launcher pair (here under qemu through the node's
+/// binfmt_misc, as Debian registers it): the fast launcher picks the aarch64 slot by itself,
+/// and its hand-over of the command line stays emulated.
+#[test]
+fn an_aarch64_nodes_own_fast_launcher_runs_the_aarch64_slot() {
+    cluster::require(true);
+    let root = layout_with(&[("x86_64", X86), ("aarch64", ARM)]);
+    let node_bin = temp_dir();
+    let launcher = fatbin_tests::install_launcher(ARM, node_bin.path());
+    let shims = root.path().join("shims");
+    std::fs::create_dir(&shims).unwrap();
+    std::fs::set_permissions(&shims, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(&launcher, shims.join("fatbin")).unwrap();
+    std::os::unix::fs::symlink("fatbin", shims.join("probe")).unwrap();
+    let mut cl = Cluster::new();
+    cl.add_node("arm", Kind::Aarch64);
+    // Plain calls need no full launcher: take it away while they run.
+    let full = launcher.with_file_name("fatbin-full");
+    let away = launcher.with_file_name("away");
+    std::fs::rename(&full, &away).unwrap();
+    let out = cl.ssh("arm", &format!("{}/probe args a", shims.display()));
+    assert_eq!(out.stdout, b"a\0", "{}", show(&out));
+    let out = cl.ssh("arm", &format!("{}/probe", shims.display()));
+    assert!(
+        text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+    std::fs::rename(&away, &full).unwrap();
+    let out = cl.ssh("arm", &format!("{}/fatbin host", shims.display()));
+    assert!(
+        text(&out.stdout).starts_with("arch: aarch64\n"),
         "{}",
         show(&out)
     );
