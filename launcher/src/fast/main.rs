@@ -126,8 +126,7 @@ impl<'a> ShimCall<'a> {
         let (shims_dir, name) = split_path(executed);
         let (_, dir_name) = split_path(shims_dir);
         // The command line, or perhaps a slot of the launcher itself: the full launcher's.
-        let launcher = |n: &[u8]| n == b"fatbin" || n == FULL_LAUNCHER;
-        if launcher(name) || launcher(dir_name) {
+        if is_launcher_name(name) || is_launcher_name(dir_name) {
             return None;
         }
         // argv[0] with a `/` naming something else: maybe a `#!` interpreter (invocation.rs).
@@ -271,29 +270,35 @@ fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
 /// directory, or, for a launcher installed as a fat program (`ROOT/bin/fatbin/SLOT`, run by
 /// the portable shim), the same slot of `ROOT/bin/fatbin-full`.
 fn full_launcher_path(own: &[u8], out: &mut CStrBuf) -> Option<()> {
-    let (dir, file) = split_path(own);
-    let (bin_dir, dir_name) = split_path(dir);
-    let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == file);
-    if is_slot && dir_name == b"fatbin" && split_path(bin_dir).1 == b"bin" {
+    if let Some((bin_dir, b"fatbin", slot)) = as_slot_path(own) {
         out.push(bin_dir)?;
         out.push(b"/")?;
         out.push(FULL_LAUNCHER)?;
         out.push(b"/")?;
-        return out.push(file);
+        return out.push(slot);
     }
-    out.push(dir)?;
+    out.push(split_path(own).0)?;
     out.push(b"/")?;
     out.push(FULL_LAUNCHER)
 }
 
-/// `(PROG, SLOT)` when `path` is a slot of a program other than the launcher,
-/// `.../bin/PROG/SLOT`.
+/// `(PROG, SLOT)` when `path` is a slot of a program other than the launcher.
 fn as_program_slot(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (_, program, slot) = as_slot_path(path)?;
+    (!is_launcher_name(program)).then_some((program, slot))
+}
+
+/// `(ROOT/bin, PROG, SLOT)` when `path` looks like a slot, `.../bin/PROG/SLOT`.
+fn as_slot_path(path: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let (dir, slot) = split_path(path);
     let (bin_dir, program) = split_path(dir);
     let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == slot);
-    let launcher = program == b"fatbin" || program == FULL_LAUNCHER;
-    (is_slot && !launcher && split_path(bin_dir).1 == b"bin").then_some((program, slot))
+    (is_slot && split_path(bin_dir).1 == b"bin").then_some((bin_dir, program, slot))
+}
+
+/// `fatbin` or `fatbin-full`.
+fn is_launcher_name(name: &[u8]) -> bool {
+    name == b"fatbin" || name == FULL_LAUNCHER
 }
 
 fn parse_u32(v: &[u8]) -> Option<u32> {
