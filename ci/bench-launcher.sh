@@ -161,7 +161,9 @@ done
 maxrss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 rss_direct=$(maxrss "$root/bin/hello/x86_64")
 rss_shim=$(maxrss "$root/shims/hello")
-# Everything the launcher does before execve, without the program: its own peak.
+# The larger of the two launchers, without a program: fatbin-full deciding for the 5-slot
+# program (`fatbin which` is handed over to it). The fast launcher's own peak is below the
+# program's, so "through the shim" above is the program's.
 rss_launcher=$(maxrss "$root/shims/fatbin" which levels)
 
 python3 - "$work" "$rounds" "${names[*]}" "$rss_direct" "$rss_shim" "$rss_launcher" "$(stat -c %s "$launcher")" <<'PY'
@@ -183,11 +185,12 @@ for n in names:
           f"   (CPU time {cpu_ratio[n]:5.2f}x)")
 print("  per-round launcher ratios: "
       + " ".join(f"{m / d:.2f}" for m, d in zip(medians["launcher"], medians["direct"])))
-print(f"\npeak RSS (KiB): direct {rss_direct}, through the shim {rss_shim}, launcher alone {rss_launcher}")
+print(f"\npeak RSS (KiB): direct {rss_direct}, through the shim {rss_shim}, fatbin-full alone {rss_launcher}")
 print(f"launcher binary (the fast path): {size / 1024:.0f} KiB, static")
 ok_time = ratio["launcher"] <= 1.5
-ok_rss = rss_launcher <= 2048
+ok_rss = max(rss_launcher, rss_shim) <= 2048
 print(f"goal launcher <= 1.5x direct: {'met' if ok_time else 'MISSED'} ({ratio['launcher']:.2f}x;"
       f" choosing among 5 slots {ratio['launcher-5-slots']:.2f}x)")
-print(f"goal launcher peak RSS <= 2 MiB: {'met' if ok_rss else 'MISSED'} ({rss_launcher} KiB)")
+print(f"goal launcher peak RSS <= 2 MiB: {'met' if ok_rss else 'MISSED'}"
+      f" (fatbin-full {rss_launcher} KiB; a shim call {rss_shim} KiB)")
 PY
