@@ -107,11 +107,7 @@ pub fn key(what: &str) -> String {
 }
 
 fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("fatbin/plans"))
+    Some(fatbin_layout::xdg_dir("XDG_CACHE_HOME", ".cache")?.join("fatbin/plans"))
 }
 
 fn read<T: for<'de> Deserialize<'de>>(key: &str, suffix: &str) -> Option<T> {

@@ -23,13 +23,9 @@ pub struct Fetched {
 }
 
 fn cache_dir() -> Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("fatbin"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
+    let cache = fatbin_layout::xdg_dir("XDG_CACHE_HOME", ".cache")
         .ok_or_else(|| Error::usage("HOME is not set: set XDG_CACHE_HOME"))?;
-    Ok(PathBuf::from(home).join(".cache/fatbin"))
+    Ok(cache.join("fatbin"))
 }
 
 /// Splits `NAME[@VERSION]`; `@VERSION` means exactly that version, like `cargo install`.

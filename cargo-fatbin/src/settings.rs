@@ -127,13 +127,8 @@ pub fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Result<Vec<S
 /// The documented per-user default root when neither `--root`, `FATBIN_ROOT` nor Cargo.toml
 /// names one: `$XDG_DATA_HOME/fatbin`, else `~/.local/share/fatbin`.
 pub fn default_root() -> Result<PathBuf> {
-    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(xdg).join("fatbin"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| Error::usage("HOME is not set: pass --root DIR or set FATBIN_ROOT"))?;
-    Ok(PathBuf::from(home).join(".local/share/fatbin"))
+    fatbin_layout::default_root()
+        .ok_or_else(|| Error::usage("HOME is not set: pass --root DIR or set FATBIN_ROOT"))
 }
 
 /// Root: `--root` over `FATBIN_ROOT` over Cargo.toml over the per-user default.

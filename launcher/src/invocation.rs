@@ -252,16 +252,11 @@ pub fn resolve_root(flag: Option<PathBuf>, shim_root: Option<PathBuf>) -> Result
             source: RootSource::Shim,
         });
     }
-    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
-    let path = match (non_empty("XDG_DATA_HOME"), non_empty("HOME")) {
-        (Some(data), _) => PathBuf::from(data).join("fatbin"),
-        (None, Some(home)) => PathBuf::from(home).join(".local/share/fatbin"),
-        (None, None) => {
-            return Err(Error::NotFound(
-                "no layout root: HOME is not set; pass --root ROOT or set FATBIN_ROOT".into(),
-            ))
-        }
-    };
+    let path = fatbin_layout::default_root().ok_or_else(|| {
+        Error::NotFound(
+            "no layout root: HOME is not set; pass --root ROOT or set FATBIN_ROOT".into(),
+        )
+    })?;
     Ok(Root {
         path,
         source: RootSource::Default,

@@ -107,3 +107,18 @@ pub fn validate_program_name(name: &str) -> Result<()> {
         }),
     }
 }
+
+/// The per-user default ROOT both front ends use when nothing names one:
+/// `$XDG_DATA_HOME/fatbin`, else `~/.local/share/fatbin`; `None` when HOME is not set either.
+pub fn default_root() -> Option<PathBuf> {
+    Some(xdg_dir("XDG_DATA_HOME", ".local/share")?.join("fatbin"))
+}
+
+/// An XDG base directory: `$VAR` when set and not empty, else `$HOME/HOME_DEFAULT`; `None`
+/// when neither is set.
+pub fn xdg_dir(var: &str, home_default: &str) -> Option<PathBuf> {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    non_empty(var)
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(home_default)))
+}

@@ -29,6 +29,6 @@ pub use arch::{Arch, Endian};
 pub use error::{Error, Result};
 pub use identify::{identify_bytes, identify_path, Identity, Libc};
 pub use install::{install, remove_program, remove_slot, write_shim, InstallReport, NewSlot};
-pub use layout::{validate_program_name, Layout};
+pub use layout::{default_root, validate_program_name, xdg_dir, Layout};
 pub use manifest::{Manifest, SlotInfo, FORMAT_VERSION, MANIFEST_FILE};
 pub use slot::SlotName;
