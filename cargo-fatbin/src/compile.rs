@@ -26,8 +26,8 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Message;
 
 use crate::cargo_config::UserFlags;
-use crate::cli::CargoOptions;
 use crate::error::{Error, Result};
+use crate::options::CargoOptions;
 use crate::prepare::ProjectInfo;
 use crate::target::{SlotPlan, TargetSpec};
 use crate::toolchain::LinkerCheck;

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::cargo_config::UserConfig;
-use crate::cli::{CargoOptions, DoctorArgs};
 use crate::error::{Error, Result};
+use crate::options::{CargoOptions, DoctorOptions};
 use crate::prepare::{load_metadata, needs_c_compiler, toolchain, toolchain_error};
 use crate::rustc::Rustc;
 use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};
@@ -13,7 +13,7 @@ use crate::status::Shell;
 use crate::target::{parse_targets, slot_for};
 use crate::toolchain::Runs;
 
-pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
+pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
     let rustc = Rustc::from_env();
     let tc = toolchain(&rustc)?;
     let opts = CargoOptions {
@@ -30,7 +30,7 @@ pub fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
         Some(m) => project_metadata(m, &selected)?,
         None => FatbinMetadata::default(),
     };
-    let specs = match resolve_targets(&args.targets.targets, &project) {
+    let specs = match resolve_targets(&args.targets, &project) {
         Ok(list) => parse_targets(&list)?,
         Err(_) => {
             // Nothing configured: check the host and every installed Linux target.

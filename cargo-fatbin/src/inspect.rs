@@ -9,10 +9,10 @@ use fatbin_layout::verify::verify;
 use fatbin_layout::{identify_path, Identity, Layout, Manifest, MANIFEST_FILE};
 use serde_json::{json, Value};
 
-use crate::cli::InspectArgs;
 use crate::error::{Error, Result};
+use crate::options::InspectOptions;
 
-pub fn inspect(args: InspectArgs) -> Result<()> {
+pub(crate) fn inspect(args: &InspectOptions) -> Result<()> {
     let path = &args.path;
     let value = if path.join(MANIFEST_FILE).is_file() {
         let program = path

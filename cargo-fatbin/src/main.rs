@@ -4,14 +4,16 @@
 //! The reference is `docs/cargo-fatbin.md`.
 
 mod assemble;
-mod build_cmd;
+mod build;
 mod cargo_config;
 mod cli;
+mod commands;
 mod compile;
 mod doctor;
 mod error;
 mod inspect;
 mod manage;
+mod options;
 mod plan_cache;
 mod prepare;
 mod registry;
@@ -25,31 +27,18 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{CargoCli, Command};
-use crate::error::{exit_code, Result};
+use crate::cli::CargoCli;
+use crate::error::exit_code;
 use crate::status::Shell;
 
 fn main() -> ExitCode {
     let CargoCli::Fatbin(app) = CargoCli::parse();
-    let shell = Shell::new(app.color);
-    match run(app.command, shell) {
+    let shell = Shell::new(commands::color_choice(app.color));
+    match commands::run(app.command, shell) {
         Ok(()) => ExitCode::from(exit_code::SUCCESS),
         Err(e) => {
             shell.error(&e);
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-fn run(command: Command, shell: Shell) -> Result<()> {
-    match command {
-        Command::Build(args) => build_cmd::build(args, shell),
-        Command::Install(args) => build_cmd::install(args, shell),
-        Command::Doctor(args) => doctor::doctor(args, shell),
-        Command::Inspect(args) => inspect::inspect(args),
-        Command::Verify(args) => manage::verify_cmd(args, shell),
-        Command::Add(args) => manage::add(args, shell),
-        Command::Remove(args) => manage::remove(args, shell),
-        Command::List(args) => manage::list(args),
     }
 }

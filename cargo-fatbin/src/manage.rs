@@ -4,19 +4,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use fatbin_layout::verify::verify;
+use fatbin_layout::verify::verify as verify_layout;
 use fatbin_layout::{
     identify_path, remove_program, remove_slot, Identity, Layout, NewSlot, SlotName,
 };
 use serde_json::json;
 
 use crate::assemble::write_shims;
-use crate::cli::{AddArgs, ListArgs, RemoveArgs, VerifyArgs};
 use crate::error::{Error, Result};
+use crate::options::{AddOptions, ListOptions, RemoveOptions, VerifyOptions};
 use crate::settings::{resolve_launcher, resolve_root};
 use crate::status::Shell;
 
-pub fn verify_cmd(args: VerifyArgs, shell: Shell) -> Result<()> {
+pub(crate) fn verify(args: &VerifyOptions, shell: Shell) -> Result<()> {
     let root = resolve_root(args.root.as_deref(), None)?;
     if !root.is_dir() {
         return Err(Error::usage(format!(
@@ -25,7 +25,7 @@ pub fn verify_cmd(args: VerifyArgs, shell: Shell) -> Result<()> {
         )));
     }
     let layout = Layout::new(&root);
-    let problems = verify(&layout, args.program.as_deref())?;
+    let problems = verify_layout(&layout, args.program.as_deref())?;
     for p in &problems {
         shell.error(p);
     }
@@ -69,14 +69,14 @@ fn infer_slot(path: &std::path::Path) -> Result<SlotName> {
     }
 }
 
-pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
+pub(crate) fn add(args: &AddOptions, shell: Shell) -> Result<()> {
     let slot: SlotName = match &args.slot {
         Some(s) => s
             .parse()
             .map_err(|e: fatbin_layout::slot::InvalidSlotName| Error::usage(e.to_string()))?,
         None => infer_slot(&args.file)?,
     };
-    let root = resolve_root(args.root.root.as_deref(), None)?;
+    let root = resolve_root(args.root.as_deref(), None)?;
     std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
     let layout = Layout::new(&root);
     let mut new = NewSlot::from_file(slot, &args.file);
@@ -84,7 +84,7 @@ pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
         new.target = triple.clone();
     }
     let report = fatbin_layout::install(&layout, &args.program, &[new])?;
-    let launcher = resolve_launcher(args.root.launcher.as_deref(), None);
+    let launcher = resolve_launcher(args.launcher.as_deref(), None);
     write_shims(
         &layout,
         std::slice::from_ref(&args.program),
@@ -103,8 +103,8 @@ pub fn add(args: AddArgs, shell: Shell) -> Result<()> {
     Ok(())
 }
 
-pub fn remove(args: RemoveArgs, shell: Shell) -> Result<()> {
-    let root = resolve_root(args.root.root.as_deref(), None)?;
+pub(crate) fn remove(args: &RemoveOptions, shell: Shell) -> Result<()> {
+    let root = resolve_root(args.root.as_deref(), None)?;
     let layout = Layout::new(&root);
     match &args.slot {
         Some(s) => {
@@ -122,8 +122,8 @@ pub fn remove(args: RemoveArgs, shell: Shell) -> Result<()> {
     Ok(())
 }
 
-pub fn list(args: ListArgs) -> Result<()> {
-    let root = resolve_root(args.root.root.as_deref(), None)?;
+pub(crate) fn list(args: &ListOptions) -> Result<()> {
+    let root = resolve_root(args.root.as_deref(), None)?;
     let layout = Layout::new(&root);
     let mut programs = Vec::new();
     for program in layout.programs()? {

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId};
 
 use crate::cargo_config::UserConfig;
-use crate::cli::CargoOptions;
 use crate::compile::{target_directory, PlannedTarget};
 use crate::error::{Error, Result};
+use crate::options::CargoOptions;
 use crate::plan_cache::{self, Stamped};
 use crate::rustc::{Rustc, TargetCfg};
 use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};

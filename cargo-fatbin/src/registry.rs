@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::MetadataCommand;
 
-use crate::cli::CargoOptions;
 use crate::error::{Error, Result};
+use crate::options::CargoOptions;
 use crate::status::Shell;
 
 /// A published crate's source, ready to build.

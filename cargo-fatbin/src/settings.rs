@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::{Metadata, Package};
 use serde::Deserialize;
 
-use crate::cli::CargoOptions;
 use crate::error::{Error, Result};
+use crate::options::CargoOptions;
 
 /// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -7,10 +7,27 @@ use std::io::Write;
 
 use anstyle::{AnsiColor, Effects, Style};
 
-use crate::cli::ColorChoice;
+/// When to colour: `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// The spelling cargo's own `--color` takes.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
-pub struct Shell {
+pub(crate) struct Shell {
     color: ColorChoice,
     quiet: bool,
 }
@@ -21,19 +38,19 @@ const ERROR: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
 const NOTE: Style = AnsiColor::Cyan.on_default().effects(Effects::BOLD);
 
 impl Shell {
-    pub fn new(color: ColorChoice) -> Shell {
+    pub(crate) fn new(color: ColorChoice) -> Shell {
         Shell {
             color,
             quiet: false,
         }
     }
 
-    pub fn quiet(mut self, quiet: bool) -> Shell {
+    pub(crate) fn quiet(mut self, quiet: bool) -> Shell {
         self.quiet = quiet;
         self
     }
 
-    pub fn color(&self) -> ColorChoice {
+    pub(crate) fn color(&self) -> ColorChoice {
         self.color
     }
 
@@ -47,35 +64,35 @@ impl Shell {
     }
 
     /// `   Compiling probe v0.3.1`: cargo's 12-column right-aligned verb.
-    pub fn status(&self, verb: &str, message: impl std::fmt::Display) {
+    pub(crate) fn status(&self, verb: &str, message: impl std::fmt::Display) {
         if !self.quiet {
             self.line(OK, &format!("{verb:>12}"), &message.to_string());
         }
     }
 
     /// A status line in cyan, for facts that are neither progress nor trouble.
-    pub fn note(&self, verb: &str, message: impl std::fmt::Display) {
+    pub(crate) fn note(&self, verb: &str, message: impl std::fmt::Display) {
         if !self.quiet {
             self.line(NOTE, &format!("{verb:>12}"), &message.to_string());
         }
     }
 
-    pub fn warn(&self, message: impl std::fmt::Display) {
+    pub(crate) fn warn(&self, message: impl std::fmt::Display) {
         self.line(WARN, "warning:", &message.to_string());
     }
 
-    pub fn error(&self, message: impl std::fmt::Display) {
+    pub(crate) fn error(&self, message: impl std::fmt::Display) {
         self.line(ERROR, "error:", &message.to_string());
     }
 
     /// Text styled as success or failure, for tables (doctor, inspect).
-    pub fn styled(&self, ok: bool, text: &str) -> String {
+    pub(crate) fn styled(&self, ok: bool, text: &str) -> String {
         let style = if ok { OK } else { ERROR };
         format!("{style}{text}{style:#}")
     }
 
     /// Prints a pre-styled line to stderr.
-    pub fn plain(&self, text: impl std::fmt::Display) {
+    pub(crate) fn plain(&self, text: impl std::fmt::Display) {
         let _ = writeln!(self.stderr(), "{text}");
     }
 

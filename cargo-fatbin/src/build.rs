@@ -1,5 +1,5 @@
-//! `cargo fatbin build` and `cargo fatbin install`: prepare, compile in as few cargo runs as
-//! possible, then assemble the fat programs.
+//! The build pipeline behind `cargo fatbin build` and `cargo fatbin install`: prepare, compile
+//! in as few cargo runs as possible, then assemble the fat programs.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,9 +9,11 @@ use fatbin_layout::Layout;
 use crate::assemble::{
     install_programs, installed_files, print_json, unchanged_report, write_shims,
 };
-use crate::cli::{profile_dir, BuildArgs, CargoOptions, InstallArgs, MessageFormat};
 use crate::compile::{build_all, BuiltBinary, PlannedTarget};
 use crate::error::{Error, Result};
+use crate::options::{
+    profile_dir, BuildOptions, CargoOptions, InstallOptions, InstallSource, MessageFormat,
+};
 use crate::plan_cache;
 use crate::prepare::{prepare, Prepared};
 use crate::registry;
@@ -45,11 +47,11 @@ fn compile(opts: &CargoOptions, prepared: &Prepared, shell: &Shell) -> Result<Ve
     Ok(built)
 }
 
-pub fn build(args: BuildArgs, shell: Shell) -> Result<()> {
+pub(crate) fn build(args: BuildOptions, shell: Shell) -> Result<()> {
     let start = Instant::now();
     let shell = shell.quiet(args.cargo.quiet);
     let key = plan_cache::key("build");
-    let prepared = prepare(&args.cargo, &args.targets.targets, &key)?;
+    let prepared = prepare(&args.cargo, &args.targets, &key)?;
     let built = compile(&args.cargo, &prepared, &shell)?;
     let out = args.out.clone().unwrap_or_else(|| {
         prepared
@@ -82,20 +84,24 @@ pub fn build(args: BuildArgs, shell: Shell) -> Result<()> {
     Ok(())
 }
 
-pub fn install(mut args: InstallArgs, shell: Shell) -> Result<()> {
+pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
     let start = Instant::now();
     let shell = shell.quiet(args.cargo.quiet);
     // The registry crate is fetched into a private project; it then builds like a path.
     let _fetched;
-    if let Some(spec) = &args.krate {
-        let fetched = registry::fetch(spec, args.version_req.as_deref(), &args.cargo, &shell)?;
-        args.cargo.manifest_path = Some(fetched.manifest_path.clone());
-        if args.cargo.target_dir.is_none() {
-            args.cargo.target_dir = Some(fetched.target_dir.clone());
+    match &args.source {
+        InstallSource::Registry { krate, version_req } => {
+            let fetched = registry::fetch(krate, version_req.as_deref(), &args.cargo, &shell)?;
+            args.cargo.manifest_path = Some(fetched.manifest_path.clone());
+            if args.cargo.target_dir.is_none() {
+                args.cargo.target_dir = Some(fetched.target_dir.clone());
+            }
+            _fetched = fetched;
         }
-        _fetched = fetched;
-    } else if let Some(path) = &args.path {
-        args.cargo.manifest_path = Some(path.join("Cargo.toml"));
+        InstallSource::Path(path) => {
+            args.cargo.manifest_path = Some(path.join("Cargo.toml"));
+        }
+        InstallSource::CurrentProject => {}
     }
     // Like `cargo install`: release unless --debug or --profile says otherwise.
     if args.debug {
@@ -104,11 +110,11 @@ pub fn install(mut args: InstallArgs, shell: Shell) -> Result<()> {
         args.cargo.release = true;
     }
     // A registry crate's plan depends on the index, which is not stamped: always plan it.
-    let key = match args.krate {
-        Some(_) => String::new(),
-        None => plan_cache::key("install"),
+    let key = match args.source {
+        InstallSource::Registry { .. } => String::new(),
+        InstallSource::Path(_) | InstallSource::CurrentProject => plan_cache::key("install"),
     };
-    let prepared = prepare(&args.cargo, &args.targets.targets, &key)?;
+    let prepared = prepare(&args.cargo, &args.targets, &key)?;
     let root = resolve_root(args.root.as_deref(), Some(&prepared.fatbin))?;
     let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin));
     let built = compile(&args.cargo, &prepared, &shell)?;
