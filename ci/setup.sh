@@ -43,6 +43,13 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" >/dev/null
 fi
 
+# A unit test checks that every package name `cargo fatbin doctor` suggests exists, which
+# needs Debian's package lists even when every package above is installed already.
+if [ -z "$(apt-cache pkgnames gcc-s390x-linux-gnu 2>/dev/null)" ]; then
+  say Updating "Debian package lists"
+  "${sudo[@]}" apt-get update -qq
+fi
+
 installed=$(rustup target list --installed)
 for t in "${targets[@]}"; do
   if ! grep -qx "$t" <<<"$installed"; then

@@ -9,8 +9,8 @@ use fatbin_layout::install::SlotOutcome;
 use fatbin_layout::{install, write_shim, Layout, NewSlot};
 use serde_json::json;
 
-use crate::compile::BuiltBinary;
 use crate::error::{Error, Result};
+use crate::plan::BuiltBinary;
 use crate::status::Shell;
 
 /// What the report says about one program.

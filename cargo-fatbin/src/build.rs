@@ -9,13 +9,14 @@ use fatbin_layout::Layout;
 use crate::assemble::{
     install_programs, installed_files, print_json, unchanged_report, write_shims,
 };
-use crate::compile::{build_all, BuiltBinary, PlannedTarget};
+use crate::compile::build_all;
 use crate::error::{Error, Result};
 use crate::options::{
     profile_dir, BuildOptions, CargoOptions, InstallOptions, InstallSource, MessageFormat,
 };
+use crate::plan::{BuiltBinary, PlannedTarget, Prepared};
 use crate::plan_cache;
-use crate::prepare::{prepare, Prepared};
+use crate::prepare::prepare;
 use crate::registry;
 use crate::settings::{resolve_launcher, resolve_root};
 use crate::status::Shell;

@@ -25,34 +25,9 @@ use std::process::{Command, Stdio};
 
 use cargo_metadata::Message;
 
-use crate::cargo_config::UserFlags;
 use crate::error::{Error, Result};
 use crate::options::CargoOptions;
-use crate::prepare::ProjectInfo;
-use crate::target::{SlotPlan, TargetSpec};
-use crate::toolchain::LinkerCheck;
-
-/// One target to build and everything decided about it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PlannedTarget {
-    pub spec: TargetSpec,
-    pub plan: SlotPlan,
-    pub linker: LinkerCheck,
-    pub user_flags: UserFlags,
-}
-
-/// One binary cargo built for one target.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BuiltBinary {
-    pub spec: TargetSpec,
-    pub plan: SlotPlan,
-    pub program: String,
-    pub krate: String,
-    pub version: String,
-    pub path: PathBuf,
-    /// cargo found it up to date.
-    pub fresh: bool,
-}
+use crate::plan::{BuiltBinary, PlannedTarget, ProjectInfo};
 
 /// Libraries that glibc splits out and musl keeps in libc.a. rustc's self-contained musl
 /// runtime has no archives for them, so `-lm` and friends would fail under rust-lld; empty
@@ -132,15 +107,6 @@ fn run_config(run: &[PlannedTarget], stubs: Option<&Path>) -> (Vec<String>, bool
         config.push(format!("{key}.rustflags=[{}]", words.join(",")));
     }
     (config, move_env)
-}
-
-/// The target directory cargo builds into: `--target-dir` (which `cargo metadata` does not
-/// take), else what cargo metadata says (`CARGO_TARGET_DIR`, `build.target-dir`, default).
-pub fn target_directory(opts: &CargoOptions, metadata: &cargo_metadata::Metadata) -> PathBuf {
-    match &opts.target_dir {
-        Some(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
-        None => metadata.target_directory.clone().into_std_path_buf(),
-    }
 }
 
 /// Runs cargo for every planned target and returns the binaries it built.
@@ -291,6 +257,9 @@ fn keep_variant(target_dir: &Path, binary: &BuiltBinary) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cargo_config::UserFlags;
+    use crate::target::{SlotPlan, TargetSpec};
+    use crate::toolchain::LinkerCheck;
 
     fn planned(spec: &str) -> PlannedTarget {
         let spec: TargetSpec = spec.parse().unwrap();

@@ -1,21 +1,23 @@
 //! `cargo fatbin doctor`: each target's standard library, linker, C compiler and whether this
-//! host can run it, with the exact command that fixes what is missing.
+//! host can run it, with the exact command that fixes what is missing. The checks are the
+//! ones `build` stops on (`crate::diagnose`); doctor prints them all instead of stopping.
 
-use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::cargo_config::UserConfig;
+use crate::diagnose::{self, Context};
 use crate::error::{Error, Result};
 use crate::options::{CargoOptions, DoctorOptions};
-use crate::prepare::{load_metadata, needs_c_compiler, toolchain, toolchain_error};
+use crate::project::load_metadata;
 use crate::rustc::Rustc;
 use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};
 use crate::status::Shell;
-use crate::target::{parse_targets, slot_for};
-use crate::toolchain::Runs;
+use crate::target::{parse_targets, TargetSpec};
+use crate::toolchain::{Problem, Runs, Toolchain};
 
 pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
     let rustc = Rustc::from_env();
-    let tc = toolchain(&rustc)?;
+    let tc = Toolchain::detect(&rustc)?;
     let opts = CargoOptions {
         manifest_path: args.manifest_path.clone(),
         ..CargoOptions::default()
@@ -30,23 +32,11 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         Some(m) => project_metadata(m, &selected)?,
         None => FatbinMetadata::default(),
     };
-    let specs = match resolve_targets(&args.targets, &project) {
-        Ok(list) => parse_targets(&list)?,
-        Err(_) => {
-            // Nothing configured: check the host and every installed Linux target.
-            let mut list = vec![tc.host.clone()];
-            if let Ok(dirs) = std::fs::read_dir(tc.sysroot.join("lib/rustlib")) {
-                let mut installed: Vec<String> = dirs
-                    .flatten()
-                    .filter(|e| e.path().join("lib").is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|t| t.contains("-linux") && *t != tc.host)
-                    .collect();
-                installed.sort();
-                list.extend(installed);
-            }
-            parse_targets(&list)?
-        }
+    // Targets the user asked for must all be valid; of the installed ones, those without a
+    // slot are only reported, so one of them does not hide the state of all the others.
+    let (specs, skipped) = match resolve_targets(&args.targets, &project) {
+        Ok(list) => (parse_targets(&list)?, Vec::new()),
+        Err(_) => installed_targets(&tc),
     };
     let host_features: Vec<String> = rustc
         .target_cfg(&tc.host, Some("native"))
@@ -54,82 +44,117 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         .unwrap_or_default();
     let cwd = std::env::current_dir().map_err(Error::io("."))?;
     let config = UserConfig::load(&cwd, &[]);
+    let cx = Context {
+        toolchain: &tc,
+        config: &config,
+        project: metadata.as_ref().map(|m| (m, selected.as_slice())),
+    };
+    let cfgs = diagnose::probe_cfgs(&rustc, &specs);
+    let mut diagnoses = Vec::new();
     let mut problems = Vec::new();
-    let mut seen = BTreeSet::new();
     shell.plain(format!(
         "host: {} (sysroot {})",
         tc.host,
         tc.sysroot.display()
     ));
     for spec in &specs {
-        let std_problem = tc.check_std(&spec.triple);
-        let (baseline, tuned) = match (
-            rustc.target_cfg(&spec.triple, None),
-            rustc.target_cfg(&spec.triple, spec.cpu.as_deref()),
-        ) {
-            (Ok(b), Ok(t)) => (b, t),
-            (Err(e), _) | (_, Err(e)) => {
+        let d = match diagnose::diagnose(&cx, spec, &cfgs) {
+            Ok(d) => d,
+            Err(e) => {
                 shell.plain(format!(
                     "{spec}\n    {}",
                     shell.styled(false, &e.to_string())
                 ));
-                problems.push(crate::toolchain::Problem {
+                problems.push(Problem {
                     what: e.to_string(),
                     fix: "check the spelling: `rustc --print target-list`".into(),
                 });
                 continue;
             }
         };
-        let plan = slot_for(spec, &baseline.features, &tuned.features);
-        let linker = tc.check_linker(&spec.triple, &config);
-        let runs = tc.runs(spec.arch(), &plan.features, &host_features);
-        shell.plain(format!("{spec}  (slot {})", plan.slot));
-        let std_text = match &std_problem {
+        shell.plain(format!("{spec}  (slot {})", d.plan.slot));
+        let std_text = match &d.std {
             None => shell.styled(true, "installed"),
             Some(p) => format!("{} (fix: {})", shell.styled(false, "missing"), p.fix),
         };
         shell.plain(format!("    std      {std_text}"));
-        let linker_text = match &linker.problem {
-            None => shell.styled(true, &linker.describe),
+        let linker_text = match &d.linker.problem {
+            None => shell.styled(true, &d.linker.describe),
             Some(p) => format!(
                 "{} (fix: {})",
-                shell.styled(false, &format!("{} missing", linker.describe)),
+                shell.styled(false, &format!("{} missing", d.linker.describe)),
                 p.fix
             ),
         };
         shell.plain(format!("    linker   {linker_text}"));
-        if let Some(m) = &metadata {
-            if needs_c_compiler(m, &selected, &spec.triple, &baseline) {
-                let text = match tc.check_c_compiler(&spec.triple) {
-                    Ok(cc) => shell.styled(true, &cc),
-                    Err(p) => {
-                        let text = format!("{} (fix: {})", shell.styled(false, "missing"), p.fix);
-                        if seen.insert(("cc", spec.triple.clone())) {
-                            problems.push(p);
-                        }
-                        text
-                    }
-                };
-                shell.plain(format!("    C (cc)   {text}"));
-            }
+        if let Some(cc) = &d.c_compiler {
+            let text = match cc {
+                Ok(cc) => shell.styled(true, cc),
+                Err(p) => format!("{} (fix: {})", shell.styled(false, "missing"), p.fix),
+            };
+            shell.plain(format!("    C (cc)   {text}"));
         }
-        let runs_text = match &runs {
+        let runs_text = match tc.runs(spec.arch(), &d.plan.features, &host_features) {
             Runs::No { fix } => format!("{} (fix: {fix})", shell.styled(false, "no")),
             other => shell.styled(true, &other.to_string()),
         };
         shell.plain(format!("    runs     {runs_text}"));
-        if seen.insert(("std", spec.triple.clone())) {
-            problems.extend(std_problem);
-            problems.extend(linker.problem);
-        }
+        diagnoses.push(d);
     }
+    for (triple, why) in &skipped {
+        shell.plain(format!("{triple}\n    skipped  {why}"));
+    }
+    problems.extend(diagnose::problems(&diagnoses));
     if problems.is_empty() {
-        shell.status("Finished", format!("{} target(s) ready", specs.len()));
+        let skipped = match skipped.len() {
+            0 => String::new(),
+            n => format!(" ({n} installed target(s) without a slot skipped)"),
+        };
+        shell.status(
+            "Finished",
+            format!("{} target(s) ready{skipped}", specs.len()),
+        );
         Ok(())
     } else {
-        Err(toolchain_error(
+        Err(diagnose::toolchain_error(
             &format!("{} problem(s) to fix before building", problems.len()),
             &problems,
         ))
     }
+}
+
+/// The host and every installed Linux target, when nothing names the targets; those that
+/// cannot fill a slot come back apart, with the reason.
+fn installed_targets(tc: &Toolchain) -> (Vec<TargetSpec>, Vec<(String, String)>) {
+    let mut list = vec![tc.host.clone()];
+    list.extend(installed_linux_targets(&tc.sysroot, &tc.host));
+    let mut specs = Vec::new();
+    let mut skipped = Vec::new();
+    for triple in list {
+        match triple.parse::<TargetSpec>() {
+            Ok(spec) => specs.push(spec),
+            Err(e) => {
+                // The reason without the "invalid target `T`: " the triple line already says.
+                let why = e.to_string();
+                let why = why.split_once(": ").map_or(why.as_str(), |(_, w)| w);
+                skipped.push((triple, why.to_owned()));
+            }
+        }
+    }
+    (specs, skipped)
+}
+
+/// The Linux targets whose standard library is in `sysroot`, sorted, without the host.
+fn installed_linux_targets(sysroot: &Path, host: &str) -> Vec<String> {
+    let Ok(dirs) = std::fs::read_dir(sysroot.join("lib/rustlib")) else {
+        return Vec::new();
+    };
+    let mut installed: Vec<String> = dirs
+        .flatten()
+        .filter(|e| e.path().join("lib").is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|t| t.contains("-linux") && *t != host)
+        .collect();
+    installed.sort();
+    installed
 }

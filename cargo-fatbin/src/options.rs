@@ -5,8 +5,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// cargo's own flags, passed to cargo exactly as given (the `--help` text is on
-/// [`crate::cli::CargoArgs`]).
+/// cargo's own flags, passed to cargo exactly as given (their `--help` text is on the clap
+/// struct in `cli.rs`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CargoOptions {
     /// Package to build (see `cargo help pkgid`).

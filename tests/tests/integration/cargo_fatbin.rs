@@ -377,6 +377,85 @@ fn a_missing_target_is_one_clear_error_before_compiling() {
     );
 }
 
+fn rustc_says(args: &[&str]) -> String {
+    let out = Command::new("rustc").args(args).output().unwrap();
+    assert!(out.status.success(), "rustc {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Regression: with no `--target`, doctor checks every installed target, and one that has no
+/// slot (m68k here; powerpc64 on a machine with it installed) failed the whole run with a
+/// usage error before any other target was checked. It is reported and skipped instead.
+/// rustc is wrapped to report a sysroot holding the host, x86_64 musl and an m68k std.
+#[test]
+fn doctor_reports_an_installed_target_without_a_slot_and_goes_on() {
+    let real_sysroot = rustc_says(&["--print", "sysroot"]).trim().to_owned();
+    let host = rustc_says(&["-vV"])
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let dir = temp_dir();
+    let sysroot = dir.path().join("sysroot");
+    let rustlib = sysroot.join("lib/rustlib");
+    std::fs::create_dir_all(&rustlib).unwrap();
+    for triple in [host.as_str(), X86_64_MUSL] {
+        std::os::unix::fs::symlink(
+            Path::new(&real_sysroot).join("lib/rustlib").join(triple),
+            rustlib.join(triple),
+        )
+        .unwrap();
+    }
+    let m68k = rustlib.join("m68k-unknown-linux-gnu/lib");
+    std::fs::create_dir_all(&m68k).unwrap();
+    std::fs::write(m68k.join("libstd-0000000000000000.rlib"), b"").unwrap();
+    let real_rustc = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("rustc"))
+        .find(|p| p.is_file())
+        .unwrap();
+    let wrapper = dir.path().join("rustc");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1 $2\" = \"--print sysroot\" ]; then echo '{}'; exit 0; fi\nexec '{}' \"$@\"\n",
+            sysroot.display(),
+            real_rustc.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    // Outside any project, so no Cargo.toml names targets.
+    let mut cmd = cargo_fatbin_command(dir.path());
+    cmd.args(["doctor", "--color=never"]).env("RUSTC", &wrapper);
+    let out = run(cmd);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("m68k-unknown-linux-gnu\n    skipped  its processor has no slot"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "{X86_64_MUSL}  (slot x86_64)\n    std      installed"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("2 target(s) ready (1 installed target(s) without a slot skipped)"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
     if which_exists("aarch64-linux-musl-gcc") {

@@ -1,63 +1,15 @@
-//! What each target needs from this machine, and the exact command that installs what is
-//! missing: the standard library, a linker, a C compiler (when a `cc` build script needs one),
-//! and a way to run the result here. `doctor` prints these; `build` and `install` stop on them
-//! before cargo starts, so a missing piece is one clear error, not a wall of linker output.
+//! The system backend: a target's linker and C compiler from the user's own configuration
+//! (`CARGO_TARGET_<T>_LINKER`, `target.<triple>.linker`, `CC_<triple>`, ...), else rustc's
+//! bundled `rust-lld` for static musl, else the system's cross tools named after the GNU
+//! triple (`aarch64-linux-gnu-gcc`, from Debian's `gcc-aarch64-linux-gnu`).
 
-use std::path::{Path, PathBuf};
-
-use fatbin_layout::Arch;
-
+use super::{found_on_path, LinkerCheck, Problem, Toolchain};
 use crate::cargo_config::{target_env_var, UserConfig};
 use crate::target::is_musl;
 
-/// The facts about this machine's toolchain every check needs.
-#[derive(Debug, Clone)]
-pub struct Toolchain {
-    pub sysroot: PathBuf,
-    pub host: String,
-}
-
-/// One missing piece and what fixes it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Problem {
-    pub what: String,
-    pub fix: String,
-}
-
-/// How a target's binaries are linked.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LinkerCheck {
-    /// The linker, as a person would name it (`rust-lld (bundled with rustc)`).
-    pub describe: String,
-    /// A linker `cargo fatbin` sets for the target (none when the user configured one, or the
-    /// default `cc` of a native build is right).
-    pub set: Option<String>,
-    /// Whether `cargo fatbin` supplies the empty `-lm -lpthread ...` archives rust-lld needs.
-    pub musl_stubs: bool,
-    pub problem: Option<Problem>,
-}
-
-/// Can this host run the target's binaries?
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Runs {
-    Native,
-    Qemu(PathBuf),
-    No { fix: String },
-}
-
-impl std::fmt::Display for Runs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Runs::Native => f.write_str("natively"),
-            Runs::Qemu(path) => write!(f, "through {}", path.display()),
-            Runs::No { .. } => f.write_str("no"),
-        }
-    }
-}
-
 /// `aarch64-unknown-linux-gnu` -> `aarch64-linux-gnu`: the GNU triple Debian's cross
 /// compilers (`gcc-aarch64-linux-gnu`) are named after.
-pub fn gnu_prefix(triple: &str) -> String {
+pub(crate) fn gnu_prefix(triple: &str) -> String {
     let mut parts: Vec<&str> = triple.split('-').filter(|p| *p != "unknown").collect();
     if let Some(first) = parts.first_mut() {
         *first = match *first {
@@ -69,50 +21,16 @@ pub fn gnu_prefix(triple: &str) -> String {
     parts.join("-")
 }
 
-fn found_on_path(program: &str) -> bool {
-    if program.contains('/') {
-        Path::new(program).is_file()
-    } else {
-        which::which(program).is_ok()
-    }
+/// The Debian package of the cross gcc for `triple`: `gcc-` and the GNU triple, with `_`
+/// spelled `-` because Debian package names cannot hold underscores (`x86_64-linux-gnu-gcc`
+/// comes from `gcc-x86-64-linux-gnu`).
+pub(crate) fn debian_cross_gcc(triple: &str) -> String {
+    format!("gcc-{}", gnu_prefix(triple).replace('_', "-"))
 }
 
 impl Toolchain {
-    /// Where rustc keeps the tools it ships (rust-lld).
-    fn host_bin_dir(&self) -> PathBuf {
-        self.sysroot
-            .join("lib/rustlib")
-            .join(&self.host)
-            .join("bin")
-    }
-
-    /// Is the target's standard library installed?
-    pub fn check_std(&self, triple: &str) -> Option<Problem> {
-        let lib = self.sysroot.join("lib/rustlib").join(triple).join("lib");
-        let has_std = std::fs::read_dir(&lib).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
-        });
-        if has_std {
-            return None;
-        }
-        let fix = if which::which("rustup").is_ok() {
-            format!("rustup target add {triple}")
-        } else {
-            format!(
-                "install the Rust standard library for {triple} into {}",
-                self.sysroot.display()
-            )
-        };
-        Some(Problem {
-            what: format!("the standard library for {triple} is not installed"),
-            fix,
-        })
-    }
-
     /// Which linker the target uses and whether it is there.
-    pub fn check_linker(&self, triple: &str, config: &UserConfig) -> LinkerCheck {
+    pub(crate) fn check_linker(&self, triple: &str, config: &UserConfig) -> LinkerCheck {
         if let Some(linker) = config.linker(triple) {
             // rustc looks for its bundled linkers (rust-lld) in the sysroot, not on PATH.
             let bundled = !linker.contains('/') && self.host_bin_dir().join(&linker).is_file();
@@ -164,7 +82,8 @@ impl Toolchain {
         let problem = (!found_on_path(&gcc)).then(|| Problem {
             what: format!("no cross linker `{gcc}` for {triple}"),
             fix: format!(
-                "apt-get install gcc-{prefix} (or set {} to a linker)",
+                "apt-get install {} (or set {} to a linker)",
+                debian_cross_gcc(triple),
                 target_env_var(triple, "LINKER")
             ),
         });
@@ -179,7 +98,7 @@ impl Toolchain {
     /// Is there a C compiler for `triple` that the `cc` crate would find? It looks at
     /// `CC_<triple>`, `CC_<triple_with_underscores>`, `TARGET_CC`, `CC`, `CROSS_COMPILE`, then a
     /// compiler named after the target (what cc-rs does, seen in its build-script output).
-    pub fn check_c_compiler(&self, triple: &str) -> Result<String, Problem> {
+    pub(crate) fn check_c_compiler(&self, triple: &str) -> Result<String, Problem> {
         let underscored = triple.replace('-', "_");
         for var in [
             format!("CC_{triple}"),
@@ -215,7 +134,7 @@ impl Toolchain {
         } else {
             (
                 vec![format!("{prefix}-gcc")],
-                format!("apt-get install gcc-{prefix}"),
+                format!("apt-get install {}", debian_cross_gcc(triple)),
             )
         };
         if let Some(found) = candidates.iter().find(|c| found_on_path(c)) {
@@ -229,32 +148,13 @@ impl Toolchain {
             fix: format!("{fix}, or set CC_{underscored}=<compiler>"),
         })
     }
-
-    /// Can this host run `arch` binaries (with the CPU `features` they need)?
-    pub fn runs(&self, arch: Arch, features: &[String], host_features: &[String]) -> Runs {
-        let host_arch = Arch::from_triple(&self.host);
-        let native_arch =
-            host_arch == Some(arch) || host_arch.is_some_and(|h| h.also_runs().contains(&arch));
-        if native_arch && features.iter().all(|f| host_features.contains(f)) {
-            return Runs::Native;
-        }
-        for name in [
-            format!("qemu-{}-static", arch.qemu_name()),
-            format!("qemu-{}", arch.qemu_name()),
-        ] {
-            if let Ok(path) = which::which(&name) {
-                return Runs::Qemu(path);
-            }
-        }
-        Runs::No {
-            fix: "apt-get install qemu-user-static".into(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::gnu_prefix;
+    use super::{debian_cross_gcc, gnu_prefix};
+    use crate::toolchain::Toolchain;
+    use std::process::Command;
 
     #[test]
     fn gnu_prefixes_match_debian_cross_compilers() {
@@ -271,5 +171,77 @@ mod tests {
             gnu_prefix("powerpc64le-unknown-linux-gnu"),
             "powerpc64le-linux-gnu"
         );
+    }
+
+    /// Every gnu triple with a slot, as rustup serves them.
+    const GNU_TRIPLES: [&str; 7] = [
+        "x86_64-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+        "i686-unknown-linux-gnu",
+        "riscv64gc-unknown-linux-gnu",
+        "armv7-unknown-linux-gnueabihf",
+        "powerpc64le-unknown-linux-gnu",
+        "s390x-unknown-linux-gnu",
+    ];
+
+    /// The names of every package Debian's lists know that start with `prefix` (one call:
+    /// `apt-cache show` takes seconds per package).
+    fn debian_packages(prefix: &str) -> Option<Vec<String>> {
+        let out = Command::new("apt-cache")
+            .args(["pkgnames", prefix])
+            .output()
+            .ok()?;
+        Some(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    /// Regression: doctor told x86_64 gnu users to `apt-get install gcc-x86_64-linux-gnu`,
+    /// a package that cannot exist.
+    #[test]
+    fn suggested_packages_are_spelled_like_debian_packages() {
+        assert_eq!(
+            debian_cross_gcc("x86_64-unknown-linux-gnu"),
+            "gcc-x86-64-linux-gnu"
+        );
+        // Seen from an aarch64 host, where x86_64 gnu is a cross target.
+        let tc = Toolchain {
+            sysroot: "/nonexistent".into(),
+            host: "aarch64-unknown-linux-gnu".into(),
+        };
+        if let Err(problem) = tc.check_c_compiler("x86_64-unknown-linux-gnu") {
+            assert!(
+                problem.fix.contains("apt-get install gcc-x86-64-linux-gnu"),
+                "{problem:?}"
+            );
+        }
+    }
+
+    /// Every package name doctor can suggest is one `apt-cache` knows. The host's own cross
+    /// gcc is not in the host's archive (its compiler is plain `gcc`), so it is left out.
+    #[test]
+    fn suggested_cross_gcc_packages_exist_in_debian() {
+        let Some(known) = debian_packages("gcc-") else {
+            eprintln!("no apt-cache: not a Debian machine, nothing to check");
+            return;
+        };
+        assert!(
+            known.iter().any(|p| p == "gcc-aarch64-linux-gnu"),
+            "apt-cache knows no packages: run `apt-get update` (ci/setup.sh does)"
+        );
+        let host_arch = std::env::consts::ARCH;
+        for triple in GNU_TRIPLES {
+            if triple.starts_with(host_arch) {
+                continue;
+            }
+            let package = debian_cross_gcc(triple);
+            assert!(
+                known.contains(&package),
+                "{triple}: no Debian package `{package}`"
+            );
+        }
     }
 }

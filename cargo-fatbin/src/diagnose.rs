@@ -1,0 +1,173 @@
+//! One diagnosis of the toolchain for a list of targets, shared by `doctor` (which prints all
+//! of it) and by `build` / `install` (which stop on its problems before cargo starts), so the
+//! two can never disagree about what is missing.
+//!
+//! For each target: rustc's view of it (`--print cfg`, baseline and tuned for `@CPU`), the slot
+//! it fills, its standard library, its linker, and a C compiler when a dependency builds C code
+//! for it. Where the linker and C compiler come from is `crate::toolchain`'s business; a
+//! choice between toolchain backends (`--toolchain auto|system|zig`) belongs here, per target.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use cargo_metadata::{DependencyKind, Metadata, Package, PackageId};
+
+use crate::cargo_config::UserConfig;
+use crate::error::{Error, Result};
+use crate::rustc::{Rustc, TargetCfg};
+use crate::target::{slot_for, SlotPlan, TargetSpec};
+use crate::toolchain::{LinkerCheck, Problem, Toolchain};
+
+/// rustc's cfg for a triple, tuned for a CPU or not.
+type CfgKey = (String, Option<String>);
+
+/// Probes rustc for every target: the triple's baseline cfg, and the tuned one for `@CPU`.
+/// The calls run in parallel: each is a separate rustc process.
+pub(crate) fn probe_cfgs(
+    rustc: &Rustc,
+    specs: &[TargetSpec],
+) -> BTreeMap<CfgKey, Result<TargetCfg>> {
+    let mut keys: BTreeSet<CfgKey> = BTreeSet::new();
+    for s in specs {
+        keys.insert((s.triple.clone(), None));
+        keys.insert((s.triple.clone(), s.cpu.clone()));
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = keys
+            .into_iter()
+            .map(|key| {
+                scope.spawn(move || {
+                    let cfg = rustc.target_cfg(&key.0, key.1.as_deref());
+                    (key, cfg)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rustc probe thread"))
+            .collect()
+    })
+}
+
+/// Everything checked about one target.
+#[derive(Debug)]
+pub(crate) struct TargetDiagnosis {
+    pub(crate) spec: TargetSpec,
+    pub(crate) plan: SlotPlan,
+    /// The triple's baseline cfg (its `cfg(...)` values decide which dependencies apply).
+    pub(crate) baseline: TargetCfg,
+    /// What is missing of its standard library, if anything.
+    pub(crate) std: Option<Problem>,
+    pub(crate) linker: LinkerCheck,
+    /// The C compiler, when a dependency builds C code for the target (`None`: none needed).
+    pub(crate) c_compiler: Option<Result<String, Problem>>,
+}
+
+/// What the diagnosis needs to know besides the targets.
+pub(crate) struct Context<'a> {
+    pub(crate) toolchain: &'a Toolchain,
+    pub(crate) config: &'a UserConfig,
+    /// The project, to see whether a dependency builds C code; `None` outside a project.
+    pub(crate) project: Option<(&'a Metadata, &'a [&'a Package])>,
+}
+
+/// Diagnoses one target from its probed cfgs; `Err` when rustc does not know the target or
+/// the CPU.
+pub(crate) fn diagnose(
+    cx: &Context<'_>,
+    spec: &TargetSpec,
+    cfgs: &BTreeMap<CfgKey, Result<TargetCfg>>,
+) -> Result<TargetDiagnosis> {
+    // The same probe serves several targets, so its error is repeated, with its exit code.
+    let cfg = |key: CfgKey| match &cfgs[&key] {
+        Ok(cfg) => Ok(cfg.clone()),
+        Err(Error::Usage(message)) => Err(Error::usage(message.clone())),
+        Err(e) => Err(Error::Other(e.to_string())),
+    };
+    let baseline = cfg((spec.triple.clone(), None))?;
+    let tuned = cfg((spec.triple.clone(), spec.cpu.clone()))?;
+    let plan = slot_for(spec, &baseline.features, &tuned.features);
+    let needs_cc = cx.project.is_some_and(|(metadata, selected)| {
+        needs_c_compiler(metadata, selected, &spec.triple, &baseline)
+    });
+    Ok(TargetDiagnosis {
+        std: cx.toolchain.check_std(&spec.triple),
+        linker: cx.toolchain.check_linker(&spec.triple, cx.config),
+        c_compiler: needs_cc.then(|| cx.toolchain.check_c_compiler(&spec.triple)),
+        spec: spec.clone(),
+        plan,
+        baseline,
+    })
+}
+
+/// Every problem of `diagnoses`, once per triple (`@CPU` variants share them).
+pub(crate) fn problems<'a>(
+    diagnoses: impl IntoIterator<Item = &'a TargetDiagnosis>,
+) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    for d in diagnoses {
+        if !seen.insert(d.spec.triple.clone()) {
+            continue;
+        }
+        problems.extend(d.std.clone());
+        problems.extend(d.linker.problem.clone());
+        if let Some(Err(p)) = &d.c_compiler {
+            problems.push(p.clone());
+        }
+    }
+    problems
+}
+
+/// One error listing every missing piece and its fix.
+pub(crate) fn toolchain_error(heading: &str, problems: &[Problem]) -> Error {
+    let mut summary = heading.to_owned();
+    for p in problems {
+        summary.push_str(&format!("\n  - {}\n    fix: {}", p.what, p.fix));
+    }
+    Error::Toolchain { summary }
+}
+
+/// Does building the selected packages for `triple` run the `cc` crate (which compiles C for
+/// the target and so needs a C compiler for it)? Walks normal and build dependencies whose
+/// platform condition holds for the target.
+pub(crate) fn needs_c_compiler(
+    metadata: &Metadata,
+    selected: &[&Package],
+    triple: &str,
+    cfg: &TargetCfg,
+) -> bool {
+    let Some(resolve) = &metadata.resolve else {
+        return false;
+    };
+    let nodes: BTreeMap<&PackageId, _> = resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+    let name_of = |id: &PackageId| {
+        metadata
+            .packages
+            .iter()
+            .find(|p| &p.id == id)
+            .map(|p| p.name.as_str().to_owned())
+    };
+    let mut todo: Vec<&PackageId> = selected.iter().map(|p| &p.id).collect();
+    let mut seen: HashSet<&PackageId> = HashSet::new();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if name_of(id).as_deref() == Some("cc") {
+            return true;
+        }
+        let Some(node) = nodes.get(id) else { continue };
+        for dep in &node.deps {
+            let applies = dep.dep_kinds.iter().any(|k| {
+                k.kind != DependencyKind::Development
+                    && k.target
+                        .as_ref()
+                        .is_none_or(|p| p.matches(triple, &cfg.cfgs))
+            });
+            if applies {
+                todo.push(&dep.pkg);
+            }
+        }
+    }
+    false
+}
