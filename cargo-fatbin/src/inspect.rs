@@ -116,6 +116,50 @@ fn short_sha(sha: &Value) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
+/// The slot table's columns: title, and whether the column is right-aligned (numbers).
+const COLUMNS: [(&str, bool); 7] = [
+    ("SLOT", false),
+    ("TARGET", false),
+    ("CPU", false),
+    ("LIBC", false),
+    ("SIZE", true),
+    ("SHA256", false),
+    ("VERIFIED", false),
+];
+
+/// Rows padded so every column starts at the same place: each column is as wide as its
+/// longest cell (a target triple or a CPU name can be long), two spaces apart, indented by
+/// two. The last column is not padded.
+fn table(rows: &[[String; 7]]) -> String {
+    let mut widths = [0; 7];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            let pad = widths[i] - cell.chars().count();
+            line.push(' ');
+            if i == row.len() - 1 {
+                line.push_str(cell);
+            } else if COLUMNS[i].1 {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+                line.push(' ');
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 1));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn render(value: &Value) -> String {
     let mut out = String::new();
     if let Some(identity) = value.get("identity") {
@@ -139,37 +183,72 @@ fn render(value: &Value) -> String {
     }
     for program in value["programs"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "{} ({})\n  {:<10} {:<30} {:<10} {:<7} {:>9}  {:<12}  {}\n",
+            "{} ({})\n",
             program["program"].as_str().unwrap_or(""),
-            program["dir"].as_str().unwrap_or(""),
-            "SLOT",
-            "TARGET",
-            "CPU",
-            "LIBC",
-            "SIZE",
-            "SHA256",
-            "VERIFIED"
+            program["dir"].as_str().unwrap_or("")
         ));
+        let mut rows = vec![COLUMNS.map(|(title, _)| title.to_owned())];
         for slot in program["slots"].as_array().into_iter().flatten() {
             let verified = if slot["verified"].as_bool() == Some(true) {
                 "yes".to_owned()
             } else {
                 format!("NO: {}", slot["problems"])
             };
-            out.push_str(&format!(
-                "  {:<10} {:<30} {:<10} {:<7} {:>9}  {:<12}  {}\n",
-                slot["slot"].as_str().unwrap_or(""),
+            rows.push([
+                slot["slot"].as_str().unwrap_or("").to_owned(),
                 slot["target"]
                     .as_str()
                     .filter(|t| !t.is_empty())
-                    .unwrap_or("-"),
-                slot["cpu"].as_str().unwrap_or("-"),
-                slot["libc"].as_str().unwrap_or(""),
-                slot["size"],
-                short_sha(&slot["sha256"]),
-                verified
-            ));
+                    .unwrap_or("-")
+                    .to_owned(),
+                slot["cpu"].as_str().unwrap_or("-").to_owned(),
+                slot["libc"].as_str().unwrap_or("").to_owned(),
+                slot["size"].to_string(),
+                short_sha(&slot["sha256"]).to_owned(),
+                verified,
+            ]);
         }
+        out.push_str(&table(&rows));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_are_as_wide_as_their_longest_cell() {
+        let row = |cells: [&str; 7]| cells.map(str::to_owned);
+        let text = table(&[
+            COLUMNS.map(|(title, _)| title.to_owned()),
+            row([
+                "x86_64",
+                "x86_64-unknown-linux-musl",
+                "-",
+                "musl",
+                "12",
+                "ab",
+                "yes",
+            ]),
+            row([
+                "armv7",
+                "thumbv7neon-unknown-linux-gnueabihf",
+                "cortex-a53-long",
+                "glibc",
+                "123456789",
+                "cd",
+                "yes",
+            ]),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        let verified = lines[0].find("VERIFIED").unwrap();
+        assert!(
+            lines.iter().all(|l| l.find(['y', 'V']) == Some(verified)),
+            "{text}"
+        );
+        let size_end = lines[0].find("SIZE").unwrap() + 4;
+        assert_eq!(&lines[1][size_end - 2..size_end], "12", "{text}");
+        assert!(lines[0].starts_with("  SLOT    TARGET"), "{text}");
+    }
 }

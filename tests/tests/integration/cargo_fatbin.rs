@@ -750,6 +750,61 @@ fn add_infers_the_slot_from_the_elf_header_and_verify_catches_tampering() {
     assert!(verify.stderr.contains("manifest says"), "{}", verify.stderr);
 }
 
+/// Regression: `inspect` printed its table with fixed widths, so a CPU name longer than ten
+/// characters (`neoverse-n1`) or a triple longer than thirty pushed the rest of its row out of
+/// line with the header. Every column must start where its title does.
+#[test]
+fn inspect_columns_line_up_with_their_titles() {
+    let out = temp_dir();
+    cargo_fatbin(
+        &fixture("probe"),
+        &[
+            "build",
+            "--target",
+            X86_64_MUSL,
+            "--target",
+            "aarch64-unknown-linux-musl@neoverse-n1",
+            "--target-dir",
+            path_str(&build_dir("inspect-columns")),
+            "--out",
+            path_str(out.path()),
+        ],
+    )
+    .success();
+    let table = cargo_fatbin(
+        Path::new("."),
+        &[
+            "inspect",
+            path_str(&Layout::new(out.path()).program_dir("probe")),
+        ],
+    )
+    .success()
+    .stdout;
+    let lines: Vec<&str> = table.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let header = lines[0];
+    assert!(lines[2].contains("neoverse-n1"), "{table}");
+    for title in ["TARGET", "CPU", "LIBC", "SHA256", "VERIFIED"] {
+        let start = header.find(title).unwrap();
+        for row in &lines[1..] {
+            let cell_start = row.get(start..).unwrap_or_default();
+            assert!(
+                row[..start].ends_with("  ") && !cell_start.starts_with(' '),
+                "column {title} is out of line:\n{table}"
+            );
+        }
+    }
+    // SIZE holds numbers: right-aligned under its title.
+    let end = header.find("SIZE").unwrap() + "SIZE".len();
+    for row in &lines[1..] {
+        assert!(
+            row.as_bytes()[end - 1].is_ascii_digit() && row.as_bytes()[end] == b' ',
+            "SIZE is out of line:\n{table}"
+        );
+    }
+    assert!(lines[1..].iter().all(|r| r.ends_with("yes")), "{table}");
+}
+
 #[test]
 fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
     let bad = cargo_fatbin(
