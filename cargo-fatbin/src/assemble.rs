@@ -15,14 +15,14 @@ use crate::status::Shell;
 
 /// What the report says about one program.
 #[derive(Debug)]
-pub struct Installed {
-    pub program: String,
-    pub changed: bool,
-    pub slots: Vec<serde_json::Value>,
+pub(crate) struct Installed {
+    pub(crate) program: String,
+    pub(crate) changed: bool,
+    pub(crate) slots: Vec<serde_json::Value>,
 }
 
 /// Installs every program of `built` into `layout`.
-pub fn install_programs(
+pub(crate) fn install_programs(
     layout: &Layout,
     built: &[BuiltBinary],
     shell: &Shell,
@@ -97,7 +97,11 @@ pub fn install_programs(
 
 /// The report of a run whose outputs are known to be in place already (see
 /// [`crate::plan_cache`]): every program fresh, every slot unchanged, nothing touched.
-pub fn unchanged_report(layout: &Layout, built: &[BuiltBinary], shell: &Shell) -> Vec<Installed> {
+pub(crate) fn unchanged_report(
+    layout: &Layout,
+    built: &[BuiltBinary],
+    shell: &Shell,
+) -> Vec<Installed> {
     let mut programs: BTreeMap<&str, Vec<&BuiltBinary>> = BTreeMap::new();
     for b in built {
         programs.entry(&b.program).or_default().push(b);
@@ -142,7 +146,7 @@ fn slot_json(layout: &Layout, program: &str, b: &BuiltBinary, outcome: &str) -> 
 
 /// Every file an install of `report` wrote or checked: slots, manifests, and with `shims`
 /// the program shims and `ROOT/shims/fatbin`.
-pub fn installed_files(layout: &Layout, report: &[Installed], shims: bool) -> Vec<PathBuf> {
+pub(crate) fn installed_files(layout: &Layout, report: &[Installed], shims: bool) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in report {
         files.push(layout.manifest_path(&p.program));
@@ -163,7 +167,7 @@ pub fn installed_files(layout: &Layout, report: &[Installed], shims: bool) -> Ve
 
 /// Writes `ROOT/shims/PROG -> fatbin` for every program and `ROOT/shims/fatbin -> launcher`.
 /// Without a launcher the program shims are still written (they work once one is linked).
-pub fn write_shims(
+pub(crate) fn write_shims(
     layout: &Layout,
     programs: &[String],
     launcher: Option<&Path>,
@@ -200,7 +204,7 @@ pub fn write_shims(
 }
 
 /// Prints the machine-readable report: one JSON object per program, one line each.
-pub fn print_json(layout_root: &Path, report: &[Installed], reason: &str) -> Result<()> {
+pub(crate) fn print_json(layout_root: &Path, report: &[Installed], reason: &str) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for p in report {

@@ -18,7 +18,7 @@ use cargo_metadata::cargo_platform::{Cfg, Platform};
 
 /// Where a target's rustflags come from, as cargo would decide.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum UserFlags {
+pub(crate) enum UserFlags {
     /// `CARGO_ENCODED_RUSTFLAGS` or `RUSTFLAGS`: one set for every target.
     Env(Vec<String>),
     /// `target.<triple>.rustflags` or a matching `target.<cfg>.rustflags` (or
@@ -31,26 +31,26 @@ pub enum UserFlags {
 
 impl UserFlags {
     /// The user's flags the caller must repeat when it sets `target.<triple>.rustflags` itself.
-    pub fn to_carry(&self) -> &[String] {
+    pub(crate) fn to_carry(&self) -> &[String] {
         match self {
             UserFlags::Env(words) | UserFlags::Build(words) => words,
             UserFlags::Target | UserFlags::None => &[],
         }
     }
 
-    pub fn is_from_env(&self) -> bool {
+    pub(crate) fn is_from_env(&self) -> bool {
         matches!(self, UserFlags::Env(_))
     }
 }
 
 /// The user's cargo configuration layers, lowest precedence first.
 #[derive(Debug, Default)]
-pub struct UserConfig {
+pub(crate) struct UserConfig {
     layers: Vec<toml::Table>,
 }
 
 /// `CARGO_TARGET_<TRIPLE>_<KEY>` as cargo spells it.
-pub fn target_env_var(triple: &str, key: &str) -> String {
+pub(crate) fn target_env_var(triple: &str, key: &str) -> String {
     format!(
         "CARGO_TARGET_{}_{key}",
         triple.to_uppercase().replace(['-', '.'], "_")
@@ -64,7 +64,7 @@ fn nonempty_env(name: &str) -> Option<String> {
 impl UserConfig {
     /// Loads the files cargo would read from `cwd` (`.cargo/config.toml` up the tree, then
     /// `$CARGO_HOME/config.toml`) and the `--config` arguments given to us.
-    pub fn load(cwd: &Path, cli_config: &[String]) -> UserConfig {
+    pub(crate) fn load(cwd: &Path, cli_config: &[String]) -> UserConfig {
         let mut files: Vec<PathBuf> = Vec::new();
         for dir in cwd.ancestors() {
             for name in ["config.toml", "config"] {
@@ -109,7 +109,7 @@ impl UserConfig {
     }
 
     /// The linker the user configured for `triple`, if any.
-    pub fn linker(&self, triple: &str) -> Option<String> {
+    pub(crate) fn linker(&self, triple: &str) -> Option<String> {
         if let Some(linker) = nonempty_env(&target_env_var(triple, "LINKER")) {
             return Some(linker);
         }
@@ -122,7 +122,7 @@ impl UserConfig {
     }
 
     /// Where cargo would take `triple`'s rustflags from.
-    pub fn rustflags(&self, triple: &str, cfgs: &[Cfg]) -> UserFlags {
+    pub(crate) fn rustflags(&self, triple: &str, cfgs: &[Cfg]) -> UserFlags {
         if let Ok(encoded) = std::env::var("CARGO_ENCODED_RUSTFLAGS") {
             let words = encoded
                 .split('\x1f')

@@ -35,7 +35,7 @@ use crate::plan::{BuiltBinary, PlannedTarget, ProjectInfo};
 const MUSL_STUB_LIBS: [&str; 5] = ["m", "pthread", "dl", "rt", "util"];
 
 /// The cargo runs: all distinct triples in the first, one more per extra CPU variant.
-pub fn plan_runs(targets: &[PlannedTarget]) -> Vec<Vec<PlannedTarget>> {
+pub(crate) fn plan_runs(targets: &[PlannedTarget]) -> Vec<Vec<PlannedTarget>> {
     let mut runs: Vec<Vec<PlannedTarget>> = Vec::new();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     // The baseline build of a triple goes first, so the common case is a single run.
@@ -110,7 +110,7 @@ fn run_config(run: &[PlannedTarget], stubs: Option<&Path>) -> (Vec<String>, bool
 }
 
 /// Runs cargo for every planned target and returns the binaries it built.
-pub fn build_all(
+pub(crate) fn build_all(
     cargo_opts: &CargoOptions,
     project: &ProjectInfo,
     targets: &[PlannedTarget],

@@ -4,23 +4,23 @@
 use std::path::PathBuf;
 
 /// Exit codes, documented in `docs/cargo-fatbin.md`. Never renumber one.
-pub mod exit_code {
+pub(crate) mod exit_code {
     /// Everything worked.
-    pub const SUCCESS: u8 = 0;
+    pub(crate) const SUCCESS: u8 = 0;
     /// Something failed at run time: a file could not be written, a layout is damaged.
-    pub const FAILURE: u8 = 1;
+    pub(crate) const FAILURE: u8 = 1;
     /// The command line or the configuration is wrong (clap also uses 2).
-    pub const USAGE: u8 = 2;
+    pub(crate) const USAGE: u8 = 2;
     /// A toolchain piece is missing (standard library, linker, C compiler): nothing was built.
-    pub const TOOLCHAIN: u8 = 3;
+    pub(crate) const TOOLCHAIN: u8 = 3;
     /// cargo itself failed (a compile error, a failed link, a failed download).
-    pub const CARGO: u8 = 4;
+    pub(crate) const CARGO: u8 = 4;
     /// `verify` found a layout that does not match its manifests.
-    pub const VERIFY: u8 = 5;
+    pub(crate) const VERIFY: u8 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("{summary}")]
@@ -48,16 +48,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn usage(msg: impl Into<String>) -> Error {
+    pub(crate) fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
     }
 
-    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
     }
 
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit_code::USAGE,
             Error::Layout(fatbin_layout::Error::InvalidProgramName { .. })
@@ -72,4 +72,4 @@ impl Error {
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

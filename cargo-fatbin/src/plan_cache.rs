@@ -25,7 +25,7 @@ use crate::plan::BuiltBinary;
 
 /// What a file looked like: enough to notice any rewrite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     dev: u64,
     ino: u64,
     size: u64,
@@ -34,7 +34,7 @@ pub struct Stamp {
 }
 
 /// The stamp of `path` (not following a final symlink), `None` when it does not exist.
-pub fn stamp(path: &Path) -> Option<Stamp> {
+pub(crate) fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::symlink_metadata(path).ok()?;
     Some(Stamp {
         dev: m.dev(),
@@ -47,10 +47,10 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Paths with the stamps they had.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamped(Vec<(PathBuf, Option<Stamp>)>);
+pub(crate) struct Stamped(Vec<(PathBuf, Option<Stamp>)>);
 
 impl Stamped {
-    pub fn of(paths: impl IntoIterator<Item = PathBuf>) -> Stamped {
+    pub(crate) fn of(paths: impl IntoIterator<Item = PathBuf>) -> Stamped {
         let mut list: Vec<(PathBuf, Option<Stamp>)> = paths
             .into_iter()
             .map(|p| {
@@ -63,7 +63,7 @@ impl Stamped {
         Stamped(list)
     }
 
-    pub fn still_valid(&self) -> bool {
+    pub(crate) fn still_valid(&self) -> bool {
         self.0.iter().all(|(path, old)| stamp(path) == *old)
     }
 }
@@ -73,7 +73,7 @@ fn disabled() -> bool {
 }
 
 /// The cache key of this invocation (an empty key means: do not cache).
-pub fn key(what: &str) -> String {
+pub(crate) fn key(what: &str) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     what.hash(&mut h);
     for arg in std::env::args_os() {
@@ -145,12 +145,12 @@ struct SavedPlan<T> {
 }
 
 /// The saved plan, if nothing it was made from has changed.
-pub fn load_plan<T: for<'de> Deserialize<'de>>(key: &str) -> Option<T> {
+pub(crate) fn load_plan<T: for<'de> Deserialize<'de>>(key: &str) -> Option<T> {
     let saved: SavedPlan<T> = read(key, "plan")?;
     saved.inputs.still_valid().then_some(saved.plan)
 }
 
-pub fn save_plan<T: Serialize>(key: &str, plan: &T, inputs: Stamped) {
+pub(crate) fn save_plan<T: Serialize>(key: &str, plan: &T, inputs: Stamped) {
     write(key, "plan", &SavedPlan { inputs, plan });
 }
 
@@ -172,7 +172,7 @@ fn binary_list(built: &[BuiltBinary]) -> Vec<(String, String, PathBuf)> {
 
 /// True when cargo rebuilt nothing and the layout still holds exactly what the last run of
 /// this command installed from these same binaries.
-pub fn outputs_unchanged(key: &str, built: &[BuiltBinary]) -> bool {
+pub(crate) fn outputs_unchanged(key: &str, built: &[BuiltBinary]) -> bool {
     if !built.iter().all(|b| b.fresh) {
         return false;
     }
@@ -183,7 +183,7 @@ pub fn outputs_unchanged(key: &str, built: &[BuiltBinary]) -> bool {
 }
 
 /// Records the outputs of a successful run: the binaries and every installed file.
-pub fn save_outputs(key: &str, built: &[BuiltBinary], installed_files: Vec<PathBuf>) {
+pub(crate) fn save_outputs(key: &str, built: &[BuiltBinary], installed_files: Vec<PathBuf>) {
     let files = built.iter().map(|b| b.path.clone()).chain(installed_files);
     write(
         key,

@@ -17,9 +17,9 @@ use crate::status::Shell;
 
 /// A published crate's source, ready to build.
 #[derive(Debug)]
-pub struct Fetched {
-    pub manifest_path: PathBuf,
-    pub target_dir: PathBuf,
+pub(crate) struct Fetched {
+    pub(crate) manifest_path: PathBuf,
+    pub(crate) target_dir: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -54,7 +54,7 @@ fn requirement(spec: &str, version: Option<&str>) -> Result<(String, String)> {
     Ok((name.to_owned(), req))
 }
 
-pub fn fetch(
+pub(crate) fn fetch(
     spec: &str,
     version: Option<&str>,
     opts: &CargoOptions,

@@ -13,19 +13,19 @@ use crate::error::{Error, Result};
 /// The rustc cargo will use: `$RUSTC`, else `rustc` on PATH (a rustup proxy picks the
 /// toolchain the same way for both).
 #[derive(Debug, Clone)]
-pub struct Rustc {
+pub(crate) struct Rustc {
     program: OsString,
 }
 
 /// What `rustc --print cfg --target T [-C target-cpu=CPU]` says.
 #[derive(Debug, Clone, Default)]
-pub struct TargetCfg {
-    pub cfgs: Vec<Cfg>,
-    pub features: BTreeSet<String>,
+pub(crate) struct TargetCfg {
+    pub(crate) cfgs: Vec<Cfg>,
+    pub(crate) features: BTreeSet<String>,
 }
 
 impl Rustc {
-    pub fn from_env() -> Rustc {
+    pub(crate) fn from_env() -> Rustc {
         Rustc {
             program: std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()),
         }
@@ -53,14 +53,14 @@ impl Rustc {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    pub fn sysroot(&self) -> Result<PathBuf> {
+    pub(crate) fn sysroot(&self) -> Result<PathBuf> {
         Ok(PathBuf::from(
             self.stdout_of(&["--print", "sysroot"])?.trim(),
         ))
     }
 
     /// The host triple (`host:` line of `rustc -vV`).
-    pub fn host(&self) -> Result<String> {
+    pub(crate) fn host(&self) -> Result<String> {
         let text = self.stdout_of(&["-vV"])?;
         text.lines()
             .find_map(|l| l.strip_prefix("host: "))
@@ -70,7 +70,7 @@ impl Rustc {
 
     /// The cfg of `triple`, tuned for `cpu` when given. An unknown CPU is an error (rustc only
     /// warns and ignores it, which would build a baseline binary under a tuned name).
-    pub fn target_cfg(&self, triple: &str, cpu: Option<&str>) -> Result<TargetCfg> {
+    pub(crate) fn target_cfg(&self, triple: &str, cpu: Option<&str>) -> Result<TargetCfg> {
         let cpu_flag = cpu.map(|c| format!("target-cpu={c}"));
         let mut args = vec!["--print", "cfg", "--target", triple];
         if let Some(flag) = &cpu_flag {

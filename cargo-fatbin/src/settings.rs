@@ -13,10 +13,10 @@ use crate::options::CargoOptions;
 /// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FatbinMetadata {
-    pub targets: Option<Vec<String>>,
-    pub root: Option<PathBuf>,
-    pub launcher: Option<PathBuf>,
+pub(crate) struct FatbinMetadata {
+    pub(crate) targets: Option<Vec<String>>,
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) launcher: Option<PathBuf>,
 }
 
 impl FatbinMetadata {
@@ -51,7 +51,7 @@ impl FatbinMetadata {
 }
 
 /// The packages a cargo command line selects, as cargo would.
-pub fn selected_packages<'m>(meta: &'m Metadata, opts: &CargoOptions) -> Vec<&'m Package> {
+pub(crate) fn selected_packages<'m>(meta: &'m Metadata, opts: &CargoOptions) -> Vec<&'m Package> {
     let members = meta.workspace_packages();
     if !opts.packages.is_empty() {
         let names: Vec<&str> = opts
@@ -78,7 +78,7 @@ pub fn selected_packages<'m>(meta: &'m Metadata, opts: &CargoOptions) -> Vec<&'m
 }
 
 /// The fatbin table that applies to the selected packages.
-pub fn project_metadata(meta: &Metadata, selected: &[&Package]) -> Result<FatbinMetadata> {
+pub(crate) fn project_metadata(meta: &Metadata, selected: &[&Package]) -> Result<FatbinMetadata> {
     let workspace_toml = meta.workspace_root.join("Cargo.toml");
     let workspace =
         FatbinMetadata::from_value(&meta.workspace_metadata, workspace_toml.as_std_path())?;
@@ -102,7 +102,7 @@ pub fn project_metadata(meta: &Metadata, selected: &[&Package]) -> Result<Fatbin
 }
 
 /// Targets: `--target` over `FATBIN_TARGETS` over Cargo.toml.
-pub fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Result<Vec<String>> {
+pub(crate) fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Result<Vec<String>> {
     if !cli.is_empty() {
         return Ok(cli.to_vec());
     }
@@ -126,13 +126,16 @@ pub fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Result<Vec<S
 
 /// The documented per-user default root when neither `--root`, `FATBIN_ROOT` nor Cargo.toml
 /// names one: `$XDG_DATA_HOME/fatbin`, else `~/.local/share/fatbin`.
-pub fn default_root() -> Result<PathBuf> {
+pub(crate) fn default_root() -> Result<PathBuf> {
     fatbin_layout::default_root()
         .ok_or_else(|| Error::usage("HOME is not set: pass --root DIR or set FATBIN_ROOT"))
 }
 
 /// Root: `--root` over `FATBIN_ROOT` over Cargo.toml over the per-user default.
-pub fn resolve_root(cli: Option<&Path>, project: Option<&FatbinMetadata>) -> Result<PathBuf> {
+pub(crate) fn resolve_root(
+    cli: Option<&Path>,
+    project: Option<&FatbinMetadata>,
+) -> Result<PathBuf> {
     if let Some(root) = cli {
         return Ok(root.to_owned());
     }
@@ -147,7 +150,10 @@ pub fn resolve_root(cli: Option<&Path>, project: Option<&FatbinMetadata>) -> Res
 
 /// The node-local launcher `ROOT/shims/fatbin` points to: `--launcher` over `FATBIN_LAUNCHER`
 /// over Cargo.toml over the `fatbin` next to this executable, then `fatbin` on PATH.
-pub fn resolve_launcher(cli: Option<&Path>, project: Option<&FatbinMetadata>) -> Option<PathBuf> {
+pub(crate) fn resolve_launcher(
+    cli: Option<&Path>,
+    project: Option<&FatbinMetadata>,
+) -> Option<PathBuf> {
     let configured = cli
         .map(Path::to_owned)
         .or_else(|| std::env::var_os("FATBIN_LAUNCHER").map(PathBuf::from))

@@ -13,18 +13,18 @@ use crate::error::{Error, Result};
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
-pub struct TargetSpec {
-    pub triple: String,
-    pub cpu: Option<String>,
+pub(crate) struct TargetSpec {
+    pub(crate) triple: String,
+    pub(crate) cpu: Option<String>,
 }
 
 impl TargetSpec {
-    pub fn arch(&self) -> Arch {
+    pub(crate) fn arch(&self) -> Arch {
         Arch::from_triple(&self.triple).expect("checked when parsed")
     }
 }
 
-pub fn is_musl(triple: &str) -> bool {
+pub(crate) fn is_musl(triple: &str) -> bool {
     triple.contains("-linux-musl")
 }
 
@@ -80,7 +80,7 @@ impl fmt::Display for TargetSpec {
 }
 
 /// Parses targets, refusing duplicates.
-pub fn parse_targets<S: AsRef<str>>(specs: &[S]) -> Result<Vec<TargetSpec>> {
+pub(crate) fn parse_targets<S: AsRef<str>>(specs: &[S]) -> Result<Vec<TargetSpec>> {
     let mut out: Vec<TargetSpec> = Vec::new();
     for s in specs {
         let spec: TargetSpec = s.as_ref().trim().parse()?;
@@ -93,14 +93,14 @@ pub fn parse_targets<S: AsRef<str>>(specs: &[S]) -> Result<Vec<TargetSpec>> {
 
 /// The slot a build fills and the CPU features (beyond the triple's baseline) it needs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SlotPlan {
-    pub slot: SlotName,
-    pub features: Vec<String>,
+pub(crate) struct SlotPlan {
+    pub(crate) slot: SlotName,
+    pub(crate) features: Vec<String>,
 }
 
 /// Features `-C target-cpu` adds over the triple's baseline (what rustc's `--print cfg` says),
 /// and the slot that implies. `crt-static` is a linking mode, not a CPU feature.
-pub fn slot_for(
+pub(crate) fn slot_for(
     spec: &TargetSpec,
     baseline: &BTreeSet<String>,
     tuned: &BTreeSet<String>,
