@@ -6,6 +6,7 @@
 //! command line of [`cli`]. See docs/launcher.md.
 
 pub mod arena;
+mod args;
 pub mod canonical;
 pub mod check;
 pub mod cli;
@@ -124,7 +125,7 @@ fn run_shim(
 fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Result<i32> {
     match command {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::TABLE.help());
             Ok(0)
         }
         Command::Version => {
