@@ -133,10 +133,10 @@ impl Route {
 /// executed by `run` (and every shim call) and printed by `fatbin which [--explain]`, so the
 /// two can never disagree.
 #[derive(Debug)]
-pub(crate) struct Decision<'m> {
+pub(crate) struct Decision {
     pub(crate) host: Host,
     /// Every slot with its verdict (supported, or why not), best first.
-    pub(crate) candidates: Vec<Candidate<'m>>,
+    pub(crate) candidates: Vec<Candidate>,
     pub(crate) forced: Option<Forced>,
     /// The fallback order in force (`FATBIN_FALLBACK`).
     pub(crate) fallbacks: Vec<Fallback>,
@@ -144,7 +144,7 @@ pub(crate) struct Decision<'m> {
     pub(crate) route: Result<Route>,
 }
 
-impl Decision<'_> {
+impl Decision {
     /// The program's slots best first: the order migration offers them to nodes.
     pub(crate) fn slots(&self) -> Vec<SlotName> {
         self.candidates.iter().map(|c| c.slot).collect()
@@ -176,12 +176,12 @@ impl Decision<'_> {
 /// Decides how `program` runs on this host: the one place that does. Fails only on a bad
 /// setting (`FATBIN_FALLBACK`); a request that cannot run has a decision whose route is the
 /// error.
-pub(crate) fn decide<'m>(
+pub(crate) fn decide(
     layout: &Layout,
     program: &str,
-    manifest: &'m Manifest,
+    manifest: &Manifest,
     forced: Option<Forced>,
-) -> Result<Decision<'m>> {
+) -> Result<Decision> {
     let host = Host::detect();
     let candidates = select::rank(&host, manifest);
     let fallbacks = fallbacks()?;
@@ -206,19 +206,19 @@ pub(crate) fn decide<'m>(
 
 /// Everything the decision needs.
 #[derive(Debug)]
-struct Inputs<'a, 'm> {
+struct Inputs<'a> {
     host: &'a Host,
     layout: &'a Layout,
     program: &'a str,
-    manifest: &'m Manifest,
-    candidates: &'a [Candidate<'m>],
+    manifest: &'a Manifest,
+    candidates: &'a [Candidate],
     forced: Option<Forced>,
     fallbacks: &'a [Fallback],
 }
 
 /// A slot route that passed the checks made before anything runs from the layout; those
 /// failures are the decision too, so `which` reports what `run` would refuse.
-fn checked(inp: &Inputs<'_, '_>, route: Route) -> Result<Route> {
+fn checked(inp: &Inputs<'_>, route: Route) -> Result<Route> {
     if let Route::Native { slot, path } | Route::Emulate { slot, path, .. } = &route {
         let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
         check::check_slot(path, inp.program, *slot, root_owner)?;
@@ -227,7 +227,7 @@ fn checked(inp: &Inputs<'_, '_>, route: Route) -> Result<Route> {
 }
 
 /// The route before the checks, or why there is none.
-fn route(inp: &Inputs<'_, '_>) -> Result<Route> {
+fn route(inp: &Inputs<'_>) -> Result<Route> {
     if let Some(forced) = inp.forced {
         return decide_forced(inp, forced);
     }
@@ -252,17 +252,17 @@ fn route(inp: &Inputs<'_, '_>) -> Result<Route> {
     Err(nothing_runs(inp))
 }
 
-fn native(inp: &Inputs<'_, '_>, slot: SlotName) -> Route {
+fn native(inp: &Inputs<'_>, slot: SlotName) -> Route {
     let path = inp.layout.slot_path(inp.program, slot);
     Route::Native { slot, path }
 }
 
-fn emulate(inp: &Inputs<'_, '_>, slot: SlotName, qemu: PathBuf) -> Route {
+fn emulate(inp: &Inputs<'_>, slot: SlotName, qemu: PathBuf) -> Route {
     let path = inp.layout.slot_path(inp.program, slot);
     Route::Emulate { slot, qemu, path }
 }
 
-fn decide_forced(inp: &Inputs<'_, '_>, forced: Forced) -> Result<Route> {
+fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
     let Some(c) = inp.candidates.iter().find(|c| c.slot == forced.slot) else {
         return Err(Error::NotFound(format!(
             "{}: has no slot `{}` (forced by {}); slots present: {}",
@@ -292,7 +292,7 @@ fn decide_forced(inp: &Inputs<'_, '_>, forced: Forced) -> Result<Route> {
 }
 
 /// Why a candidate does not run natively, in a few words.
-pub fn why_not(host: &Host, c: &Candidate<'_>) -> String {
+pub fn why_not(host: &Host, c: &Candidate) -> String {
     match &c.fit {
         Fit::Native { .. } => "it does".into(),
         Fit::MissingFeatures(missing) => format!("the CPU lacks {}", missing.join(", ")),
@@ -304,7 +304,7 @@ pub fn why_not(host: &Host, c: &Candidate<'_>) -> String {
 }
 
 /// The error when no slot runs here and no fallback helps.
-fn nothing_runs(inp: &Inputs<'_, '_>) -> Error {
+fn nothing_runs(inp: &Inputs<'_>) -> Error {
     let mut m = format!(
         "{}: no slot of this program runs on this host, {}.\n",
         inp.program, inp.host
