@@ -356,3 +356,116 @@ fn suggested_target(host: &Host) -> &'static str {
         Some(Arch::S390x) => "s390x-unknown-linux-gnu",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use fatbin_layout::{Arch, Endian, Libc, SlotInfo};
+
+    use super::*;
+
+    /// A layout with `prog` whose slots are files holding just an ELF header of their
+    /// architecture: enough for every check the decision makes.
+    fn layout_with(slots: &[(&str, Arch)]) -> (tempfile::TempDir, Layout, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let mut manifest = Manifest::new("prog");
+        std::fs::create_dir_all(layout.program_dir("prog")).unwrap();
+        for dir in [
+            dir.path().to_owned(),
+            layout.bin_dir(),
+            layout.program_dir("prog"),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for (name, arch) in slots {
+            let slot: SlotName = name.parse().unwrap();
+            let mut header = vec![0x7f, b'E', b'L', b'F'];
+            header.push(if arch.bits() == 64 { 2 } else { 1 });
+            header.push(if arch.endian() == Endian::Little {
+                1
+            } else {
+                2
+            });
+            header.resize(18, 0);
+            let machine = arch.elf_machine();
+            header.extend(match arch.endian() {
+                Endian::Little => machine.to_le_bytes(),
+                Endian::Big => machine.to_be_bytes(),
+            });
+            let path = layout.slot_path("prog", slot);
+            std::fs::write(&path, &header).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            manifest.slots.insert(
+                slot,
+                SlotInfo {
+                    target: String::new(),
+                    arch: *arch,
+                    bits: arch.bits(),
+                    endian: arch.endian(),
+                    libc: Libc::Static,
+                    glibc: None,
+                    cpu: None,
+                    features: Vec::new(),
+                    size: header.len() as u64,
+                    sha256: String::new(),
+                    krate: None,
+                    version: None,
+                },
+            );
+        }
+        (dir, layout, manifest)
+    }
+
+    #[test]
+    fn the_decision_carries_the_route_and_every_verdict() {
+        if Host::detect().arch != Some(Arch::X86_64) {
+            return;
+        }
+        let (_dir, layout, manifest) =
+            layout_with(&[("x86_64", Arch::X86_64), ("aarch64", Arch::Aarch64)]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let x86: SlotName = "x86_64".parse().unwrap();
+        assert_eq!(
+            d.route.as_ref().unwrap(),
+            &Route::Native {
+                slot: x86,
+                path: layout.slot_path("prog", x86)
+            }
+        );
+        let verdicts: Vec<String> = d
+            .verdicts()
+            .iter()
+            .map(|(s, v)| format!("{s}: {v}"))
+            .collect();
+        assert_eq!(verdicts[0], "x86_64: supported, chosen");
+        assert!(
+            verdicts[1].starts_with("aarch64: not supported: "),
+            "{verdicts:?}"
+        );
+        // A forced slot that is absent: the decision is the error run fails with.
+        let forced = parse_forced("riscv64", "--arch").unwrap();
+        let d = decide(&layout, "prog", &manifest, Some(forced)).unwrap();
+        let e = d.route.as_ref().unwrap_err();
+        assert_eq!(e.exit_code(), 127, "{e}");
+        assert!(d.verdicts().iter().all(|(_, v)| !v.contains("chosen")));
+    }
+
+    /// Regression: `which` skipped the checks `run` makes before exec, so it named a slot
+    /// that running the program refused.
+    #[test]
+    fn a_slot_the_checks_refuse_is_not_the_route() {
+        if Host::detect().arch != Some(Arch::X86_64) {
+            return;
+        }
+        let (_dir, layout, manifest) = layout_with(&[("x86_64", Arch::X86_64)]);
+        let path = layout.slot_path("prog", "x86_64".parse().unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let e = d.route.as_ref().unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("refusing to run"), "{e}");
+        assert_eq!(d.verdicts()[0].1, "supported");
+    }
+}
