@@ -6,33 +6,37 @@
 //! command line of [`cli`]. See docs/launcher.md.
 
 pub mod arena;
-pub mod canonical;
-pub mod check;
-pub mod cli;
+mod args;
+pub(crate) mod canonical;
+pub(crate) mod check;
+pub(crate) mod cli;
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-pub mod cpuid;
-pub mod error;
-pub mod exec;
+pub(crate) mod cpuid;
+pub(crate) mod error;
+pub(crate) mod exec;
 #[cfg(test)]
 mod fast_agrees;
 /// The `no_std` fast launcher's decision (src/fast), compiled here too so the tests can
 /// compare it with this library's.
+#[cfg(test)]
 #[path = "fast/pick.rs"]
-pub mod fast_pick;
-pub mod host;
-pub mod invocation;
-pub mod launch;
+mod fast_pick;
+pub(crate) mod host;
+pub(crate) mod invocation;
+pub(crate) mod launch;
+// Public while it becomes a crate of its own, whose interface these items are.
 pub mod migrate;
-pub mod plan;
-pub mod program;
-pub mod qemu;
-pub mod quick;
-pub mod report;
-pub mod select;
+pub(crate) mod plan;
+pub(crate) mod program;
+pub(crate) mod qemu;
+pub(crate) mod quick;
+pub(crate) mod report;
+pub(crate) mod select;
 
 use std::ffi::OsString;
 
 // For `fast_pick`, which names it the way the fast launcher does.
+#[cfg(test)]
 use fatbin_layout::names;
 
 use fatbin_layout::Layout;
@@ -124,7 +128,7 @@ fn run_shim(
 fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Result<i32> {
     match command {
         Command::Help => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::TABLE.help());
             Ok(0)
         }
         Command::Version => {

@@ -2,17 +2,22 @@
 //!
 //! A forced slot (`--arch`, `FATBIN_ARCH`) runs natively when the host can run it, else under
 //! qemu. Otherwise the best native slot wins; when there is none, the fallbacks run in the
-//! order `FATBIN_FALLBACK` gives (default `nodes,qemu`).
+//! order `FATBIN_FALLBACK` gives (default `nodes,qemu`). A route that runs a slot here is
+//! only chosen once the slot and its directories pass the checks of [`check`].
+//!
+//! [`decide`] is the only place that decides: `run` and every shim call execute its
+//! [`Decision`], and `fatbin which --explain` prints the same one.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use fatbin_layout::{Layout, Manifest, SlotName};
 
+use crate::check;
 use crate::error::{shown, Error, Result};
 use crate::host::Host;
 use crate::qemu;
-use crate::select::{emulation_order, Candidate, Fit};
+use crate::select::{self, emulation_order, Candidate, Fit};
 
 /// The fallback order variable.
 pub const FALLBACK_VAR: &str = "FATBIN_FALLBACK";
@@ -99,33 +104,135 @@ pub fn forced_from_env() -> Result<Option<Forced>> {
     }
 }
 
-/// How the request will run.
-#[derive(Debug, Clone)]
-pub enum Route {
-    Native(SlotName),
-    Emulate { slot: SlotName, qemu: PathBuf },
+/// How the request will run: the route `run` takes and `which` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Exec the slot's file, checked (see [`check`]).
+    Native { slot: SlotName, path: PathBuf },
+    /// Exec the emulator with the slot's file, checked.
+    Emulate {
+        slot: SlotName,
+        qemu: PathBuf,
+        path: PathBuf,
+    },
+    /// Run the request on another node ([`crate::migrate`]).
     Migrate,
+}
+
+impl Route {
+    /// The local slot this route runs, if it runs one here.
+    pub(crate) fn slot(&self) -> Option<SlotName> {
+        match self {
+            Route::Native { slot, .. } | Route::Emulate { slot, .. } => Some(*slot),
+            Route::Migrate => None,
+        }
+    }
+}
+
+/// Everything the launcher decided about one request, and why: made once by [`decide`],
+/// executed by `run` (and every shim call) and printed by `fatbin which [--explain]`, so the
+/// two can never disagree.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    pub(crate) host: Host,
+    /// Every slot with its verdict (supported, or why not), best first.
+    pub(crate) candidates: Vec<Candidate>,
+    pub(crate) forced: Option<Forced>,
+    /// The fallback order in force (`FATBIN_FALLBACK`).
+    pub(crate) fallbacks: Vec<Fallback>,
+    /// The route, or why there is none (the error `run` fails with).
+    pub(crate) route: Result<Route>,
+}
+
+impl Decision {
+    /// The program's slots best first: the order migration offers them to nodes.
+    pub(crate) fn slots(&self) -> Vec<SlotName> {
+        self.candidates.iter().map(|c| c.slot).collect()
+    }
+
+    /// Each slot with its verdict, best first: `supported` or `not supported: why`, and
+    /// `, chosen` (`, chosen (emulated)`) on the slot the route runs.
+    pub(crate) fn verdicts(&self) -> Vec<(SlotName, String)> {
+        let chosen = self.route.as_ref().ok().and_then(Route::slot);
+        self.candidates
+            .iter()
+            .map(|c| {
+                let mut verdict = match &c.fit {
+                    Fit::Native { .. } => "supported".to_owned(),
+                    _ => format!("not supported: {}", why_not(&self.host, c)),
+                };
+                if chosen == Some(c.slot) {
+                    verdict.push_str(match &self.route {
+                        Ok(Route::Emulate { .. }) => ", chosen (emulated)",
+                        _ => ", chosen",
+                    });
+                }
+                (c.slot, verdict)
+            })
+            .collect()
+    }
+}
+
+/// Decides how `program` runs on this host: the one place that does. Fails only on a bad
+/// setting (`FATBIN_FALLBACK`); a request that cannot run has a decision whose route is the
+/// error.
+pub(crate) fn decide(
+    layout: &Layout,
+    program: &str,
+    manifest: &Manifest,
+    forced: Option<Forced>,
+) -> Result<Decision> {
+    let host = Host::detect();
+    let candidates = select::rank(&host, manifest);
+    let fallbacks = fallbacks()?;
+    let inputs = Inputs {
+        host: &host,
+        layout,
+        program,
+        manifest,
+        candidates: &candidates,
+        forced,
+        fallbacks: &fallbacks,
+    };
+    let route = route(&inputs).and_then(|r| checked(&inputs, r));
+    Ok(Decision {
+        host,
+        candidates,
+        forced,
+        fallbacks,
+        route,
+    })
 }
 
 /// Everything the decision needs.
 #[derive(Debug)]
-pub struct Inputs<'a, 'm> {
-    pub host: &'a Host,
-    pub layout: &'a Layout,
-    pub program: &'a str,
-    pub manifest: &'m Manifest,
-    pub candidates: &'a [Candidate<'m>],
-    pub forced: Option<Forced>,
-    pub fallbacks: &'a [Fallback],
+struct Inputs<'a> {
+    host: &'a Host,
+    layout: &'a Layout,
+    program: &'a str,
+    manifest: &'a Manifest,
+    candidates: &'a [Candidate],
+    forced: Option<Forced>,
+    fallbacks: &'a [Fallback],
 }
 
-/// Decides the route, or says why there is none.
-pub fn decide(inp: &Inputs<'_, '_>) -> Result<Route> {
+/// A slot route that passed the checks made before anything runs from the layout; those
+/// failures are the decision too, so `which` reports what `run` would refuse.
+fn checked(inp: &Inputs<'_>, route: Route) -> Result<Route> {
+    if let Route::Native { slot, path } | Route::Emulate { slot, path, .. } = &route {
+        let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
+        check::check_slot(path, inp.program, *slot, root_owner)?;
+    }
+    Ok(route)
+}
+
+/// The route before the checks, or why there is none.
+fn route(inp: &Inputs<'_>) -> Result<Route> {
     if let Some(forced) = inp.forced {
         return decide_forced(inp, forced);
     }
     if let Some(best) = inp.candidates.iter().find(|c| c.is_native()) {
-        return Ok(Route::Native(best.slot));
+        return Ok(native(inp, best.slot));
     }
     for fallback in inp.fallbacks {
         match fallback {
@@ -135,7 +242,7 @@ pub fn decide(inp: &Inputs<'_, '_>) -> Result<Route> {
             Fallback::Qemu => {
                 for c in emulation_order(inp.candidates) {
                     if let Some(qemu) = qemu::find(c.slot.arch) {
-                        return Ok(Route::Emulate { slot: c.slot, qemu });
+                        return Ok(emulate(inp, c.slot, qemu));
                     }
                 }
             }
@@ -145,7 +252,17 @@ pub fn decide(inp: &Inputs<'_, '_>) -> Result<Route> {
     Err(nothing_runs(inp))
 }
 
-fn decide_forced(inp: &Inputs<'_, '_>, forced: Forced) -> Result<Route> {
+fn native(inp: &Inputs<'_>, slot: SlotName) -> Route {
+    let path = inp.layout.slot_path(inp.program, slot);
+    Route::Native { slot, path }
+}
+
+fn emulate(inp: &Inputs<'_>, slot: SlotName, qemu: PathBuf) -> Route {
+    let path = inp.layout.slot_path(inp.program, slot);
+    Route::Emulate { slot, qemu, path }
+}
+
+fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
     let Some(c) = inp.candidates.iter().find(|c| c.slot == forced.slot) else {
         return Err(Error::NotFound(format!(
             "{}: has no slot `{}` (forced by {}); slots present: {}",
@@ -156,10 +273,10 @@ fn decide_forced(inp: &Inputs<'_, '_>, forced: Forced) -> Result<Route> {
         )));
     };
     if c.is_native() {
-        return Ok(Route::Native(c.slot));
+        return Ok(native(inp, c.slot));
     }
     if let Some(qemu) = qemu::find(c.slot.arch) {
-        return Ok(Route::Emulate { slot: c.slot, qemu });
+        return Ok(emulate(inp, c.slot, qemu));
     }
     let q = c.slot.arch.qemu_name();
     Err(Error::CannotExecute(format!(
@@ -175,7 +292,7 @@ fn decide_forced(inp: &Inputs<'_, '_>, forced: Forced) -> Result<Route> {
 }
 
 /// Why a candidate does not run natively, in a few words.
-pub fn why_not(host: &Host, c: &Candidate<'_>) -> String {
+pub fn why_not(host: &Host, c: &Candidate) -> String {
     match &c.fit {
         Fit::Native { .. } => "it does".into(),
         Fit::MissingFeatures(missing) => format!("the CPU lacks {}", missing.join(", ")),
@@ -187,7 +304,7 @@ pub fn why_not(host: &Host, c: &Candidate<'_>) -> String {
 }
 
 /// The error when no slot runs here and no fallback helps.
-fn nothing_runs(inp: &Inputs<'_, '_>) -> Error {
+fn nothing_runs(inp: &Inputs<'_>) -> Error {
     let mut m = format!(
         "{}: no slot of this program runs on this host, {}.\n",
         inp.program, inp.host
@@ -237,5 +354,118 @@ fn suggested_target(host: &Host) -> &'static str {
         Some(Arch::I686) => "i686-unknown-linux-musl",
         Some(Arch::Ppc64le) => "powerpc64le-unknown-linux-gnu",
         Some(Arch::S390x) => "s390x-unknown-linux-gnu",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use fatbin_layout::{Arch, Endian, Libc, SlotInfo};
+
+    use super::*;
+
+    /// A layout with `prog` whose slots are files holding just an ELF header of their
+    /// architecture: enough for every check the decision makes.
+    fn layout_with(slots: &[(&str, Arch)]) -> (tempfile::TempDir, Layout, Manifest) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let mut manifest = Manifest::new("prog");
+        std::fs::create_dir_all(layout.program_dir("prog")).unwrap();
+        for dir in [
+            dir.path().to_owned(),
+            layout.bin_dir(),
+            layout.program_dir("prog"),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for (name, arch) in slots {
+            let slot: SlotName = name.parse().unwrap();
+            let mut header = vec![0x7f, b'E', b'L', b'F'];
+            header.push(if arch.bits() == 64 { 2 } else { 1 });
+            header.push(if arch.endian() == Endian::Little {
+                1
+            } else {
+                2
+            });
+            header.resize(18, 0);
+            let machine = arch.elf_machine();
+            header.extend(match arch.endian() {
+                Endian::Little => machine.to_le_bytes(),
+                Endian::Big => machine.to_be_bytes(),
+            });
+            let path = layout.slot_path("prog", slot);
+            std::fs::write(&path, &header).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            manifest.slots.insert(
+                slot,
+                SlotInfo {
+                    target: String::new(),
+                    arch: *arch,
+                    bits: arch.bits(),
+                    endian: arch.endian(),
+                    libc: Libc::Static,
+                    glibc: None,
+                    cpu: None,
+                    features: Vec::new(),
+                    size: header.len() as u64,
+                    sha256: String::new(),
+                    krate: None,
+                    version: None,
+                },
+            );
+        }
+        (dir, layout, manifest)
+    }
+
+    #[test]
+    fn the_decision_carries_the_route_and_every_verdict() {
+        if Host::detect().arch != Some(Arch::X86_64) {
+            return;
+        }
+        let (_dir, layout, manifest) =
+            layout_with(&[("x86_64", Arch::X86_64), ("aarch64", Arch::Aarch64)]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let x86: SlotName = "x86_64".parse().unwrap();
+        assert_eq!(
+            d.route.as_ref().unwrap(),
+            &Route::Native {
+                slot: x86,
+                path: layout.slot_path("prog", x86)
+            }
+        );
+        let verdicts: Vec<String> = d
+            .verdicts()
+            .iter()
+            .map(|(s, v)| format!("{s}: {v}"))
+            .collect();
+        assert_eq!(verdicts[0], "x86_64: supported, chosen");
+        assert!(
+            verdicts[1].starts_with("aarch64: not supported: "),
+            "{verdicts:?}"
+        );
+        // A forced slot that is absent: the decision is the error run fails with.
+        let forced = parse_forced("riscv64", "--arch").unwrap();
+        let d = decide(&layout, "prog", &manifest, Some(forced)).unwrap();
+        let e = d.route.as_ref().unwrap_err();
+        assert_eq!(e.exit_code(), 127, "{e}");
+        assert!(d.verdicts().iter().all(|(_, v)| !v.contains("chosen")));
+    }
+
+    /// Regression: `which` skipped the checks `run` makes before exec, so it named a slot
+    /// that running the program refused.
+    #[test]
+    fn a_slot_the_checks_refuse_is_not_the_route() {
+        if Host::detect().arch != Some(Arch::X86_64) {
+            return;
+        }
+        let (_dir, layout, manifest) = layout_with(&[("x86_64", Arch::X86_64)]);
+        let path = layout.slot_path("prog", "x86_64".parse().unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let e = d.route.as_ref().unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("refusing to run"), "{e}");
+        assert_eq!(d.verdicts()[0].1, "supported");
     }
 }

@@ -1,18 +1,21 @@
 //! The commands that only report: `which` (with `--explain`), `host` and `list`.
 
+use std::ffi::OsStr;
 use std::io::Write;
+use std::path::Path;
 
 use fatbin_layout::{Arch, Layout, Manifest};
 
 use crate::error::{shown, Error, Result};
 use crate::host::Host;
 use crate::invocation::Root;
-use crate::plan::{self, Forced, Inputs, Route};
+use crate::plan::{self, Forced, Route};
 use crate::qemu;
-use crate::select::{self, Fit};
+use crate::select;
 
-/// `fatbin which PROG [--explain]`: the chosen slot's path, or every slot with its verdict.
-pub fn which(
+/// `fatbin which PROG [--explain]`: the decision `run` would execute ([`plan::decide`]):
+/// the chosen slot's path, or every slot with its verdict and the route.
+pub(crate) fn which(
     root: &Root,
     program: &str,
     manifest: &Manifest,
@@ -20,37 +23,15 @@ pub fn which(
     explain: bool,
 ) -> Result<i32> {
     let layout = Layout::new(&root.path);
-    let host = Host::detect();
-    let candidates = select::rank(&host, manifest);
-    let fallbacks = plan::fallbacks()?;
-    let inputs = Inputs {
-        host: &host,
-        layout: &layout,
-        program,
-        manifest,
-        candidates: &candidates,
-        forced,
-        fallbacks: &fallbacks,
-    };
-    let route = plan::decide(&inputs);
+    let decision = plan::decide(&layout, program, manifest, forced)?;
     let mut out = std::io::stdout().lock();
     if !explain {
-        let _ = match route? {
-            Route::Native(slot) => writeln!(out, "{}", shown(&layout.slot_path(program, slot))),
-            Route::Emulate { slot, qemu } => writeln!(
-                out,
-                "{} {}",
-                qemu.display(),
-                shown(&layout.slot_path(program, slot))
-            ),
+        let _ = match decision.route? {
             Route::Migrate => writeln!(out, "migrate: {program} runs on another node"),
+            route => writeln!(out, "{}", what_runs(program, manifest, &route)),
         };
         return Ok(0);
     }
-    let chosen = match &route {
-        Ok(Route::Native(s)) | Ok(Route::Emulate { slot: s, .. }) => Some(*s),
-        _ => None,
-    };
     let mut text = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(text, "program: {program}");
@@ -60,33 +41,24 @@ pub fn which(
         shown(&root.path),
         root.source.describe()
     );
-    let _ = writeln!(text, "host:    {host}");
-    if let Some(f) = forced {
+    let _ = writeln!(text, "host:    {}", decision.host);
+    if let Some(f) = decision.forced {
         let _ = writeln!(text, "forced:  {} (by {})", f.slot, f.by);
     }
     let _ = writeln!(text, "slots, best first:");
-    let width = candidates
+    let verdicts = decision.verdicts();
+    let width = verdicts
         .iter()
-        .map(|c| c.slot.to_string().len())
+        .map(|(slot, _)| slot.to_string().len())
         .max()
         .unwrap_or(0);
-    for c in &candidates {
-        let mut verdict = match &c.fit {
-            Fit::Native { .. } => "supported".to_owned(),
-            _ => format!("not supported: {}", plan::why_not(&host, c)),
-        };
-        if chosen == Some(c.slot) {
-            verdict.push_str(match &route {
-                Ok(Route::Emulate { .. }) => ", chosen (emulated)",
-                _ => ", chosen",
-            });
-        }
-        let _ = writeln!(text, "  {:width$}  {verdict}", c.slot.to_string());
+    for (slot, verdict) in &verdicts {
+        let _ = writeln!(text, "  {:width$}  {verdict}", slot.to_string());
     }
-    if candidates.is_empty() {
+    if verdicts.is_empty() {
         let _ = writeln!(text, "  (none)");
     }
-    let order: Vec<&str> = fallbacks.iter().map(|f| f.name()).collect();
+    let order: Vec<&str> = decision.fallbacks.iter().map(|f| f.name()).collect();
     let _ = writeln!(
         text,
         "fallbacks when no slot runs natively ({}={}):",
@@ -97,10 +69,11 @@ pub fn which(
             order.join(",")
         }
     );
-    let mut emulators: Vec<Arch> = candidates
+    let mut emulators: Vec<Arch> = decision
+        .candidates
         .iter()
         .map(|c| c.slot.arch)
-        .filter(|a| host.arch_rank(*a).is_none())
+        .filter(|a| decision.host.arch_rank(*a).is_none())
         .collect();
     emulators.sort();
     emulators.dedup();
@@ -115,7 +88,7 @@ pub fn which(
         };
     }
     let _ = out.write_all(text.as_bytes());
-    let slots: Vec<_> = candidates.iter().map(|c| c.slot).collect();
+    let slots = decision.slots();
     let _ = crate::migrate::explain(
         &crate::migrate::Request {
             root: &root.path,
@@ -127,23 +100,35 @@ pub fn which(
         },
         &mut out,
     );
-    let _ = match &route {
-        Ok(Route::Native(slot)) => {
-            writeln!(out, "runs: {}", shown(&layout.slot_path(program, *slot)))
-        }
-        Ok(Route::Emulate { slot, qemu }) => writeln!(
-            out,
-            "runs: {} {}",
-            qemu.display(),
-            shown(&layout.slot_path(program, *slot))
-        ),
-        Ok(Route::Migrate) => writeln!(out, "runs: on another node (migration)"),
+    let _ = match &decision.route {
+        Ok(route) => writeln!(out, "runs: {}", what_runs(program, manifest, route)),
         Err(e) => writeln!(out, "runs: nothing\n{e}"),
     };
-    Ok(match &route {
+    Ok(match &decision.route {
         Ok(_) => 0,
         Err(e) => e.exit_code(),
     })
+}
+
+/// What a route executes, as one line: the slot's path, the emulator's command line exactly
+/// as `run` builds it (with PROG as argv[0]), or the migration.
+fn what_runs(program: &str, manifest: &Manifest, route: &Route) -> String {
+    match route {
+        Route::Native { path, .. } => shown(path),
+        Route::Emulate { slot, qemu, path } => {
+            let argv = qemu::argv(
+                qemu,
+                *slot,
+                &manifest.slots[slot],
+                Path::new(&shown(path)),
+                Some(OsStr::new(program)),
+                &[],
+            );
+            let words: Vec<_> = argv.iter().map(|w| w.to_string_lossy()).collect();
+            words.join(" ")
+        }
+        Route::Migrate => "on another node (migration)".to_owned(),
+    }
 }
 
 /// `fatbin host`: the processor, its x86-64 level, usable features and emulators.

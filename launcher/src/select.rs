@@ -22,13 +22,12 @@ pub enum Fit {
 
 /// One slot with its verdict.
 #[derive(Debug, Clone)]
-pub struct Candidate<'m> {
+pub struct Candidate {
     pub slot: SlotName,
-    pub info: &'m SlotInfo,
     pub fit: Fit,
 }
 
-impl Candidate<'_> {
+impl Candidate {
     pub fn is_native(&self) -> bool {
         matches!(self.fit, Fit::Native { .. })
     }
@@ -63,13 +62,12 @@ pub fn fit(host: &Host, slot: SlotName, info: &SlotInfo) -> Fit {
 
 /// Every slot of `manifest`, best first: native slots by architecture rank then level
 /// (highest first), then the rest in slot order (architecture, then level).
-pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
-    let mut all: Vec<Candidate<'m>> = manifest
+pub fn rank(host: &Host, manifest: &Manifest) -> Vec<Candidate> {
+    let mut all: Vec<Candidate> = manifest
         .slots
         .iter()
         .map(|(&slot, info)| Candidate {
             slot,
-            info,
             fit: fit(host, slot, info),
         })
         .collect();
@@ -83,8 +81,8 @@ pub fn rank<'m>(host: &Host, manifest: &'m Manifest) -> Vec<Candidate<'m>> {
 
 /// The order in which to try slots under emulation: lowest level first (the likeliest to be
 /// emulated completely), then architecture order.
-pub fn emulation_order<'a, 'm>(candidates: &'a [Candidate<'m>]) -> Vec<&'a Candidate<'m>> {
-    let mut rest: Vec<&Candidate<'m>> = candidates.iter().filter(|c| !c.is_native()).collect();
+pub fn emulation_order(candidates: &[Candidate]) -> Vec<&Candidate> {
+    let mut rest: Vec<&Candidate> = candidates.iter().filter(|c| !c.is_native()).collect();
     rest.sort_unstable_by_key(|c| (c.slot.level_number(), c.slot.arch));
     rest
 }

@@ -1,6 +1,6 @@
 //! `fatbin nodes …`: list, add, remove, probe and check the nodes of the inventory.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -14,86 +14,99 @@ use super::nodes::{
 };
 use super::ssh::{self, Ssh};
 use super::EXIT_CONFIG;
+use crate::args::{ArgError, Flag, Operands, Parsed, Spec, Table};
 
-pub const HELP: &str = "\
-fatbin nodes: the nodes a request can migrate to (see docs/migration.md)
+const LAYOUT: Flag = Flag::value(
+    "--layout",
+    "DIR",
+    "The layout ROOT whose nodes.toml is read (every command; default: FATBIN_ROOT, else the \
+     shim's location, else ~/.local/share/fatbin, as for `fatbin run`).",
+);
+const HELP: Flag = Flag::stop("-h", "--help", "Print this help.");
 
-Usage:
-  fatbin nodes list
-  fatbin nodes add NAME --ssh DEST [--port N] [--slot SLOT]... [--root PATH] [--no-shared]
-                   [--cache DIR] [--to user|layout|system]
-  fatbin nodes remove NAME [--from user|layout|system]
-  fatbin nodes probe [NAME] [--save]   ask nodes over ssh what they can run
-  fatbin nodes check [NAME]            reachable? ROOT visible? (clears down marks)
-
-Options for every command:
-  --layout DIR    the layout ROOT whose nodes.toml is read (default: FATBIN_ROOT, else the
-                  shim's location, else ~/.local/share/fatbin, as for `fatbin run`)
-
+/// The `fatbin nodes` command line (see [`crate::args`]), which also prints its help.
+const TABLE: Table = Table {
+    program: "fatbin nodes",
+    about: "fatbin nodes: the nodes a request can migrate to (see docs/migration.md)",
+    globals: &[LAYOUT, HELP],
+    globals_anywhere: true,
+    commands: &[
+        Spec {
+            name: "list",
+            alias: None,
+            flags: &[],
+            operands: Operands::None,
+            about: "Every node, its slots, ROOT, shared, and which file defines it.",
+        },
+        Spec {
+            name: "add",
+            alias: None,
+            flags: &[
+                Flag::value(
+                    "--ssh",
+                    "DEST",
+                    "How to reach the node: an ssh alias, host or user@host.",
+                )
+                .required(),
+                Flag::value("--port", "N", "The node's ssh port."),
+                Flag::value("--slot", "SLOT", "A slot the node runs (repeat for each).").repeats(),
+                Flag::value(
+                    "--root",
+                    "PATH",
+                    "The layout ROOT on the node (absolute; default: the same path as here).",
+                ),
+                Flag::switch(
+                    "--no-shared",
+                    "The node does not see ROOT: binaries are shipped to its cache.",
+                ),
+                Flag::value("--cache", "DIR", "Where shipped binaries go on the node."),
+                Flag::value(
+                    "--to",
+                    "user|layout|system",
+                    "The file to write (default: user).",
+                ),
+            ],
+            operands: Operands::One("NAME"),
+            about: "Add or update a node.",
+        },
+        Spec {
+            name: "remove",
+            alias: Some("rm"),
+            flags: &[Flag::value(
+                "--from",
+                "user|layout|system",
+                "The file to remove it from (default: the one that defines it).",
+            )],
+            operands: Operands::One("NAME"),
+            about: "Remove a node.",
+        },
+        Spec {
+            name: "probe",
+            alias: None,
+            flags: &[Flag::switch(
+                "--save",
+                "Write the slots found into the node's entry.",
+            )],
+            operands: Operands::Optional("NAME"),
+            about: "Ask nodes over ssh what they can run.",
+        },
+        Spec {
+            name: "check",
+            alias: None,
+            flags: &[],
+            operands: Operands::Optional("NAME"),
+            about: "Reachable? ROOT visible? (clears down marks)",
+        },
+    ],
+    footer: "\
 Files, first definition of a node wins: $XDG_CONFIG_HOME/fatbin/nodes.toml (user),
 ROOT/nodes.toml (layout), /etc/fatbin/nodes.toml (system). `add` writes the user file unless
 --to says otherwise.
-";
+",
+};
 
 /// Exit status of `check`/`probe` when a node failed.
 const EXIT_NODE_FAILED: i32 = 1;
-
-struct Args {
-    words: Vec<OsString>,
-}
-
-impl Args {
-    /// Removes `--flag VALUE` and returns VALUE (the last one when repeated).
-    fn take_all(&mut self, flag: &str) -> Result<Vec<String>, String> {
-        let mut values = Vec::new();
-        let mut i = 0;
-        while i < self.words.len() {
-            let w = self.words[i].to_string_lossy().into_owned();
-            if w == flag {
-                let v = self
-                    .words
-                    .get(i + 1)
-                    .ok_or_else(|| format!("{flag} needs a value"))?
-                    .to_str()
-                    .ok_or_else(|| format!("{flag}: the value is not UTF-8"))?
-                    .to_owned();
-                self.words.drain(i..i + 2);
-                values.push(v);
-            } else if let Some(v) = w.strip_prefix(&format!("{flag}=")) {
-                values.push(v.to_owned());
-                self.words.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        Ok(values)
-    }
-
-    fn take(&mut self, flag: &str) -> Result<Option<String>, String> {
-        Ok(self.take_all(flag)?.pop())
-    }
-
-    fn take_switch(&mut self, flag: &str) -> bool {
-        let before = self.words.len();
-        self.words.retain(|w| w.as_bytes() != flag.as_bytes());
-        self.words.len() != before
-    }
-
-    /// The remaining positional words; refuses leftover options.
-    fn positional(self) -> Result<Vec<String>, String> {
-        self.words
-            .into_iter()
-            .map(|w| {
-                let w = w.to_str().ok_or("arguments must be UTF-8")?.to_owned();
-                if w.starts_with('-') {
-                    Err(format!("unknown option `{w}` (see `fatbin nodes --help`)"))
-                } else {
-                    Ok(w)
-                }
-            })
-            .collect()
-    }
-}
 
 /// Runs `fatbin nodes ARGS`; returns the exit status.
 pub fn main(args: &[OsString], shim_root: Option<PathBuf>) -> i32 {
@@ -106,53 +119,71 @@ pub fn main(args: &[OsString], shim_root: Option<PathBuf>) -> i32 {
     }
 }
 
+/// A parse error in the words users have always read.
+fn usage_error(e: ArgError) -> String {
+    match e {
+        ArgError::NoCommand => "no command given (see `fatbin nodes --help`)".into(),
+        ArgError::UnknownCommand(other) => format!(
+            "unknown command `{other}` (commands: {})",
+            TABLE.command_names()
+        ),
+        ArgError::UnknownFlag(flag, _) => {
+            format!("unknown option `{flag}` (see `fatbin nodes --help`)")
+        }
+        ArgError::MissingValue(flag) => format!("{flag} needs a value"),
+        ArgError::MissingOperand(command, name) => format!("{command} needs exactly one {name}"),
+        ArgError::ExtraOperand(command @ ("add" | "remove"), _) => {
+            format!("{command} needs exactly one NAME")
+        }
+        ArgError::ExtraOperand("list", _) => "list takes no arguments".into(),
+        ArgError::ExtraOperand(command, _) => format!("{command} takes at most one NAME"),
+    }
+}
+
 fn dispatch(args: &[OsString], shim_root: Option<PathBuf>) -> Result<i32, String> {
-    let Some(command) = args.first().and_then(|a| a.to_str()) else {
-        print!("{HELP}");
-        return Ok(if args.is_empty() { 0 } else { EXIT_CONFIG });
-    };
-    let mut rest = Args {
-        words: args[1..].to_vec(),
-    };
-    if rest.take_switch("--help")
-        || rest.take_switch("-h")
-        || command == "--help"
-        || command == "help"
-    {
-        print!("{HELP}");
+    if args.is_empty() || args[0] == "help" {
+        print!("{}", TABLE.help());
+        return Ok(0);
+    }
+    let parsed = TABLE.parse(args.to_vec()).map_err(usage_error)?;
+    if parsed.stopped.is_some() {
+        print!("{}", TABLE.help());
         return Ok(0);
     }
     // Not `--root`: `add --root PATH` is the node's own ROOT.
-    let layout = rest.take("--layout")?.map(PathBuf::from);
+    let layout = parsed.value("--layout").map(PathBuf::from);
     let root = crate::invocation::resolve_root(layout, shim_root)
         .ok()
         .map(|r| r.path);
     let paths = Paths::new(root.as_deref());
-    match command {
-        "list" => {
-            rest.positional()?
-                .is_empty()
-                .then_some(())
-                .ok_or("list takes no arguments")?;
-            list(&paths)
-        }
-        "add" => add(&paths, rest),
-        "remove" | "rm" => remove(&paths, rest),
-        "probe" => {
-            let save = rest.take_switch("--save");
-            let names = rest.positional()?;
-            probe(&paths, names.first().map(String::as_str), save)
-        }
-        "check" => {
-            let names = rest.positional()?;
-            check(&paths, root.as_deref(), names.first().map(String::as_str))
-        }
-        other => Err(format!(
-            "unknown command `{other}` (commands: list, add, remove, probe, check)"
-        )),
+    let name = parsed.operands.first().map(|n| utf8(n)).transpose()?;
+    match parsed.command {
+        Some("list") => list(&paths),
+        Some("add") => add(&paths, &parsed, name.expect("the table requires NAME")),
+        Some("remove") => remove(&paths, &parsed, name.expect("the table requires NAME")),
+        Some("probe") => probe(&paths, name, parsed.has("--save")),
+        Some("check") => check(&paths, root.as_deref(), name),
+        other => unreachable!("no command `{other:?}` in the table"),
     }
 }
 
+/// An operand as text: node names and slots are UTF-8.
+fn utf8(word: &OsStr) -> Result<&str, String> {
+    word.to_str()
+        .ok_or_else(|| "arguments must be UTF-8".to_owned())
+}
+
+/// A flag's value as text, if given.
+fn text_value(parsed: &Parsed, flag: &str) -> Result<Option<String>, String> {
+    parsed
+        .value(flag)
+        .map(|v| {
+            v.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{flag}: the value is not UTF-8"))
+        })
+        .transpose()
+}
 fn list(paths: &Paths) -> Result<i32, String> {
     let inv = Inventory::load(paths)?;
     if inv.nodes.is_empty() {
@@ -203,30 +234,28 @@ fn file_for(paths: &Paths, which: Option<String>) -> Result<(Source, PathBuf), S
     Ok((source, path))
 }
 
-fn add(paths: &Paths, mut rest: Args) -> Result<i32, String> {
-    let dest = rest
-        .take("--ssh")?
+fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
+    let dest = text_value(parsed, "--ssh")?
         .ok_or("add needs --ssh DEST (an ssh alias, host or user@host)")?;
-    let port = rest
-        .take("--port")?
+    let port = text_value(parsed, "--port")?
         .map(|p| {
             p.parse::<u16>()
                 .map_err(|_| format!("--port {p}: not a port number"))
         })
         .transpose()?;
-    let slots = rest
-        .take_all("--slot")?
-        .iter()
-        .map(|s| s.parse::<SlotName>().map_err(|e| e.to_string()))
+    let slots = parsed
+        .values("--slot")
+        .map(|s| {
+            s.to_str()
+                .ok_or_else(|| "--slot: the value is not UTF-8".to_owned())?
+                .parse::<SlotName>()
+                .map_err(|e| e.to_string())
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    let node_root = rest.take("--root")?;
-    let cache = rest.take("--cache")?;
-    let shared = !rest.take_switch("--no-shared");
-    let to = rest.take("--to")?;
-    let names = rest.positional()?;
-    let [name] = names.as_slice() else {
-        return Err("add needs exactly one NAME".into());
-    };
+    let node_root = text_value(parsed, "--root")?;
+    let cache = text_value(parsed, "--cache")?;
+    let shared = !parsed.has("--no-shared");
+    let to = text_value(parsed, "--to")?;
     if let Some(why) = node_name_problem(name) {
         return Err(format!("node name `{name}`: {why}"));
     }
@@ -243,7 +272,7 @@ fn add(paths: &Paths, mut rest: Args) -> Result<i32, String> {
     let replaced = file
         .nodes
         .insert(
-            name.clone(),
+            name.to_owned(),
             NodeEntry {
                 ssh: dest,
                 port,
@@ -274,12 +303,8 @@ fn add(paths: &Paths, mut rest: Args) -> Result<i32, String> {
     Ok(0)
 }
 
-fn remove(paths: &Paths, mut rest: Args) -> Result<i32, String> {
-    let from = rest.take("--from")?;
-    let names = rest.positional()?;
-    let [name] = names.as_slice() else {
-        return Err("remove needs exactly one NAME".into());
-    };
+fn remove(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
+    let from = text_value(parsed, "--from")?;
     let (source, path) = match from {
         Some(f) => file_for(paths, Some(f))?,
         None => {
@@ -491,6 +516,94 @@ fn check(paths: &Paths, root: Option<&std::path::Path>, name: Option<&str>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(words: &[&str]) -> Result<Parsed, String> {
+        TABLE
+            .parse(words.iter().map(OsString::from).collect())
+            .map_err(usage_error)
+    }
+
+    #[test]
+    fn add_takes_its_flags_anywhere_and_slots_repeat() {
+        let p = parse(&[
+            "add",
+            "--slot",
+            "aarch64",
+            "arm1",
+            "--ssh=arm1.lab",
+            "--slot=armv7",
+            "--no-shared",
+            "--layout",
+            "/r",
+        ])
+        .unwrap();
+        assert_eq!(p.command, Some("add"));
+        assert_eq!(p.operands, ["arm1"]);
+        assert_eq!(
+            text_value(&p, "--ssh").unwrap().as_deref(),
+            Some("arm1.lab")
+        );
+        let slots: Vec<&OsStr> = p.values("--slot").collect();
+        assert_eq!(slots, ["aarch64", "armv7"]);
+        assert!(p.has("--no-shared"));
+        assert_eq!(p.value("--layout"), Some(OsStr::new("/r")));
+        // `--layout` before the command, and `rm` for `remove`.
+        let p = parse(&["--layout", "/r", "rm", "arm1", "--from", "user"]).unwrap();
+        assert_eq!(
+            (p.command, p.operands.as_slice()),
+            (Some("remove"), &["arm1".into()][..])
+        );
+        let p = parse(&["probe", "--save"]).unwrap();
+        assert!(p.has("--save") && p.operands.is_empty());
+        assert_eq!(
+            parse(&["check", "-h", "--bogus"]).unwrap().stopped,
+            Some("--help")
+        );
+    }
+
+    /// The wording users have always read (docs/migration.md); unknown flags are errors.
+    #[test]
+    fn usage_errors_keep_their_words() {
+        for (words, message) in [
+            (
+                &["frob"][..],
+                "unknown command `frob` (commands: list, add, remove, probe, check)",
+            ),
+            (&["list", "extra"], "list takes no arguments"),
+            (
+                &["list", "--save"],
+                "unknown option `--save` (see `fatbin nodes --help`)",
+            ),
+            (
+                &["add", "--bogus", "n"],
+                "unknown option `--bogus` (see `fatbin nodes --help`)",
+            ),
+            (&["add", "--ssh", "h"], "add needs exactly one NAME"),
+            (
+                &["add", "a", "b", "--ssh", "h"],
+                "add needs exactly one NAME",
+            ),
+            (&["remove"], "remove needs exactly one NAME"),
+            (&["add", "n", "--ssh"], "--ssh needs a value"),
+            (&["probe", "a", "b"], "probe takes at most one NAME"),
+            (&["--layout"], "--layout needs a value"),
+        ] {
+            assert_eq!(parse(words).unwrap_err(), message, "{words:?}");
+        }
+    }
+
+    /// docs/migration.md shows the commands the help prints (up to line breaks).
+    #[test]
+    fn the_docs_show_the_usage_the_help_prints() {
+        let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let docs = words(include_str!("../../../docs/migration.md"));
+        let help = TABLE.help();
+        let usage = help.split("\n\nCommands:").next().unwrap();
+        for line in words(usage).split("fatbin nodes ").skip(1) {
+            let line = format!("fatbin nodes {}", line.trim());
+            assert!(docs.contains(&line), "docs/migration.md lacks `{line}`");
+        }
+    }
 
     #[test]
     fn probe_output_to_slots() {

@@ -220,6 +220,100 @@ fn explain_lists_every_slot_with_its_verdict() {
     assert!(text.contains("host:    x86_64 (x86-64-v2)"), "{text}");
 }
 
+/// The route `which PROG --explain` prints on its `runs:` line and what running PROG does,
+/// for one set of environment variables; they must be the same decision.
+fn assert_which_matches_run(t: &TestLayout, program: &str, env: &[(&str, &str)]) {
+    let which = output(
+        t.fatbin()
+            .args(["which", program, "--explain"])
+            .envs(env.iter().copied()),
+    );
+    let explained = stdout(&which);
+    let runs = explained
+        .split_once("\nruns: ")
+        .unwrap_or_else(|| panic!("{env:?}: no `runs:` line in:\n{explained}"))
+        .1;
+    let run = output(t.run(program).envs(env.iter().copied()));
+    let case = format!(
+        "{program} {env:?}\nwhich --explain:\n{explained}\nrun: {:?}\n{}{}",
+        run.status,
+        stdout(&run),
+        stderr(&run)
+    );
+    if let Some(error) = runs.strip_prefix("nothing\n") {
+        assert_eq!(which.status.code(), run.status.code(), "{case}");
+        assert_eq!(
+            stderr(&run).strip_prefix("fatbin: "),
+            Some(error),
+            "the error `which` explains is not the one `run` fails with: {case}"
+        );
+        return;
+    }
+    assert!(which.status.success() && run.status.success(), "{case}");
+    // The runs line ends with the slot's path; the probe reports the file it runs from.
+    let runs = runs.trim_end();
+    let slot = Path::new(runs.rsplit(' ').next().unwrap());
+    let exe = stdout(&run)
+        .trim_end()
+        .rsplit_once(" exe=")
+        .map(|(_, exe)| exe.to_owned())
+        .unwrap_or_else(|| panic!("no exe= in the probe's output: {case}"));
+    assert_eq!(
+        slot.canonicalize().unwrap(),
+        Path::new(&exe).canonicalize().unwrap(),
+        "{case}"
+    );
+    // An emulated route names the emulator, and the slot really ran emulated.
+    let arch = stdout(&run)
+        .split(" arch=")
+        .nth(1)
+        .unwrap_or("")
+        .split(' ')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(runs.contains("qemu-"), arch != "x86_64", "{case}");
+    // Without --explain, `which` prints the same route.
+    let short = output(
+        t.fatbin()
+            .args(["which", program])
+            .envs(env.iter().copied()),
+    );
+    assert_eq!(stdout(&short).trim_end(), runs, "{case}");
+}
+
+/// `which --explain` prints the decision `run` executes (issue 12): the same slot, the same
+/// emulator, the same refusal, for layouts that take every route a single host can take.
+/// Regression: a slot that the permission checks refuse was reported as `runs: PATH` while
+/// running it failed with 126.
+#[test]
+fn which_explains_exactly_what_run_does() {
+    let t = levels_layout();
+    require_qemu("aarch64");
+    t.install_probes("armonly", &[("aarch64", ARM, None)]);
+    t.install_probes("base", &[("x86_64", X86, None), ("aarch64", ARM, None)]);
+    for (program, env) in [
+        ("probe", &[][..]),
+        ("probe", &[("FATBIN_ARCH", "x86_64")][..]),
+        ("probe", &[("FATBIN_ARCH", "aarch64")][..]),
+        ("probe", &[("FATBIN_ARCH", "riscv64")][..]),
+        ("armonly", &[][..]),
+        ("armonly", &[("FATBIN_FALLBACK", "qemu")][..]),
+        ("armonly", &[("FATBIN_FALLBACK", "none")][..]),
+    ] {
+        assert_which_matches_run(&t, program, env);
+    }
+    // Refused by the checks before exec: a group-writable slot, then a missing one.
+    let slot = t.slot_path("base", "x86_64");
+    chmod(&slot, 0o775);
+    assert_which_matches_run(&t, "base", &[]);
+    std::fs::remove_file(&slot).unwrap();
+    assert_which_matches_run(&t, "base", &[]);
+    // The emulated slot refused the same way.
+    chmod(&t.slot_path("armonly", "aarch64"), 0o777);
+    assert_which_matches_run(&t, "armonly", &[]);
+}
+
 #[test]
 fn list_shows_programs_and_the_slot_this_host_runs() {
     let t = levels_layout();
