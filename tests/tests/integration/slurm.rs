@@ -1,0 +1,304 @@
+//! The real Slurm cluster the Slurm route is tested against (see `fatbin_tests::slurm`): these
+//! tests prove the cluster itself, with plain `srun`, so a failure of the route's tests is the
+//! route's. Placement by Features (and `--prefer`), the aarch64 node running aarch64 binaries
+//! while the host and the other nodes cannot, jobs run as the submitting user, stdin, and exit
+//! statuses.
+//!
+//! Needs root, the Debian packages slurmctld, slurmd, slurm-client and munge, qemu-user-static
+//! and Linux 6.7 or later; the tests fail with that list when something is missing.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fatbin_tests::slurm::{self, SlurmCluster, ARM, BASELINE, NODES, V3};
+use fatbin_tests::{probe_binary, temp_dir};
+
+/// The user `nobody` of Debian's base-passwd.
+const NOBODY: u32 = 65534;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `srun --quiet ARGS` on the shared cluster, stdin closed, in a directory every user can read.
+fn srun(cl: &SlurmCluster, args: &[&str]) -> Output {
+    cl.srun()
+        .arg("--quiet")
+        .args(args)
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run srun")
+}
+
+/// The node a step ran on, as the step itself sees it.
+fn node_of(cl: &SlurmCluster, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["printenv", "SLURMD_NODENAME"]);
+    let out = srun(cl, &all);
+    assert!(out.status.success(), "{}", show(&out));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// The static aarch64 probe, copied where any user's job can read it.
+fn aarch64_probe() -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir();
+    let path = dir.path().join("probe");
+    std::fs::copy(probe_binary("aarch64-unknown-linux-musl", None), &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn slurm_cluster_has_three_idle_nodes_with_their_features() {
+    let cl = slurm::shared();
+    let out = cl
+        .command("sinfo")
+        .args(["--noheader", "--Node", "--format=%N %T %f"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let mut got: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    got.sort();
+    let mut want: Vec<String> = NODES
+        .iter()
+        .map(|n| format!("{} idle {}", n.name, n.features))
+        .collect();
+    want.sort();
+    // Another test may hold a node at this moment: compare names and features only.
+    let strip = |l: &String| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        format!("{} {}", w[0], w[2])
+    };
+    assert_eq!(
+        got.iter().map(strip).collect::<Vec<_>>(),
+        want.iter().map(strip).collect::<Vec<_>>()
+    );
+    // munged answers on the cluster's own socket.
+    let cred = Command::new("munge")
+        .arg("-S")
+        .arg(cl.munge_socket())
+        .arg("-n")
+        .output()
+        .unwrap();
+    assert!(cred.status.success(), "{}", show(&cred));
+    let mut unmunge = Command::new("unmunge")
+        .arg("-S")
+        .arg(cl.munge_socket())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    unmunge
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&cred.stdout)
+        .unwrap();
+    let decoded = unmunge.wait_with_output().unwrap();
+    assert!(
+        text(&decoded.stdout).contains("Success"),
+        "{}",
+        show(&decoded)
+    );
+}
+
+#[test]
+fn slurm_aarch64_constraint_lands_on_the_aarch64_node_and_runs_aarch64_binaries() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    let probe = probe.to_str().unwrap();
+
+    assert_eq!(node_of(cl, &["--constraint=aarch64"]), ARM);
+    let out = srun(
+        cl,
+        &[
+            "--constraint=aarch64",
+            "sh",
+            "-c",
+            "echo $SLURMD_NODENAME; exec \"$0\" whoami",
+            probe,
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("{ARM}\nprobe arch=aarch64 ")),
+        "{}",
+        show(&out)
+    );
+    // qemu ran it with argv[0] kept (binfmt flag P), as on a real aarch64 node.
+    assert!(
+        stdout.contains(&format!("argv0={probe} ")),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn slurm_aarch64_registration_stays_inside_the_aarch64_node() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    // This test process (the host) cannot execute it...
+    let err = Command::new(&probe).output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC), "{err}");
+    // ...and neither can the x86_64 nodes: slurmstepd's execve fails with ENOEXEC (8).
+    for node in [V3, BASELINE] {
+        let out = srun(cl, &["--nodelist", node, probe.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(8), "{node}: {}", show(&out));
+        assert!(
+            text(&out.stderr).contains("Exec format error"),
+            "{node}: {}",
+            show(&out)
+        );
+    }
+}
+
+#[test]
+fn slurm_steps_run_as_the_submitting_user_on_every_node() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    for node in NODES {
+        let out = cl
+            .srun()
+            .args(["--quiet", "--nodelist", node.name, "id", "-u"])
+            .current_dir("/tmp")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", node.name, show(&out));
+        assert_eq!(
+            text(&out.stdout).trim(),
+            NOBODY.to_string(),
+            "{}",
+            node.name
+        );
+    }
+    // An aarch64 binary, as that user, on the aarch64 node.
+    let out = cl
+        .srun()
+        .args(["--quiet", "--constraint=aarch64"])
+        .arg(&probe)
+        .current_dir("/tmp")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn slurm_v3_constraint_lands_on_the_v3_node() {
+    let cl = slurm::shared();
+    for _ in 0..3 {
+        assert_eq!(node_of(cl, &["--constraint=x86_64-v3"]), V3);
+    }
+    assert_eq!(
+        node_of(cl, &["--constraint=x86_64", "--nodelist", BASELINE]),
+        BASELINE
+    );
+}
+
+#[test]
+fn slurm_prefer_puts_an_or_constraint_on_the_v3_node() {
+    let cl = slurm::shared();
+    let _placement = cl.placement();
+    for _ in 0..5 {
+        assert_eq!(
+            node_of(cl, &["--constraint=x86_64-v3|x86_64", "--prefer=x86_64-v3"]),
+            V3
+        );
+    }
+}
+
+#[test]
+fn slurm_prefer_falls_back_to_the_baseline_node_while_v3_is_busy() {
+    let cl = slurm::shared();
+    let busy = cl.occupy(V3);
+    let started = Instant::now();
+    assert_eq!(
+        node_of(cl, &["--constraint=x86_64-v3|x86_64", "--prefer=x86_64-v3"]),
+        BASELINE
+    );
+    // The backfill pass (bf_interval=1) makes the fallback; without it the job would wait
+    // for the v3 node.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Only the v3 node has the feature: that request waits, and runs once the node is free.
+    drop(busy);
+    assert_eq!(node_of(cl, &["--constraint=x86_64-v3"]), V3);
+}
+
+#[test]
+fn slurm_stdin_passes_through_binary_safe() {
+    let cl = slurm::shared();
+    // 10 MB of every byte value, through the step's stdin and back out of its stdout.
+    let data: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for constraint in ["x86_64-v3", "aarch64"] {
+        let mut child = cl
+            .srun()
+            .args(["--quiet", "--constraint", constraint, "cat"])
+            .current_dir("/tmp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = data.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success(), "{constraint}: {}", text(&out.stderr));
+        assert!(
+            out.stdout == data,
+            "{constraint}: {} bytes back",
+            out.stdout.len()
+        );
+    }
+}
+
+#[test]
+fn slurm_exit_status_passes_through() {
+    let cl = slurm::shared();
+    for code in [0, 1, 2, 42, 126, 127, 128, 254, 255] {
+        let out = srun(
+            cl,
+            &["--constraint=aarch64", "sh", "-c", &format!("exit {code}")],
+        );
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+    }
+    // A program killed by a signal: srun exits normally, with 128+N (as a shell reports it).
+    let out = srun(cl, &["--constraint=x86_64", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (Some(137), None),
+        "{}",
+        show(&out)
+    );
+}
