@@ -272,6 +272,7 @@ done
 # The aarch64 node: a user + mount namespace of its own, whose binfmt_misc instance knows
 # qemu-aarch64. It waits on a FIFO until its id maps are written, then mounts, registers and
 # becomes slurmd.
+rm -f "$D/run/arm.go"
 mkfifo "$D/run/arm.go"
 unshare --user --mount -- /bin/sh -c '
   read -r _ <"$1/run/arm.go" &&
@@ -638,17 +639,19 @@ impl SlurmCluster {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(mut child) = child {
+            // PID 1 of the namespace: unshare's only child.
+            let init = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+                .ok()
+                .and_then(|c| c.split_whitespace().next()?.parse::<u32>().ok());
             // SIGKILL to unshare: --kill-child passes it to PID 1 of the namespace, and the
             // kernel then kills every process in it.
             let _ = child.kill();
             let _ = child.wait();
-            // PID 1's death is asynchronous to unshare's: wait until the daemons are gone so
-            // that nothing writes into the directory while it is removed.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline
-                && crate::cluster::process_running(&self.dir.join("cluster.sh").to_string_lossy())
-            {
-                std::thread::sleep(Duration::from_millis(10));
+            // PID 1 finishes exiting only once every other process of its namespace is gone:
+            // wait for that, so that nothing of the cluster outlives this call.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while init.is_some_and(|pid| !exited(pid)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
             }
             drop(self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take());
             if std::env::var_os("FATBIN_TEST_SLURM_KEEP").is_some() {
@@ -658,6 +661,18 @@ impl SlurmCluster {
             }
         }
     }
+}
+
+/// Whether process `pid` has finished exiting (gone, or a zombie waiting to be reaped).
+fn exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The state follows the command name, which may contain spaces and parentheses.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X") | None)
 }
 
 impl Drop for SlurmCluster {

@@ -8,9 +8,10 @@
 //! and Linux 6.7 or later; the tests fail with that list when something is missing.
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,22 @@ use fatbin_tests::{probe_binary, temp_dir};
 
 /// The user `nobody` of Debian's base-passwd.
 const NOBODY: u32 = 65534;
+
+/// Processes whose environment names `conf` as SLURM_CONF: a cluster's daemons, its
+/// slurmstepd and the jobs they started (srun passes the submitter's environment on).
+fn processes_of(conf: &Path) -> Vec<u32> {
+    let mut wanted = b"SLURM_CONF=".to_vec();
+    wanted.extend_from_slice(conf.as_os_str().as_bytes());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted))
+        })
+        .collect()
+}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -114,6 +131,58 @@ fn slurm_cluster_has_three_idle_nodes_with_their_features() {
         "{}",
         show(&decoded)
     );
+}
+
+#[test]
+fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
+    slurm::require();
+    let cluster = SlurmCluster::start();
+    let conf = cluster.conf();
+    let dir = cluster.dir().to_owned();
+    // A job that would run for ten minutes, on the namespaced node.
+    let mut job = cluster
+        .srun()
+        .args([
+            "--quiet",
+            "--constraint=aarch64",
+            "--job-name=fatbin-drop",
+            "sleep",
+            "600",
+        ])
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !processes_of(&conf)
+        .iter()
+        .any(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"sleep\n"))
+    {
+        assert!(Instant::now() < deadline, "the job did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running: Vec<u32> = processes_of(&conf)
+        .into_iter()
+        .filter(|&pid| pid != job.id())
+        .collect();
+    // munged, slurmctld, 3 slurmd (one under sh's exec), slurmstepd, sleep, and PID 1.
+    assert!(running.len() >= 7, "{running:?}");
+
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _cluster = cluster;
+        panic!("a test failing while it holds the cluster (expected in this test)");
+    }));
+    assert!(failed.is_err());
+    let _ = job.kill();
+    let _ = job.wait();
+    // Not the client's own leftovers: srun forks a "shepherd" that outlives a killed srun to
+    // cancel its job, retrying the (now stopped) controller for a while.
+    let left: Vec<u32> = processes_of(&conf)
+        .into_iter()
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c != b"srun\n"))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert!(!dir.exists(), "{} was not removed", dir.display());
 }
 
 #[test]
