@@ -51,7 +51,7 @@
 //!
 //! # Lifetime
 //!
-//! Tests share one cluster, [`SlurmCluster::shared`] (it starts in about 1.5 s; a `slurmd`
+//! Tests share one cluster, [`SlurmCluster::shared`] (it starts in about 1.3 s; a `slurmd`
 //! reaches `idle` within a second of its start). Everything stops when the cluster is dropped,
 //! when the test process exits (an `atexit` handler, since a `static` is never dropped) and when
 //! it is killed: the supervisor gets `SIGKILL` through `PR_SET_PDEATHSIG` when its parent thread
