@@ -46,8 +46,9 @@
 //! this lets slurmd (root in its namespace, with its full capabilities there) `setuid` to any
 //! submitting user, and MUNGE's uids, file owners and `getpwuid` all agree with the host: a job
 //! submitted by `nobody` runs as `nobody` on the aarch64 node, as on the others (a test proves
-//! it). What the namespace cannot do is act on the host's own resources, such as raising a hard
-//! rlimit or lowering its OOM score; slurmd logs those and goes on, and the tests need neither.
+//! it). What the namespace cannot do is act on the host's own resources (raise a hard rlimit,
+//! lower an OOM score); the steps these tests run need none of that, and this node's slurmd
+//! logs no error the other two do not.
 //!
 //! # Lifetime
 //!
@@ -76,6 +77,8 @@
 //! `squeue`, `scontrol show node NAME`, `scontrol setdebug debug3` (then read `slurmctld.log`),
 //! `munge -S DIR/run/munge.socket -n | unmunge -S DIR/run/munge.socket`. To run the same cluster
 //! by hand: `unshare --pid --fork --kill-child --mount-proc -- /bin/sh DIR/cluster.sh`.
+//! Every slurmd logs that it cannot load the PMIx MPI plugins and hwloc's topology: harmless
+//! (Debian's slurmd tries every MPI plugin; the cluster uses `MpiDefault=none`).
 //!
 //! # Slurm facts the tests rely on (22.05 as Debian 12 ships it)
 //!
@@ -87,6 +90,8 @@
 //!   milliseconds after it ended) is queued and starts on the scheduler pass that the node's
 //!   epilog-complete message triggers; srun then prints "queued and waiting for resources"
 //!   unless `--quiet`.
+//! - srun forks a "shepherd" that outlives a killed srun, to cancel the job through the
+//!   controller; it is the client's, not the cluster's, and ends on its own.
 //! - A step whose program the node cannot execute ends with exit code 8 (`ENOEXEC` from
 //!   slurmstepd's execve) and `slurmstepd: error: execve(): ...: Exec format error` on stderr.
 //!
@@ -333,6 +338,9 @@ impl SlurmCluster {
         ] {
             std::fs::create_dir(d.join(sub)).unwrap();
             mode(&d.join(sub), m);
+        }
+        for node in NODES {
+            std::fs::create_dir(d.join("spool").join(node.name)).unwrap();
         }
         let mut key = vec![0u8; 1024];
         std::fs::File::open("/dev/urandom")
