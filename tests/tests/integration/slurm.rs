@@ -186,6 +186,71 @@ fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
 }
 
 #[test]
+fn slurm_cluster_dies_with_a_killed_test_process() {
+    slurm::require();
+    let dir = temp_dir();
+    let conf_file = dir.path().join("conf");
+    // This test binary, running only the holder below, as a test run that is killed.
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "slurm::child_holds_a_cluster",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("FATBIN_CHILD_CONF_FILE", &conf_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conf = loop {
+        if let Ok(conf) = std::fs::read_to_string(&conf_file) {
+            if conf.ends_with('\n') {
+                break PathBuf::from(conf.trim_end());
+            }
+        }
+        if let Some(status) = holder.try_wait().unwrap() {
+            panic!("the holder exited ({status}) before its cluster was up");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the holder's cluster did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(processes_of(&conf).len() >= 6, "{:?}", processes_of(&conf));
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(&conf).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left running after the test process was killed: {:?}",
+            processes_of(&conf)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing ran the cluster's clean-up: its directory is left to remove here.
+    std::fs::remove_dir_all(conf.parent().unwrap()).unwrap();
+}
+
+#[test]
+#[ignore = "child process of slurm_cluster_dies_with_a_killed_test_process"]
+fn child_holds_a_cluster() {
+    let file = std::env::var_os("FATBIN_CHILD_CONF_FILE")
+        .expect("run by slurm_cluster_dies_with_a_killed_test_process");
+    // Started from this test's thread, which outlives nothing here: what ends the cluster is
+    // the death of the process, not of a thread.
+    let cluster = SlurmCluster::start();
+    std::fs::write(file, format!("{}\n", cluster.conf().display())).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
 fn slurm_aarch64_constraint_lands_on_the_aarch64_node_and_runs_aarch64_binaries() {
     let cl = slurm::shared();
     let (_dir, probe) = aarch64_probe();
