@@ -32,7 +32,7 @@
 //!
 //! Its `slurmd` runs inside `unshare --user --mount` with its own binfmt_misc mount and a
 //! `qemu-aarch64` entry registered as Debian's qemu-user-static does ([`crate::cluster`]'s
-//! `BINFMT_AARCH64`: flag `F` opens the interpreter at registration, `P` keeps argv[0]).
+//! `BINFMT_AARCH64`: flag `F` opens the interpreter at registration, `P` keeps `argv[0]`).
 //! Since Linux 6.7 binfmt_misc has one instance per user namespace: an exec looks its format up
 //! in the nearest user namespace that mounted one, so this slurmd, its slurmstepd and the jobs
 //! it starts run aarch64 binaries while every other process on the host (the other two nodes,
@@ -52,7 +52,7 @@
 //!
 //! # Lifetime
 //!
-//! Tests share one cluster, [`SlurmCluster::shared`] (it starts in about 1.3 s; a `slurmd`
+//! Tests share one cluster, [`shared`] (it starts in about 1.3 s; a `slurmd`
 //! reaches `idle` within a second of its start). Everything stops when the cluster is dropped,
 //! when the test process exits (an `atexit` handler, since a `static` is never dropped) and when
 //! it is killed: the supervisor gets `SIGKILL` through `PR_SET_PDEATHSIG` when its parent thread
