@@ -238,12 +238,16 @@ extern "C" fn stop_shared() {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `n` distinct loopback ports that were free a moment ago (all held open until all are
+/// chosen, so the kernel cannot hand out one twice).
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }
 
 /// This host's short name: slurmctld refuses to run unless `SlurmctldHost` names it, and
@@ -303,9 +307,13 @@ impl SlurmCluster {
             .tempdir()
             .unwrap()
             .keep();
-        let ctld_port = free_port();
-        let node_ports: Vec<(&'static str, u16)> =
-            NODES.iter().map(|n| (n.name, free_port())).collect();
+        let ports = free_ports(NODES.len() + 1);
+        let ctld_port = ports[0];
+        let node_ports: Vec<(&'static str, u16)> = NODES
+            .iter()
+            .map(|n| n.name)
+            .zip(ports[1..].iter().copied())
+            .collect();
         let cluster = SlurmCluster {
             dir,
             ctld_port,
@@ -661,12 +669,15 @@ impl SlurmCluster {
             while init.is_some_and(|pid| !exited(pid)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            drop(self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take());
-            if std::env::var_os("FATBIN_TEST_SLURM_KEEP").is_some() {
-                eprintln!("Slurm test cluster kept in {}", self.dir.display());
-            } else {
-                let _ = std::fs::remove_dir_all(&self.dir);
-            }
+        }
+        drop(self.keeper.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if !self.dir.exists() {
+            return;
+        }
+        if std::env::var_os("FATBIN_TEST_SLURM_KEEP").is_some() {
+            eprintln!("Slurm test cluster kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
