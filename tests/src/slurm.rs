@@ -13,7 +13,8 @@
 //!   (`DIR/run/munge.socket`), seed, pid and log files; Slurm finds the socket through
 //!   `AuthInfo=socket=...` in the generated `slurm.conf`, so the machine's own
 //!   `/run/munge` (and a site munged, if one runs) is never touched;
-//! - `slurmctld -D -i` on its own loopback port (`SlurmctldPort`), state in `DIR/state`;
+//! - `slurmctld -D -c` (no state from an earlier run) on its own loopback port (`SlurmctldPort`),
+//!   state in `DIR/state`;
 //! - three `slurmd -D -N NAME`, each on its own port (`NodeName=NAME NodeAddr=127.0.0.1
 //!   Port=...`), spool `DIR/spool/NAME`, with the Features a fatbin site gives its nodes:
 //!
@@ -273,7 +274,7 @@ until [ -S "$D/run/munge.socket" ]; do
   sleep 0.01
 done
 
-slurmctld -D -i >>"$log/slurmctld.out" 2>&1 &
+slurmctld -D -c >>"$log/slurmctld.out" 2>&1 &
 for node in $NATIVE_NODES; do
   slurmd -D -N "$node" >>"$log/slurmd-$node.out" 2>&1 &
 done
