@@ -38,8 +38,14 @@
 //! in the nearest user namespace that mounted one, so this slurmd, its slurmstepd and the jobs
 //! it starts run aarch64 binaries while every other process on the host (the other two nodes,
 //! the tests, the host's own launcher deciding what it can run) still gets `Exec format error`.
-//! A mount namespace alone would not do: binfmt_misc mounted in the initial user namespace is
-//! the host's one instance, and an entry there would change the host for everybody.
+//! It is still this x86_64 host's kernel: x86_64 binaries run there too, and `uname -m` (an
+//! x86_64 binary) says `x86_64`. To make the node behave like an Arm machine, give it aarch64
+//! builds: its mount namespace bind-mounts `DIR/bin-aarch64` over `DIR/bin`, so a program
+//! installed under one name in both ([`SlurmCluster::node_bin`], [`SlurmCluster::aarch64_bin`])
+//! and found through the jobs' PATH is the x86_64 build on the x86_64 nodes and the aarch64
+//! build there (the launcher, for instance). A mount namespace alone would not do for
+//! binfmt_misc: mounted in the initial user namespace, it is the host's one instance, and an
+//! entry there would change the host for everybody.
 //!
 //! The user namespace maps every id to itself (`0 0 4294967295` in uid_map and gid_map, written
 //! by the supervisor, which is real root: `unshare --map-users` would go through newuidmap,
@@ -66,7 +72,8 @@
 //! A client needs only `SLURM_CONF` ([`SlurmCluster::env`] sets it and drops any `SLURM_*`
 //! variable inherited from an outer allocation); MUNGE is reached through the socket named in
 //! that file. [`SlurmCluster::srun`] is a ready `srun` command. Jobs see `SLURMD_NODENAME`, which
-//! tells a test where a request ran. [`SlurmCluster::occupy`] holds a node with an exclusive job
+//! tells a test where a request ran; [`SlurmCluster::node_bin`] gives each node its own build of
+//! a program under one path. [`SlurmCluster::occupy`] holds a node with an exclusive job
 //! (to prove that a request goes elsewhere while it is busy); [`SlurmCluster::placement`] is the
 //! shared side of that lock, for tests that assert where a request lands.
 //!
@@ -93,6 +100,8 @@
 //!   unless `--quiet`.
 //! - srun forks a "shepherd" that outlives a killed srun, to cancel the job through the
 //!   controller; it is the client's, not the cluster's, and ends on its own.
+//! - slurmstepd looks a step's program up in the job's PATH (the submitter's, exported by
+//!   default) and passes the path it found as `argv[0]`, not the word typed.
 //! - A step whose program the node cannot execute ends with exit code 8 (`ENOEXEC` from
 //!   slurmstepd's execve) and `slurmstepd: error: execve(): ...: Exec format error` on stderr.
 //!
@@ -287,6 +296,7 @@ mkfifo "$D/run/arm.go"
 unshare --user --mount -- /bin/sh -c '
   read -r _ <"$1/run/arm.go" &&
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc &&
+  mount --bind "$1/bin-aarch64" "$1/bin" &&
   cat "$1/binfmt-aarch64" >/proc/sys/fs/binfmt_misc/register &&
   exec slurmd -D -N "$2"' sh "$D" "$ARM_NODE" >>"$log/slurmd-$ARM_NODE.out" 2>&1 &
 arm=$!
@@ -344,6 +354,8 @@ impl SlurmCluster {
             ("log", 0o755),
             ("state", 0o700),
             ("spool", 0o755),
+            ("bin", 0o755),
+            ("bin-aarch64", 0o755),
         ] {
             std::fs::create_dir(d.join(sub)).unwrap();
             mode(&d.join(sub), m);
@@ -522,6 +534,19 @@ impl SlurmCluster {
     /// The generated slurm.conf (`SLURM_CONF` for clients).
     pub fn conf(&self) -> PathBuf {
         self.dir.join("slurm.conf")
+    }
+
+    /// The nodes' own program directory, `DIR/bin`: what a test puts here, the x86_64 nodes
+    /// see there; the aarch64 node sees [`SlurmCluster::aarch64_bin`] at the same path instead
+    /// (a bind mount in its mount namespace). Put it on the jobs' PATH to give every node its
+    /// own build of a program under one name, as on a real cluster (e.g. the launcher).
+    pub fn node_bin(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+
+    /// What the aarch64 node sees at [`SlurmCluster::node_bin`]'s path.
+    pub fn aarch64_bin(&self) -> PathBuf {
+        self.dir.join("bin-aarch64")
     }
 
     /// munged's socket (`munge -S`, `unmunge -S`); Slurm finds it through slurm.conf.

@@ -302,6 +302,50 @@ fn slurm_aarch64_registration_stays_inside_the_aarch64_node() {
 }
 
 #[test]
+fn slurm_each_node_sees_its_own_build_under_one_name() {
+    let cl = slurm::shared();
+    let name = format!("probe-{}", std::process::id());
+    for (dir, target) in [
+        (cl.node_bin(), "x86_64-unknown-linux-musl"),
+        (cl.aarch64_bin(), "aarch64-unknown-linux-musl"),
+    ] {
+        std::fs::copy(probe_binary(target, None), dir.join(&name)).unwrap();
+    }
+    let path = format!("{}:/usr/bin:/bin", cl.node_bin().display());
+    for (constraint, arch) in [
+        ("x86_64-v3", "x86_64"),
+        ("aarch64", "aarch64"),
+        ("x86_64", "x86_64"),
+    ] {
+        let out = cl
+            .srun()
+            .args(["--quiet", "--constraint", constraint, &name])
+            .env("PATH", &path)
+            .current_dir("/tmp")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("probe arch={arch} ")),
+            "{constraint}: {}",
+            show(&out)
+        );
+        // slurmstepd looks the program up in the job's PATH and passes the path it found as
+        // argv[0].
+        let found = cl.node_bin().join(&name);
+        assert!(
+            stdout.contains(&format!(" argv0={} ", found.display())),
+            "{constraint}: {}",
+            show(&out)
+        );
+    }
+    for dir in [cl.node_bin(), cl.aarch64_bin()] {
+        std::fs::remove_file(dir.join(&name)).unwrap();
+    }
+}
+
+#[test]
 fn slurm_steps_run_as_the_submitting_user_on_every_node() {
     let cl = slurm::shared();
     let (_dir, probe) = aarch64_probe();
