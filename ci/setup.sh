@@ -67,6 +67,33 @@ for f in /etc/subuid /etc/subgid; do
   fi
 done
 
+# Slurm and MUNGE for the Slurm tests. The test cluster starts its own munged, slurmctld and
+# slurmd with private keys, ports and state (tests/src/slurm.rs), so the packages' services must
+# not start: a policy-rc.d answering 101 ("action forbidden") makes the packages' postinst skip
+# starting them, through invoke-rc.d and deb-systemd-invoke alike. One that is already in place
+# (a container's) is left alone.
+slurm_packages=(slurmctld slurmd slurm-client munge)
+slurm_missing=()
+for p in "${slurm_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || slurm_missing+=("$p")
+done
+if [ ${#slurm_missing[@]} -gt 0 ]; then
+  say Installing "Debian packages: ${slurm_missing[*]} (services not started)"
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    own_policy=1
+  fi
+  "${sudo[@]}" apt-get update -qq
+  status=0
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${slurm_missing[@]}" >/dev/null || status=$?
+  if [ "$own_policy" = 1 ]; then "${sudo[@]}" rm -f "$policy"; fi
+  [ "$status" = 0 ] || exit "$status"
+fi
+
 # sshd refuses to start without its privilege-separation directory.
 "${sudo[@]}" mkdir -p /run/sshd
 say Ready "packages, rustup targets and id maps are in place"

@@ -61,8 +61,8 @@ pub struct Cluster {
 /// binfmt_misc registration for qemu-aarch64, exactly as Debian's qemu-user-static writes it
 /// (/usr/lib/binfmt.d/qemu-aarch64.conf): flag F opens the interpreter at registration, so it
 /// works inside the namespace; flag P with the `-binfmt-P` name makes qemu keep the program's
-/// argv[0], as on a real node.
-const BINFMT_AARCH64: &str = ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OPF";
+/// `argv[0]`, as on a real node.
+pub const BINFMT_AARCH64: &str = ":qemu-aarch64:M::\\x7f\\x45\\x4c\\x46\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/libexec/qemu-binfmt/aarch64-binfmt-P:OPF";
 
 /// Panics with what to install or configure when the machine cannot host a test cluster.
 pub fn require(aarch64: bool) {

@@ -1,0 +1,482 @@
+//! The real Slurm cluster the Slurm route is tested against (see `fatbin_tests::slurm`): these
+//! tests prove the cluster itself, with plain `srun`, so a failure of the route's tests is the
+//! route's. Placement by Features (and `--prefer`), the aarch64 node running aarch64 binaries
+//! while the host and the other nodes cannot, jobs run as the submitting user, stdin, and exit
+//! statuses.
+//!
+//! Needs root, the Debian packages slurmctld, slurmd, slurm-client and munge, qemu-user-static
+//! and Linux 6.7 or later; the tests fail with that list when something is missing.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fatbin_tests::slurm::{self, SlurmCluster, ARM, BASELINE, NODES, V3};
+use fatbin_tests::{probe_binary, temp_dir};
+
+/// The user `nobody` of Debian's base-passwd.
+const NOBODY: u32 = 65534;
+
+/// Processes whose environment names `conf` as SLURM_CONF: a cluster's daemons, its
+/// slurmstepd and the jobs they started (srun passes the submitter's environment on).
+fn processes_of(conf: &Path) -> Vec<u32> {
+    let mut wanted = b"SLURM_CONF=".to_vec();
+    wanted.extend_from_slice(conf.as_os_str().as_bytes());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted))
+        })
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `srun --quiet ARGS` on the shared cluster, stdin closed, in a directory every user can read.
+fn srun(cl: &SlurmCluster, args: &[&str]) -> Output {
+    cl.srun()
+        .arg("--quiet")
+        .args(args)
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run srun")
+}
+
+/// The node a step ran on, as the step itself sees it.
+fn node_of(cl: &SlurmCluster, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["printenv", "SLURMD_NODENAME"]);
+    let out = srun(cl, &all);
+    assert!(out.status.success(), "{}", show(&out));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// The static aarch64 probe, copied where any user's job can read it.
+fn aarch64_probe() -> (tempfile::TempDir, PathBuf) {
+    let dir = temp_dir();
+    let path = dir.path().join("probe");
+    std::fs::copy(probe_binary("aarch64-unknown-linux-musl", None), &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn slurm_cluster_has_three_idle_nodes_with_their_features() {
+    let cl = slurm::shared();
+    let out = cl
+        .command("sinfo")
+        .args(["--noheader", "--Node", "--format=%N %T %f"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let mut got: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    got.sort();
+    let mut want: Vec<String> = NODES
+        .iter()
+        .map(|n| format!("{} idle {}", n.name, n.features))
+        .collect();
+    want.sort();
+    // Another test may hold a node at this moment: compare names and features only.
+    let strip = |l: &String| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        format!("{} {}", w[0], w[2])
+    };
+    assert_eq!(
+        got.iter().map(strip).collect::<Vec<_>>(),
+        want.iter().map(strip).collect::<Vec<_>>()
+    );
+    // munged answers on the cluster's own socket.
+    let cred = Command::new("munge")
+        .arg("-S")
+        .arg(cl.munge_socket())
+        .arg("-n")
+        .output()
+        .unwrap();
+    assert!(cred.status.success(), "{}", show(&cred));
+    let mut unmunge = Command::new("unmunge")
+        .arg("-S")
+        .arg(cl.munge_socket())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    unmunge
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&cred.stdout)
+        .unwrap();
+    let decoded = unmunge.wait_with_output().unwrap();
+    assert!(
+        text(&decoded.stdout).contains("Success"),
+        "{}",
+        show(&decoded)
+    );
+}
+
+#[test]
+fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
+    slurm::require();
+    let cluster = SlurmCluster::start();
+    let conf = cluster.conf();
+    let dir = cluster.dir().to_owned();
+    // A job that would run for ten minutes, on the namespaced node.
+    let mut job = cluster
+        .srun()
+        .args([
+            "--quiet",
+            "--constraint=aarch64",
+            "--job-name=fatbin-drop",
+            "sleep",
+            "600",
+        ])
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !processes_of(&conf)
+        .iter()
+        .any(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"sleep\n"))
+    {
+        assert!(Instant::now() < deadline, "the job did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let running: Vec<u32> = processes_of(&conf)
+        .into_iter()
+        .filter(|&pid| pid != job.id())
+        .collect();
+    // munged, slurmctld, 3 slurmd (one under sh's exec), slurmstepd, sleep, and PID 1.
+    assert!(running.len() >= 7, "{running:?}");
+
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _cluster = cluster;
+        panic!("a test failing while it holds the cluster (expected in this test)");
+    }));
+    assert!(failed.is_err());
+    let _ = job.kill();
+    let _ = job.wait();
+    // Not the client's own leftovers: srun forks a "shepherd" that outlives a killed srun to
+    // cancel its job, retrying the (now stopped) controller for a while.
+    let left: Vec<u32> = processes_of(&conf)
+        .into_iter()
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c != b"srun\n"))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert!(!dir.exists(), "{} was not removed", dir.display());
+}
+
+#[test]
+fn slurm_cluster_dies_with_a_killed_test_process() {
+    slurm::require();
+    let dir = temp_dir();
+    let conf_file = dir.path().join("conf");
+    // This test binary, running only the holder below, as a test run that is killed.
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "slurm::child_holds_a_cluster",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("FATBIN_CHILD_CONF_FILE", &conf_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let conf = loop {
+        if let Ok(conf) = std::fs::read_to_string(&conf_file) {
+            if conf.ends_with('\n') {
+                break PathBuf::from(conf.trim_end());
+            }
+        }
+        if let Some(status) = holder.try_wait().unwrap() {
+            panic!("the holder exited ({status}) before its cluster was up");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the holder's cluster did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(processes_of(&conf).len() >= 6, "{:?}", processes_of(&conf));
+
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_of(&conf).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left running after the test process was killed: {:?}",
+            processes_of(&conf)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing ran the cluster's clean-up: its directory is left to remove here.
+    std::fs::remove_dir_all(conf.parent().unwrap()).unwrap();
+}
+
+#[test]
+#[ignore = "child process of slurm_cluster_dies_with_a_killed_test_process"]
+fn child_holds_a_cluster() {
+    let file = std::env::var_os("FATBIN_CHILD_CONF_FILE")
+        .expect("run by slurm_cluster_dies_with_a_killed_test_process");
+    // Started from this test's thread, which outlives nothing here: what ends the cluster is
+    // the death of the process, not of a thread.
+    let cluster = SlurmCluster::start();
+    std::fs::write(file, format!("{}\n", cluster.conf().display())).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+#[test]
+fn slurm_aarch64_constraint_lands_on_the_aarch64_node_and_runs_aarch64_binaries() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    let probe = probe.to_str().unwrap();
+
+    assert_eq!(node_of(cl, &["--constraint=aarch64"]), ARM);
+    let out = srun(
+        cl,
+        &[
+            "--constraint=aarch64",
+            "sh",
+            "-c",
+            "echo $SLURMD_NODENAME; exec \"$0\" whoami",
+            probe,
+        ],
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(&format!("{ARM}\nprobe arch=aarch64 ")),
+        "{}",
+        show(&out)
+    );
+    // qemu ran it with argv[0] kept (binfmt flag P), as on a real aarch64 node.
+    assert!(
+        stdout.contains(&format!("argv0={probe} ")),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn slurm_aarch64_registration_stays_inside_the_aarch64_node() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    // This test process (the host) cannot execute it...
+    let err = Command::new(&probe).output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOEXEC), "{err}");
+    // ...and neither can the x86_64 nodes: slurmstepd's execve fails with ENOEXEC (8).
+    for node in [V3, BASELINE] {
+        let out = srun(cl, &["--nodelist", node, probe.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(8), "{node}: {}", show(&out));
+        assert!(
+            text(&out.stderr).contains("Exec format error"),
+            "{node}: {}",
+            show(&out)
+        );
+    }
+}
+
+#[test]
+fn slurm_each_node_sees_its_own_build_under_one_name() {
+    let cl = slurm::shared();
+    let name = format!("probe-{}", std::process::id());
+    for (dir, target) in [
+        (cl.node_bin(), "x86_64-unknown-linux-musl"),
+        (cl.aarch64_bin(), "aarch64-unknown-linux-musl"),
+    ] {
+        std::fs::copy(probe_binary(target, None), dir.join(&name)).unwrap();
+    }
+    let path = format!("{}:/usr/bin:/bin", cl.node_bin().display());
+    for (constraint, arch) in [
+        ("x86_64-v3", "x86_64"),
+        ("aarch64", "aarch64"),
+        ("x86_64", "x86_64"),
+    ] {
+        let out = cl
+            .srun()
+            .args(["--quiet", "--constraint", constraint, &name])
+            .env("PATH", &path)
+            .current_dir("/tmp")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.starts_with(&format!("probe arch={arch} ")),
+            "{constraint}: {}",
+            show(&out)
+        );
+        // slurmstepd looks the program up in the job's PATH and passes the path it found as
+        // argv[0].
+        let found = cl.node_bin().join(&name);
+        assert!(
+            stdout.contains(&format!(" argv0={} ", found.display())),
+            "{constraint}: {}",
+            show(&out)
+        );
+    }
+    for dir in [cl.node_bin(), cl.aarch64_bin()] {
+        std::fs::remove_file(dir.join(&name)).unwrap();
+    }
+}
+
+#[test]
+fn slurm_steps_run_as_the_submitting_user_on_every_node() {
+    let cl = slurm::shared();
+    let (_dir, probe) = aarch64_probe();
+    for node in NODES {
+        let out = cl
+            .srun()
+            .args(["--quiet", "--nodelist", node.name, "id", "-u"])
+            .current_dir("/tmp")
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", node.name, show(&out));
+        assert_eq!(
+            text(&out.stdout).trim(),
+            NOBODY.to_string(),
+            "{}",
+            node.name
+        );
+    }
+    // An aarch64 binary, as that user, on the aarch64 node.
+    let out = cl
+        .srun()
+        .args(["--quiet", "--constraint=aarch64"])
+        .arg(&probe)
+        .current_dir("/tmp")
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn slurm_v3_constraint_lands_on_the_v3_node() {
+    let cl = slurm::shared();
+    for _ in 0..3 {
+        assert_eq!(node_of(cl, &["--constraint=x86_64-v3"]), V3);
+    }
+    assert_eq!(
+        node_of(cl, &["--constraint=x86_64", "--nodelist", BASELINE]),
+        BASELINE
+    );
+}
+
+#[test]
+fn slurm_prefer_puts_an_or_constraint_on_the_v3_node() {
+    let cl = slurm::shared();
+    let _placement = cl.placement();
+    for _ in 0..5 {
+        assert_eq!(
+            node_of(cl, &["--constraint=x86_64-v3|x86_64", "--prefer=x86_64-v3"]),
+            V3
+        );
+    }
+}
+
+#[test]
+fn slurm_prefer_falls_back_to_the_baseline_node_while_v3_is_busy() {
+    let cl = slurm::shared();
+    let busy = cl.occupy(V3);
+    let started = Instant::now();
+    assert_eq!(
+        node_of(cl, &["--constraint=x86_64-v3|x86_64", "--prefer=x86_64-v3"]),
+        BASELINE
+    );
+    // The backfill pass (bf_interval=1) makes the fallback; without it the job would wait
+    // for the v3 node.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Only the v3 node has the feature: that request waits, and runs once the node is free.
+    drop(busy);
+    assert_eq!(node_of(cl, &["--constraint=x86_64-v3"]), V3);
+}
+
+#[test]
+fn slurm_stdin_passes_through_binary_safe() {
+    let cl = slurm::shared();
+    // 10 MB of every byte value, through the step's stdin and back out of its stdout.
+    let data: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for constraint in ["x86_64-v3", "aarch64"] {
+        let mut child = cl
+            .srun()
+            .args(["--quiet", "--constraint", constraint, "cat"])
+            .current_dir("/tmp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = data.clone();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(out.status.success(), "{constraint}: {}", text(&out.stderr));
+        assert!(
+            out.stdout == data,
+            "{constraint}: {} bytes back",
+            out.stdout.len()
+        );
+    }
+}
+
+#[test]
+fn slurm_exit_status_passes_through() {
+    let cl = slurm::shared();
+    for code in [0, 1, 2, 42, 126, 127, 128, 254, 255] {
+        let out = srun(
+            cl,
+            &["--constraint=aarch64", "sh", "-c", &format!("exit {code}")],
+        );
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+    }
+    // A program killed by a signal: srun exits normally, with 128+N (as a shell reports it).
+    let out = srun(cl, &["--constraint=x86_64", "sh", "-c", "kill -KILL $$"]);
+    assert_eq!(
+        (out.status.code(), out.status.signal()),
+        (Some(137), None),
+        "{}",
+        show(&out)
+    );
+}
