@@ -161,3 +161,4 @@ pub fn temp_dir() -> tempfile::TempDir {
 pub mod cargo_fatbin_support;
 pub mod cluster;
 pub mod launcher_support;
+pub mod zig;

@@ -5,3 +5,4 @@ mod cargo_fatbin;
 mod launcher;
 mod layout;
 mod migration;
+mod processors;
