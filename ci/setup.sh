@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything fatbin's demo and tests need on a fresh Debian 12 machine, as root:
-# Debian packages, rustup targets, and the subordinate id ranges the test cluster's user
+# Debian packages, rustup targets, zig, and the subordinate id ranges the test cluster's user
 # namespaces need. Safe to run again: it only does what is missing.
+#
+# The processor matrix (every target rustup serves here, gnu ones linked with Debian's cross
+# gcc) adds about 4 minutes and 3 GB to a fresh machine: 8 rustup targets (~1.1 GB),
+# 6 cross gcc (~1.4 GB), zig (~0.6 GB). The first test run then builds zig's libc for six
+# targets into ~/.cache/zig (~8 CPU-minutes, ~150 MB); later runs reuse it, so a CI cache of
+# that directory saves the time.
 set -euo pipefail
 
 packages=(
@@ -16,16 +22,43 @@ packages=(
   libc6-dev-arm64-cross
   gcc-riscv64-linux-gnu   # linker for the riscv64 gnu target (its musl target does not exist)
   libc6-dev-riscv64-cross
+  # Linkers and qemu sysroots (/usr/<triple>) for the other gnu targets rustup serves.
+  gcc-i686-linux-gnu
+  libc6-dev-i386-cross
+  gcc-arm-linux-gnueabihf # armv7 and thumbv7neon gnueabihf
+  libc6-dev-armhf-cross
+  gcc-powerpc64le-linux-gnu
+  libc6-dev-ppc64el-cross
+  gcc-powerpc64-linux-gnu # big-endian
+  libc6-dev-ppc64-cross
+  gcc-powerpc-linux-gnu   # 32-bit big-endian
+  libc6-dev-powerpc-cross
+  gcc-s390x-linux-gnu
+  libc6-dev-s390x-cross
   binutils                # readelf, to check identification against an independent reader
   python3                 # used by shim tests (subprocess / execvp)
+  python3-pip             # installs zig (PyPI ziglang)
   findutils
 )
+# Every Linux target whose standard library rustup serves here (the rest are 404s: the other
+# musl targets, soft-float armv7, loongarch64, sparc64, mips, armv6, x32).
 targets=(
   x86_64-unknown-linux-musl
   aarch64-unknown-linux-musl
   aarch64-unknown-linux-gnu
+  i686-unknown-linux-musl
+  i686-unknown-linux-gnu
   riscv64gc-unknown-linux-gnu
+  armv7-unknown-linux-gnueabihf
+  thumbv7neon-unknown-linux-gnueabihf
+  powerpc64le-unknown-linux-gnu
+  powerpc64-unknown-linux-gnu
+  powerpc-unknown-linux-gnu
+  s390x-unknown-linux-gnu
 )
+# zig, the C cross compiler for processors rustup does not serve (`python3 -m ziglang cc`).
+# Pinned: the tests check exact ELF header flags of what it produces.
+zig_version=0.17.1
 
 say() { printf '\033[1;32m%12s\033[0m %s\n' "$1" "$2" >&2; }
 
@@ -51,12 +84,21 @@ if [ -z "$(apt-cache pkgnames gcc-s390x-linux-gnu 2>/dev/null)" ]; then
 fi
 
 installed=$(rustup target list --installed)
+missing_targets=()
 for t in "${targets[@]}"; do
-  if ! grep -qx "$t" <<<"$installed"; then
-    say Installing "rustup target $t"
-    rustup target add "$t" >/dev/null
-  fi
+  grep -qx "$t" <<<"$installed" || missing_targets+=("$t")
 done
+if [ ${#missing_targets[@]} -gt 0 ]; then
+  say Installing "rustup targets ${missing_targets[*]}"
+  rustup target add "${missing_targets[@]}" >/dev/null
+fi
+
+if [ "$(python3 -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
+  say Installing "zig $zig_version (PyPI ziglang)"
+  # Debian 12's pip refuses to install beside apt's packages unless told (PEP 668).
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+    "ziglang==$zig_version"
+fi
 
 # sshd inside an unprivileged user namespace calls setgroups/setuid for privilege separation, so
 # the namespace must map more than one id: give root a subordinate range.
@@ -96,4 +138,4 @@ fi
 
 # sshd refuses to start without its privilege-separation directory.
 "${sudo[@]}" mkdir -p /run/sshd
-say Ready "packages, rustup targets and id maps are in place"
+say Ready "packages, rustup targets, zig and id maps are in place"

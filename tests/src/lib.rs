@@ -162,3 +162,4 @@ pub mod cargo_fatbin_support;
 pub mod cluster;
 pub mod launcher_support;
 pub mod slurm;
+pub mod zig;

@@ -5,4 +5,5 @@ mod cargo_fatbin;
 mod launcher;
 mod layout;
 mod migration;
+mod processors;
 mod slurm;
