@@ -9,6 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use fatbin_layout::{Layout, Manifest, SlotName};
+use fatbin_migrate::{Engine, Request as MigrateRequest};
 
 use crate::check;
 use crate::error::{Error, Result};
@@ -63,14 +64,15 @@ pub fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
         }
         Route::Migrate => {
             let slots: Vec<_> = candidates.iter().map(|c| c.slot).collect();
-            Ok(crate::migrate::run(&crate::migrate::Request {
+            let migrated = Engine::Ssh.run(&MigrateRequest {
                 root: req.layout.root(),
                 program: req.program,
                 manifest,
                 slots: &slots,
                 argv0: req.argv0.unwrap_or_default(),
                 args: req.args,
-            }))
+            });
+            Ok(migrated.unwrap_or_else(fatbin_migrate::Error::report))
         }
     }
 }

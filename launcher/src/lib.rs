@@ -22,7 +22,7 @@ pub mod fast_pick;
 pub mod host;
 pub mod invocation;
 pub mod launch;
-pub mod migrate;
+mod nodes_cli;
 pub mod plan;
 pub mod program;
 pub mod qemu;
@@ -132,7 +132,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             Ok(0)
         }
         Command::Host => Ok(report::host()),
-        Command::Nodes(args) => Ok(migrate::nodes_main(&args, shim_root)),
+        Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
             report::list(&root)

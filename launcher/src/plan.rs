@@ -129,7 +129,7 @@ pub fn decide(inp: &Inputs<'_, '_>) -> Result<Route> {
     }
     for fallback in inp.fallbacks {
         match fallback {
-            Fallback::Nodes if crate::migrate::has_nodes(inp.layout.root()) => {
+            Fallback::Nodes if fatbin_migrate::Engine::Ssh.is_configured(inp.layout.root()) => {
                 return Ok(Route::Migrate)
             }
             Fallback::Qemu => {

@@ -116,8 +116,8 @@ pub fn which(
     }
     let _ = out.write_all(text.as_bytes());
     let slots: Vec<_> = candidates.iter().map(|c| c.slot).collect();
-    let _ = crate::migrate::explain(
-        &crate::migrate::Request {
+    let _ = fatbin_migrate::Engine::Ssh.explain(
+        &fatbin_migrate::Request {
             root: &root.path,
             program,
             manifest,
