@@ -471,8 +471,9 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The launcher keeps SIGPIPE at its default for the programs it execs; a migration relays
-/// streams and feeds ssh, where a closed pipe must be an error to handle, not death.
+/// The launcher keeps SIGPIPE at its default for the programs it execs; a migration (and
+/// `fatbin nodes`, which runs ssh too) relays streams and feeds ssh, where a closed pipe must
+/// be an error to handle, not death. [`Engine::run`] calls it itself.
 pub fn ignore_sigpipe() {
     // SAFETY: setting a signal disposition has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
