@@ -132,10 +132,7 @@ fn write<T: Serialize>(key: &str, suffix: &str, value: &T) {
         return;
     };
     let path = dir.join(format!("{key}.{suffix}.json"));
-    let tmp = dir.join(format!(".{key}.{suffix}.{}.tmp", std::process::id()));
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    let _ = fatbin_layout::fsutil::write_atomic(&path, &bytes, 0o644);
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -6,12 +6,8 @@
 
 use std::fmt;
 
-/// Bad command line or environment value.
-pub const EXIT_USAGE: i32 = 2;
-/// Found, but cannot be executed here (see docs/launcher.md for every case).
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// The program, the layout root or the requested slot does not exist.
-pub const EXIT_NOT_FOUND: i32 = 127;
+// The numbers are shared with migration: one definition, in the layout crate.
+pub use fatbin_layout::exit::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_USAGE};
 
 /// A failure, with the message the user reads (what happened, to what, what to do).
 #[derive(Debug)]

@@ -9,6 +9,8 @@ use std::ffi::{OsStr, OsString};
 
 use fatbin_layout::{Layout, Manifest};
 
+use fatbin_migrate::{Engine, Request as MigrateRequest};
+
 use crate::error::{Error, Result};
 use crate::exec;
 use crate::plan::{self, Forced, Route};
@@ -53,14 +55,15 @@ pub(crate) fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
         }
         Route::Migrate => {
             let slots: Vec<_> = decision.candidates.iter().map(|c| c.slot).collect();
-            Ok(crate::migrate::run(&crate::migrate::Request {
+            let migrated = Engine::Ssh.run(&MigrateRequest {
                 root: req.layout.root(),
                 program: req.program,
                 manifest,
                 slots: &slots,
                 argv0: req.argv0.unwrap_or_default(),
                 args: req.args,
-            }))
+            });
+            Ok(migrated.unwrap_or_else(fatbin_migrate::Error::report))
         }
     }
 }

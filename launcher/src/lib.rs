@@ -24,8 +24,7 @@ mod fast_pick;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;
-// Public while it becomes a crate of its own, whose interface these items are.
-pub mod migrate;
+mod nodes_cli;
 pub(crate) mod plan;
 pub(crate) mod program;
 pub(crate) mod qemu;
@@ -136,7 +135,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             Ok(0)
         }
         Command::Host => Ok(report::host()),
-        Command::Nodes(args) => Ok(migrate::nodes_main(&args, shim_root)),
+        Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
             report::list(&root)

@@ -115,7 +115,7 @@ pub(crate) enum Route {
         qemu: PathBuf,
         path: PathBuf,
     },
-    /// Run the request on another node ([`crate::migrate`]).
+    /// Run the request on another node ([`fatbin_migrate`]).
     Migrate,
 }
 
@@ -236,7 +236,7 @@ fn route(inp: &Inputs<'_>) -> Result<Route> {
     }
     for fallback in inp.fallbacks {
         match fallback {
-            Fallback::Nodes if crate::migrate::has_nodes(inp.layout.root()) => {
+            Fallback::Nodes if fatbin_migrate::Engine::Ssh.is_configured(inp.layout.root()) => {
                 return Ok(Route::Migrate)
             }
             Fallback::Qemu => {

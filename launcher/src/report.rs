@@ -89,8 +89,8 @@ pub(crate) fn which(
     }
     let _ = out.write_all(text.as_bytes());
     let slots = decision.slots();
-    let _ = crate::migrate::explain(
-        &crate::migrate::Request {
+    let _ = fatbin_migrate::Engine::Ssh.explain(
+        &fatbin_migrate::Request {
             root: &root.path,
             program,
             manifest,

@@ -1,8 +1,11 @@
-//! File-system steps that make installs atomic: temporary names, staged files, fsync.
+//! File-system steps every fatbin tool shares: atomic writes, staged installs, locks, hashes.
 //!
-//! The recipe is the classic one: write the new content under a temporary name in the same
-//! directory, fsync it, `rename(2)` it over the old name, fsync the directory. A reader opens
-//! either the old inode or the new one, never a half-written file.
+//! The recipe for replacing a file is the classic one: write the new content under a
+//! temporary name in the same directory, fsync it, `rename(2)` it over the old name, fsync the
+//! directory. A reader opens either the old inode or the new one, never a half-written file,
+//! and after a crash the name holds the old content or the new, never an empty file.
+//! [`write_atomic`] and [`replace_with`] do it for one file, [`Staging`] for an install's many;
+//! nothing else in the workspace renames a file into place by hand.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -32,11 +35,107 @@ pub fn temp_path_for(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{}.tmp-{}-{n}", &name[..keep], std::process::id()))
 }
 
+/// Replaces `dest` atomically and durably with what `make` creates at the temporary path it
+/// is given (next to `dest`): a file `make` has written and fsynced, or a symlink. Then the
+/// rename, then an fsync of the directory. If anything fails the temporary path is removed and
+/// `dest` is left as it was.
+pub fn replace_with(dest: &Path, make: impl FnOnce(&Path) -> io::Result<()>) -> Result<()> {
+    let tmp = temp_path_for(dest);
+    let renamed = make(&tmp)
+        .map_err(Error::io(&tmp))
+        .and_then(|()| fs::rename(&tmp, dest).map_err(Error::io(dest)));
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably (see [`replace_with`]): a new file with
+/// `mode` (less the umask), fsynced, renamed over `path`, the directory fsynced.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    replace_with(path, |tmp| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })
+}
+
+/// How an [`flock(2)`](lock_file) is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+impl LockMode {
+    fn op(self) -> libc::c_int {
+        match self {
+            LockMode::Shared => libc::LOCK_SH,
+            LockMode::Exclusive => libc::LOCK_EX,
+        }
+    }
+}
+
+/// Opens (creating, mode 0644) a lock file. It is opened for writing so that `flock` also
+/// works on NFS, where Linux turns it into a POSIX byte-range lock, which needs a writable file.
+pub fn open_lock(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(Error::io(path))
+}
+
+/// Opens (creating) the lock file `path` and waits for its lock; released when the returned
+/// file is closed. A signal while waiting does not end the wait.
+pub fn lock_file(path: &Path, mode: LockMode) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let file = open_lock(path)?;
+    loop {
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), mode.op()) } == 0 {
+            return Ok(file);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source: err,
+            });
+        }
+    }
+}
+
+/// Takes the lock of an open lock file without waiting: `Ok(false)` when another open file
+/// holds a conflicting one.
+pub fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor the caller owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), mode.op() | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Ok(false),
+        _ => Err(err),
+    }
+}
+
 /// An exclusive lock on a layout, held while an install or removal reads and rewrites
 /// manifests, so two concurrent installs cannot lose each other's slots. Released on drop.
 ///
-/// It is an `flock(2)` on `ROOT/bin/.lock`, opened for writing so that it also works on NFS,
-/// where Linux turns `flock` into a POSIX byte-range lock. Readers (the launcher) never lock:
+/// It is an `flock(2)` on `ROOT/bin/.lock` ([`lock_file`]). Readers (the launcher) never lock:
 /// renames already give them a consistent view of each file.
 #[derive(Debug)]
 pub struct LayoutLock {
@@ -46,27 +145,9 @@ pub struct LayoutLock {
 impl LayoutLock {
     /// Waits for and takes the lock of the layout whose `bin` directory is `bin_dir`.
     pub fn acquire(bin_dir: &Path) -> Result<LayoutLock> {
-        use std::os::fd::AsRawFd;
         create_dirs(bin_dir)?;
-        let path = bin_dir.join(".lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(Error::io(&path))?;
-        loop {
-            // SAFETY: flock on a file descriptor we own; no memory is involved.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(LayoutLock { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(Error::Io { path, source: err });
-            }
-        }
+        let file = lock_file(&bin_dir.join(".lock"), LockMode::Exclusive)?;
+        Ok(LayoutLock { _file: file })
     }
 }
 
@@ -253,4 +334,78 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_atomic_creates_and_replaces_leaving_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_atomic(&path, b"one", 0o600).unwrap();
+        let old_inode = fs::metadata(&path).unwrap().ino();
+        write_atomic(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        // A new inode: a reader holding the old file keeps reading the old content whole.
+        assert_ne!(fs::metadata(&path).unwrap().ino(), old_inode);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(entries(dir.path()), ["state"]);
+    }
+
+    #[test]
+    fn a_failed_replacement_keeps_the_old_file_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_atomic(&path, b"old", 0o644).unwrap();
+        let err = replace_with(&path, |tmp| {
+            fs::write(tmp, b"half")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(entries(dir.path()), ["state"]);
+        // A directory that does not exist: an error naming the path, nothing left behind.
+        let err = write_atomic(&dir.path().join("no/such"), b"x", 0o644).unwrap_err();
+        assert!(err.to_string().contains("no/"), "{err}");
+    }
+
+    #[test]
+    fn replace_with_installs_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("shim");
+        replace_with(&link, |tmp| std::os::unix::fs::symlink("a", tmp)).unwrap();
+        replace_with(&link, |tmp| std::os::unix::fs::symlink("b", tmp)).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("b"));
+        assert_eq!(entries(dir.path()), ["shim"]);
+    }
+
+    #[test]
+    fn locks_exclude_each_other_across_open_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.lock");
+        let held = lock_file(&path, LockMode::Exclusive).unwrap();
+        let other = open_lock(&path).unwrap();
+        assert!(!try_lock(&other, LockMode::Shared).unwrap());
+        drop(held);
+        assert!(try_lock(&other, LockMode::Shared).unwrap());
+        let second = open_lock(&path).unwrap();
+        assert!(
+            try_lock(&second, LockMode::Shared).unwrap(),
+            "shared locks share"
+        );
+        assert!(!try_lock(&open_lock(&path).unwrap(), LockMode::Exclusive).unwrap());
+    }
 }

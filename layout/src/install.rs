@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
 use crate::error::{Error, Result};
-use crate::fsutil::{create_dirs, sha256_file, sync_dir, temp_path_for, LayoutLock, Staging};
+use crate::fsutil::{
+    create_dirs, replace_with, sha256_file, sync_dir, temp_path_for, LayoutLock, Staging,
+};
 use crate::identify::{identify_path, ElfKind, Identity};
 use crate::layout::{validate_program_name, Layout};
 use crate::manifest::{Manifest, SlotInfo};
@@ -378,14 +380,5 @@ pub fn write_shim(layout: &Layout, program: &str, target: &Path) -> Result<()> {
     if std::fs::read_link(&shim).is_ok_and(|old| old == target) {
         return Ok(());
     }
-    let tmp = temp_path_for(&shim);
-    std::os::unix::fs::symlink(target, &tmp).map_err(Error::io(&tmp))?;
-    if let Err(e) = std::fs::rename(&tmp, &shim) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Io {
-            path: shim,
-            source: e,
-        });
-    }
-    sync_dir(&shims)
+    replace_with(&shim, |tmp| std::os::unix::fs::symlink(target, tmp))
 }

@@ -114,11 +114,42 @@ pub fn default_root() -> Option<PathBuf> {
     Some(xdg_dir("XDG_DATA_HOME", ".local/share")?.join("fatbin"))
 }
 
-/// An XDG base directory: `$VAR` when set and not empty, else `$HOME/HOME_DEFAULT`; `None`
-/// when neither is set.
+/// An XDG base directory: `$VAR` when it is an absolute path, else `$HOME/HOME_DEFAULT`;
+/// `None` when neither is usable. The XDG Base Directory specification says a relative value
+/// is invalid and must be ignored (it would name a different directory in every working
+/// directory), and so is a relative HOME here.
 pub fn xdg_dir(var: &str, home_default: &str) -> Option<PathBuf> {
-    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    non_empty(var)
-        .map(PathBuf::from)
-        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(home_default)))
+    xdg_dir_from(
+        std::env::var_os(var).as_deref(),
+        std::env::var_os("HOME").as_deref(),
+        home_default,
+    )
+}
+
+fn xdg_dir_from(
+    value: Option<&std::ffi::OsStr>,
+    home: Option<&std::ffi::OsStr>,
+    home_default: &str,
+) -> Option<PathBuf> {
+    let absolute = |v: &std::ffi::OsStr| Path::new(v).is_absolute().then(|| PathBuf::from(v));
+    value
+        .and_then(absolute)
+        .or_else(|| home.and_then(absolute).map(|h| h.join(home_default)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xdg_dirs_ignore_empty_and_relative_values() {
+        let os = |s: &'static str| Some(std::ffi::OsStr::new(s));
+        let dir = |v, h| xdg_dir_from(v, h, ".cache");
+        assert_eq!(dir(os("/x"), os("/h")), Some(PathBuf::from("/x")));
+        assert_eq!(dir(os(""), os("/h")), Some(PathBuf::from("/h/.cache")));
+        assert_eq!(dir(os("rel"), os("/h")), Some(PathBuf::from("/h/.cache")));
+        assert_eq!(dir(None, os("/h")), Some(PathBuf::from("/h/.cache")));
+        assert_eq!(dir(None, os("")), None);
+        assert_eq!(dir(os("rel"), os("home")), None);
+    }
 }

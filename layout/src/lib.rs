@@ -15,6 +15,7 @@
 
 pub mod arch;
 pub mod error;
+pub mod exit;
 pub mod fsutil;
 pub mod identify;
 pub mod install;

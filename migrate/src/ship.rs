@@ -11,9 +11,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use super::nodes::Node;
-use super::quote::{push_quoted, push_remote_path};
-use super::ssh::{Seat, Ssh};
+use crate::nodes::Node;
+use crate::quote::{push_quoted, push_remote_path};
+use crate::ssh::{Seat, Ssh};
 
 /// The record of what was shipped where.
 #[derive(Debug)]
@@ -58,7 +58,8 @@ impl Shipped {
                 .filter(|l| *l != want.trim_end())
                 .map(|l| format!("{l}\n"))
                 .collect();
-            let _ = std::fs::write(&self.path, kept);
+            // Atomic: a concurrent run reading the record never sees it cut short.
+            let _ = fatbin_layout::fsutil::write_atomic(&self.path, kept.as_bytes(), 0o600);
         }
     }
 }
@@ -124,7 +125,7 @@ pub fn ship(ssh: &Ssh, node: &Node, seat: &Seat, binary: &Path, sha: &str) -> Re
             "shipping {} to `{}` failed: {}",
             binary.display(),
             node.name,
-            super::ssh::last_line(&out.stderr).unwrap_or_else(|| out.status.to_string())
+            crate::ssh::last_line(&out.stderr).unwrap_or_else(|| out.status.to_string())
         ))
     }
 }

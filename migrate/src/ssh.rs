@@ -20,18 +20,21 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::nodes::{home_dir, Node, Settings};
+use fatbin_layout::fsutil::{self, LockMode};
 
+use crate::nodes::{Node, Settings};
+
+/// sshd's default `MaxSessions`: sessions one connection may carry.
+const SSHD_MAX_SESSIONS: usize = 10;
 /// Sessions a run may hold on one master at once: its own, plus one to forward a signal.
-pub const SESSIONS_PER_SEAT: usize = 2;
-/// Seats per master: 5 x 2 = 10 = sshd's default MaxSessions.
-pub const SEATS_PER_MASTER: usize = 5;
+const SESSIONS_PER_SEAT: usize = 2;
+/// Seats per master: 10 / 2 = 5.
+const SEATS_PER_MASTER: usize = SSHD_MAX_SESSIONS / SESSIONS_PER_SEAT;
 /// Masters per node before we give up and run without multiplexing.
 const MAX_MASTERS: usize = 8;
 
@@ -184,7 +187,7 @@ impl Ssh {
             return;
         }
         let mut touch = b": > ".to_vec();
-        super::quote::push_quoted(&mut touch, proof.as_os_str().as_encoded_bytes());
+        crate::quote::push_quoted(&mut touch, proof.as_os_str().as_encoded_bytes());
         // ssh expands %-tokens in LocalCommand: keep a literal % literal.
         let touch = String::from_utf8_lossy(&touch).replace('%', "%%");
         // This ssh may stay as the background master for ControlPersist seconds: keep it out of
@@ -205,7 +208,7 @@ impl Ssh {
     pub fn open_master(&self, node: &Node, seat: &mut Seat) -> Result<(), String> {
         // Serialise opening a master, so two cold runs do not both start one on this path.
         let socket = &seat.socket;
-        let guard = lock_file(&with_suffix(socket, ".master"), libc::LOCK_EX)?;
+        let guard = lock_file(&with_suffix(socket, ".master"))?;
         match master_state(socket) {
             MasterState::Alive => {
                 seat.warm = true;
@@ -251,9 +254,10 @@ pub struct Seat {
 fn take_seat(socket: &Path) -> Result<Option<File>, String> {
     for seat in 0..SEATS_PER_MASTER {
         let path = with_suffix(socket, &format!(".seat{seat}"));
-        let file = open_lock(&path)?;
-        // SAFETY: flock on an fd we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        let file = fsutil::open_lock(&path).map_err(|e| format!("cannot open lock {e}"))?;
+        if fsutil::try_lock(&file, LockMode::Exclusive)
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))?
+        {
             return Ok(Some(file));
         }
     }
@@ -261,7 +265,7 @@ fn take_seat(socket: &Path) -> Result<Option<File>, String> {
 }
 
 /// How many seats of `node`'s masters other runs hold now (the local load measure).
-pub fn busy_seats(ssh: &Ssh, node: &Node) -> usize {
+pub(crate) fn busy_seats(ssh: &Ssh, node: &Node) -> usize {
     let mut busy = 0;
     for index in 0..MAX_MASTERS {
         let socket = ssh.socket(node, index);
@@ -273,8 +277,7 @@ pub fn busy_seats(ssh: &Ssh, node: &Node) -> usize {
             let Ok(file) = File::open(&path) else {
                 continue;
             };
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0 {
+            if matches!(fsutil::try_lock(&file, LockMode::Shared), Ok(false)) {
                 busy += 1;
             }
         }
@@ -282,29 +285,9 @@ pub fn busy_seats(ssh: &Ssh, node: &Node) -> usize {
     busy
 }
 
-fn open_lock(path: &Path) -> Result<File, String> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| format!("cannot open lock {}: {e}", path.display()))
-}
-
-/// Opens (creating) `path` and takes a blocking flock of `kind` on it.
-pub fn lock_file(path: &Path, kind: libc::c_int) -> Result<File, String> {
-    let file = open_lock(path)?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), kind) } == 0 {
-            return Ok(file);
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("cannot lock {}: {e}", path.display()));
-        }
-    }
+/// Opens (creating) `path` and waits for an exclusive lock on it.
+pub(crate) fn lock_file(path: &Path) -> Result<File, String> {
+    fsutil::lock_file(path, LockMode::Exclusive).map_err(|e| format!("cannot lock {e}"))
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -355,13 +338,9 @@ pub fn runtime_base() -> Result<PathBuf, String> {
 }
 
 /// `$XDG_CACHE_HOME/fatbin` (default `~/.cache/fatbin`): down nodes, shipped binaries, counters.
-pub fn cache_base() -> Result<PathBuf, String> {
-    let base = match std::env::var_os("XDG_CACHE_HOME").filter(|d| Path::new(d).is_absolute()) {
-        Some(d) => PathBuf::from(d),
-        None => home_dir()
-            .ok_or("neither XDG_CACHE_HOME nor HOME is set: nowhere to keep ssh sockets")?
-            .join(".cache"),
-    };
+pub(crate) fn cache_base() -> Result<PathBuf, String> {
+    let base = fatbin_layout::xdg_dir("XDG_CACHE_HOME", ".cache")
+        .ok_or("neither XDG_CACHE_HOME nor HOME is set: nowhere to keep ssh sockets")?;
     private_dir(&base.join("fatbin"))
 }
 

@@ -1,19 +1,19 @@
 //! `fatbin nodes …`: list, add, remove, probe and check the nodes of the inventory.
+//!
+//! The command line and what it prints; the inventory and the connections to the nodes are
+//! the migration crate's ([`fatbin_migrate::nodes`], [`fatbin_migrate::probe`]).
 
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use fatbin_layout::{Arch, SlotName};
-
-use super::faults::Faults;
-use super::nodes::{
+use fatbin_layout::exit::EXIT_USAGE as EXIT_CONFIG;
+use fatbin_layout::SlotName;
+use fatbin_migrate::nodes::{
     destination_problem, node_name_problem, Inventory, Node, NodeEntry, NodesFile, Paths, Source,
 };
-use super::ssh::{self, Ssh};
-use super::EXIT_CONFIG;
+use fatbin_migrate::probe::{Probed, Prober, RootSeen};
+
 use crate::args::{ArgError, Flag, Operands, Parsed, Spec, Table};
 
 const LAYOUT: Flag = Flag::value(
@@ -110,6 +110,8 @@ const EXIT_NODE_FAILED: i32 = 1;
 
 /// Runs `fatbin nodes ARGS`; returns the exit status.
 pub fn main(args: &[OsString], shim_root: Option<PathBuf>) -> i32 {
+    // Probing relays ssh's output, where a closed pipe must be an error to handle, not death.
+    fatbin_migrate::ignore_sigpipe();
     match dispatch(args, shim_root) {
         Ok(code) => code,
         Err(message) => {
@@ -350,100 +352,13 @@ fn selected<'i>(inv: &'i Inventory, name: Option<&str>) -> Result<Vec<&'i Node>,
     }
 }
 
-/// Runs `script` on `node` over its master; returns stdout, or why it failed.
-fn remote_output(ssh: &Ssh, node: &Node, script: &str) -> Result<String, String> {
-    let seat = ssh.connect(node)?;
-    let mut cmd = ssh.command(node, &seat.socket);
-    cmd.args(["-o", "ControlMaster=no", "-n", "-T"]);
-    Ssh::destination(&mut cmd, node).arg(script);
-    let out = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .output()
-        .map_err(|e| format!("cannot run ssh: {e}"))?;
-    if !out.status.success() {
-        return Err(
-            ssh::last_line(&out.stderr).unwrap_or_else(|| format!("exited with {}", out.status))
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// What the node's processor runs: `uname -m`, CPU flags, and qemu registrations in its
-/// binfmt_misc (a node may run other architectures through qemu-user).
-const PROBE_SCRIPT: &str = "uname -m; grep -m1 -E '^(flags|Features)' /proc/cpuinfo; \
-    for f in /proc/sys/fs/binfmt_misc/qemu-*; do [ -f \"$f\" ] && \
-    grep -qx enabled \"$f\" && echo \"binfmt ${f##*/}\"; done; true";
-
-/// The slots a node runs according to the probe's output, best first.
-pub fn slots_from_probe(text: &str) -> Result<(String, Vec<SlotName>), String> {
-    let mut lines = text.lines();
-    let machine = lines.next().unwrap_or("").trim();
-    let arch = Arch::from_uname(machine).ok_or_else(|| format!("unknown machine `{machine}`"))?;
-    let mut flags: Vec<&str> = Vec::new();
-    let mut emulated: Vec<Arch> = Vec::new();
-    for line in lines {
-        if let Some(list) = line
-            .split_once(':')
-            .filter(|_| line.starts_with("flags") || line.starts_with("Features"))
-        {
-            flags = list.1.split_whitespace().collect();
-        } else if let Some(q) = line.strip_prefix("binfmt qemu-") {
-            if let Some(a) = Arch::ALL.into_iter().find(|a| a.qemu_name() == q.trim()) {
-                emulated.push(a);
-            }
-        }
-    }
-    let mut slots = Vec::new();
-    let mut summary = arch.to_string();
-    if arch == Arch::X86_64 {
-        let level = fatbin_layout::slot::x86_64_level_of(|f| flags.contains(&cpuinfo_name(f)));
-        summary.push_str(&format!(", level x86-64-v{level}"));
-        for l in (2..=level).rev() {
-            slots.push(SlotName {
-                arch,
-                level: Some(l),
-            });
-        }
-    }
-    if arch != Arch::X86_64 && !flags.is_empty() {
-        // aarch64 and others: the kernel's HWCAP names, for the admin to read.
-        summary.push_str(&format!(", features: {}", flags.join(" ")));
-    }
-    slots.push(SlotName::baseline(arch));
-    for other in arch.also_runs() {
-        slots.push(SlotName::baseline(*other));
-    }
-    for a in emulated {
-        let s = SlotName::baseline(a);
-        if !slots.contains(&s) {
-            summary.push_str(&format!(", {a} through qemu (binfmt_misc)"));
-            slots.push(s);
-        }
-    }
-    Ok((summary, slots))
-}
-
-/// /proc/cpuinfo's name for a Rust target feature of the x86-64 levels.
-fn cpuinfo_name(feature: &str) -> &str {
-    match feature {
-        "cmpxchg16b" => "cx16",
-        "sse3" => "pni",
-        "sse4.1" => "sse4_1",
-        "sse4.2" => "sse4_2",
-        "lzcnt" => "abm",
-        other => other,
-    }
-}
-
 fn probe(paths: &Paths, name: Option<&str>, save: bool) -> Result<i32, String> {
     let inv = Inventory::load(paths)?;
-    let ssh = Ssh::new(&inv.settings)?;
+    let prober = Prober::new(&inv)?;
     let mut code = 0;
     for node in selected(&inv, name)? {
-        match remote_output(&ssh, node, PROBE_SCRIPT).and_then(|t| slots_from_probe(&t)) {
-            Ok((summary, slots)) => {
+        match prober.probe(node) {
+            Ok(Probed { summary, slots }) => {
                 let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
                 println!("{}: {summary}; runs slots {}", node.name, names.join(", "));
                 if save {
@@ -467,44 +382,26 @@ fn probe(paths: &Paths, name: Option<&str>, save: bool) -> Result<i32, String> {
 
 fn check(paths: &Paths, root: Option<&std::path::Path>, name: Option<&str>) -> Result<i32, String> {
     let inv = Inventory::load(paths)?;
-    let ssh = Ssh::new(&inv.settings)?;
-    let faults = Faults::new(&ssh::cache_base()?);
+    let prober = Prober::new(&inv)?;
     let mut code = 0;
     for node in selected(&inv, name)? {
-        let script = match (node.entry.shared, root) {
-            (true, Some(root)) => {
-                let mut s = b"if [ -d ".to_vec();
-                let bin = fatbin_layout::Layout::new(node.root_on_node(root)).bin_dir();
-                super::quote::push_quoted(&mut s, bin.as_os_str().as_bytes());
-                s.extend_from_slice(b" ]; then echo root-ok; else echo root-missing; fi");
-                String::from_utf8_lossy(&s).into_owned()
-            }
-            _ => "echo reachable".to_owned(),
-        };
-        match remote_output(&ssh, node, &script) {
-            Ok(out) => {
-                faults.mark_up(&node.name);
-                let root_note = match out.trim() {
-                    "root-ok" => format!(
-                        ", ROOT visible at {}",
-                        node.root_on_node(root.unwrap_or("/".as_ref())).display()
-                    ),
-                    "root-missing" => {
+        match prober.check(node, root) {
+            Ok(seen) => {
+                let root_note = match seen {
+                    RootSeen::Visible(path) => format!(", ROOT visible at {}", path.display()),
+                    RootSeen::Missing(path) => {
                         code = EXIT_NODE_FAILED;
                         format!(
                             ", but ROOT is not at {} there (set `root`, or `shared = false`)",
-                            node.root_on_node(root.unwrap_or("/".as_ref())).display()
+                            path.display()
                         )
                     }
-                    _ if !node.entry.shared => {
-                        format!(", binaries shipped to {}", node.cache_on_node())
-                    }
-                    _ => String::new(),
+                    RootSeen::Shipped(cache) => format!(", binaries shipped to {cache}"),
+                    RootSeen::Unknown => String::new(),
                 };
                 println!("{}: reachable{root_note}", node.name);
             }
             Err(why) => {
-                faults.mark_down(&node.name, &why);
                 println!("{}: unreachable: {why}", node.name);
                 code = EXIT_NODE_FAILED;
             }
@@ -596,29 +493,12 @@ mod tests {
     #[test]
     fn the_docs_show_the_usage_the_help_prints() {
         let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let docs = words(include_str!("../../../docs/migration.md"));
+        let docs = words(include_str!("../../docs/migration.md"));
         let help = TABLE.help();
         let usage = help.split("\n\nCommands:").next().unwrap();
         for line in words(usage).split("fatbin nodes ").skip(1) {
             let line = format!("fatbin nodes {}", line.trim());
             assert!(docs.contains(&line), "docs/migration.md lacks `{line}`");
         }
-    }
-
-    #[test]
-    fn probe_output_to_slots() {
-        let text =
-            "x86_64\nflags\t\t: fpu cx16 pni sse4_1 sse4_2 ssse3 popcnt\nbinfmt qemu-aarch64\n";
-        let (summary, slots) = slots_from_probe(text).unwrap();
-        let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
-        assert_eq!(names, ["x86_64-v2", "x86_64", "i686", "aarch64"]);
-        assert!(
-            summary.contains("v2") && summary.contains("qemu"),
-            "{summary}"
-        );
-        let (summary, slots) = slots_from_probe("aarch64\nFeatures\t: fp asimd\n").unwrap();
-        assert!(summary.ends_with("features: fp asimd"), "{summary}");
-        assert_eq!(slots[0].to_string(), "aarch64");
-        assert!(slots_from_probe("pdp11\n").is_err());
     }
 }

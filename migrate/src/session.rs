@@ -20,9 +20,9 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::nodes::Node;
-use super::remote::{kill_script, EXIT, FAIL, MARK, START};
-use super::ssh::{last_line, Seat, Ssh};
+use crate::nodes::Node;
+use crate::remote::{kill_script, EXIT, FAIL, MARK, START};
+use crate::ssh::{last_line, Seat, Ssh};
 
 /// How the local standard streams look, which decides `-n`, `-T`/`-tt` and process groups.
 #[derive(Debug, Clone, Copy)]

@@ -1,33 +1,42 @@
-//! Migration: running a request on another node over OpenSSH when this host can run no slot.
+//! fatbin-migrate: running a request on another node when this host can run no slot of it.
 //!
-//! The route: pick the nodes of the inventory ([`nodes`]) that run the best slot they can,
-//! order equally good ones by the balancing policy ([`balance`]) and skip those recently found
-//! down ([`faults`]); open or reuse a master connection ([`ssh`]); copy the binary first when the
-//! node lacks the shared ROOT ([`ship`]); run the quoted wrapper ([`remote`], [`quote`]) and
-//! relay its streams, status and signals ([`session`]); failures are worded in `messages`.
-//! `fatbin nodes …` is [`cli`].
+//! The interface is small: a [`Request`] (the program, its manifest, its slots best first, the
+//! command line), an [`Engine`] (the route the request takes: today [`Engine::Ssh`], the nodes
+//! of the inventory over OpenSSH; a scheduler such as Slurm goes beside it), and the result of
+//! [`Engine::run`]: the exit status the launcher exits with, or one [`Error`] that carries its
+//! own. The node inventory ([`nodes`]) is public because `fatbin nodes` edits it, and
+//! [`probe::Prober`] asks nodes what they run.
 //!
-//! Exit statuses (docs/migration.md): the program's own (128+N after signal N);
-//! [`EXIT_TRANSPORT`] (255) with a `fatbin:` message when no node could be reached or the
-//! connection was lost; 127 when no node runs any slot or the binary is missing on the node;
-//! 126 when the caller's directory does not exist there; 2 for a bad inventory.
+//! The ssh route: pick the nodes of the inventory ([`nodes`]) that run the best slot they can,
+//! order equally good ones by the balancing policy (`balance`) and skip those recently found
+//! down (`faults`); open or reuse a master connection (`ssh`); copy the binary first when the
+//! node lacks the shared ROOT (`ship`); run the quoted wrapper (`remote`, `quote`) and relay
+//! its streams, status and signals (`session`); failures are worded in `messages`.
+//!
+//! Exit statuses (docs/migration.md; the numbers live in `fatbin_layout::exit`): the program's
+//! own (128+N after signal N); [`EXIT_TRANSPORT`] (255) with a `fatbin:` message when no node
+//! could be reached or the connection was lost; 127 when no node runs any slot or the binary is
+//! missing on the node; 126 when the caller's directory does not exist there; 2 for a bad
+//! inventory.
 
-pub mod balance;
-pub mod cli;
-pub mod faults;
+mod balance;
+mod faults;
 mod messages;
 pub mod nodes;
-pub mod quote;
-pub mod remote;
-pub mod session;
-pub mod ship;
-pub mod ssh;
+pub mod probe;
+mod quote;
+mod remote;
+mod session;
+mod ship;
+mod ssh;
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+pub use fatbin_layout::exit::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRANSPORT, EXIT_USAGE};
 use fatbin_layout::{Manifest, SlotName};
 
 use self::balance::Policy;
@@ -37,17 +46,8 @@ use self::nodes::{Inventory, Node, Paths};
 use self::session::{Ended, NotStarted, Terminal};
 use self::ssh::Ssh;
 
-/// ssh's own status for "could not connect"; ours for every transport failure.
-pub const EXIT_TRANSPORT: i32 = 255;
-/// No node runs a slot of the program, or the binary is not on the node.
-pub const EXIT_NOT_FOUND: i32 = 127;
-/// The caller's working directory does not exist on the node.
-pub const EXIT_CANNOT_EXECUTE: i32 = 126;
-/// The inventory or a migration setting is invalid.
-pub const EXIT_CONFIG: i32 = 2;
-
 /// Variables forwarded to the remote program besides those named in `FATBIN_ENV`.
-pub const ENV_ALLOWLIST: [&str; 6] = ["LANG", "LANGUAGE", "TZ", "COLORTERM", "NO_COLOR", "TERM"];
+const ENV_ALLOWLIST: [&str; 6] = ["LANG", "LANGUAGE", "TZ", "COLORTERM", "NO_COLOR", "TERM"];
 
 /// A request to run `program` somewhere else.
 #[derive(Debug)]
@@ -63,36 +63,98 @@ pub struct Request<'a> {
     pub args: &'a [OsString],
 }
 
-/// A failure with its exit status.
+/// The route a migrated request takes: the engine that finds a node and runs it there.
+///
+/// Every engine follows the same rules (docs/migration.md): same streams, exit status and
+/// signals as a local run, and a request never runs twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// The nodes of the inventory (`nodes.toml`), over the system's OpenSSH client.
+    Ssh,
+}
+
+impl Engine {
+    /// The name `FATBIN_FALLBACK` and `which --explain` use for the route.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Ssh => "nodes",
+        }
+    }
+
+    /// Whether the route is configured for the layout at `root` (cheap: a stat per inventory
+    /// file, so the launcher can ask it on every run that needs a fallback).
+    pub fn is_configured(self, root: &Path) -> bool {
+        match self {
+            Engine::Ssh => Paths::new(Some(root)).any_exists(),
+        }
+    }
+
+    /// Runs the request on a node that can run one of its slots: `Ok` with the program's exit
+    /// status (128+N after signal N), or the failure with the status to exit with.
+    pub fn run(self, req: &Request<'_>) -> Result<i32, Error> {
+        ignore_sigpipe();
+        match self {
+            Engine::Ssh => run_ssh(req),
+        }
+    }
+
+    /// Writes the lines `fatbin which PROG --explain` shows for this route.
+    pub fn explain(self, req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+        match self {
+            Engine::Ssh => explain_ssh(req, out),
+        }
+    }
+}
+
+/// A failed migration: what happened, in words for the user, and the exit status for it.
 #[derive(Debug)]
-struct Failure {
+pub struct Error {
     code: i32,
     message: String,
 }
 
-fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Failure> {
-    Err(Failure {
-        code,
-        message: message.into(),
-    })
-}
-
-/// Whether any node is configured at all (cheap: used to decide whether migration is a fallback).
-pub fn has_nodes(root: &Path) -> bool {
-    Paths::new(Some(root)).any_exists()
-}
-
-/// Runs the request on a node that can run one of its slots and returns the exit status the
-/// launcher must exit with (see docs/migration.md for transport failures).
-pub fn run(req: &Request<'_>) -> i32 {
-    ignore_sigpipe();
-    match try_run(req) {
-        Ok(code) => code,
-        Err(f) => {
-            let _ = writeln!(std::io::stderr(), "fatbin: {}", f.message);
-            f.code
+impl Error {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
         }
     }
+
+    /// A bad inventory, setting or `fatbin nodes` argument.
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(EXIT_USAGE, message)
+    }
+
+    /// The exit status for this failure (one of `fatbin_layout::exit`).
+    pub fn exit_code(&self) -> i32 {
+        self.code
+    }
+
+    /// Prints `fatbin: MESSAGE` on stderr and returns the exit status.
+    pub fn report(self) -> i32 {
+        let _ = writeln!(std::io::stderr(), "fatbin: {}", self.message);
+        self.code
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.message
+    }
+}
+
+fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Error> {
+    Err(Error::new(code, message))
 }
 
 /// Nodes to try with the slot each runs, best first; and the nodes skipped as down.
@@ -108,9 +170,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn load(root: &Path) -> Result<Plan, Failure> {
-        let inventory =
-            Inventory::load(&Paths::new(Some(root))).or_else(|e| fail(EXIT_CONFIG, e))?;
+    fn load(root: &Path) -> Result<Plan, Error> {
+        let inventory = Inventory::load(&Paths::new(Some(root)))?;
         let policy = match std::env::var("FATBIN_BALANCE") {
             Ok(p) if !p.is_empty() => Policy::parse(&p),
             _ => Policy::parse(
@@ -121,8 +182,8 @@ impl Plan {
                     .unwrap_or("round-robin"),
             ),
         }
-        .or_else(|e| fail(EXIT_CONFIG, e))?;
-        let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_CONFIG, e))?;
+        .or_else(|e| fail(EXIT_USAGE, e))?;
+        let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_USAGE, e))?;
         let faults = Faults::new(&cache_dir);
         Ok(Plan {
             inventory,
@@ -155,7 +216,7 @@ impl Plan {
     }
 }
 
-fn try_run(req: &Request<'_>) -> Result<i32, Failure> {
+fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     let plan = Plan::load(req.root)?;
     let ssh_client = Ssh::new(&plan.inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
     let (candidates, skipped) = plan.candidates(req.slots, Some(&ssh_client), true);
@@ -289,7 +350,7 @@ fn binary_on_node(
     ssh_client: &Ssh,
     seat: &ssh::Seat,
     shipped: &ship::Shipped,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<Vec<u8>, Error> {
     let layout = fatbin_layout::Layout::new(node.root_on_node(req.root));
     if node.entry.shared {
         return Ok(layout
@@ -359,11 +420,10 @@ fn forwarded_env(argv0: &OsStr, tty: bool) -> Vec<(String, OsString)> {
     env
 }
 
-/// Writes the lines `fatbin which PROG --explain` shows for the migration route.
-pub fn explain(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let plan = match Plan::load(req.root) {
         Ok(plan) => plan,
-        Err(f) => return writeln!(out, "  migration: unavailable: {}", f.message),
+        Err(e) => return writeln!(out, "  migration: unavailable: {e}"),
     };
     if plan.inventory.nodes.is_empty() {
         return writeln!(
@@ -411,16 +471,10 @@ pub fn explain(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `fatbin nodes ...`: manage and probe the node inventory. Returns the exit status.
-/// `shim_root` is ROOT as found from the shim the launcher was started through, if any.
-pub fn nodes_main(args: &[OsString], shim_root: Option<std::path::PathBuf>) -> i32 {
-    ignore_sigpipe();
-    cli::main(args, shim_root)
-}
-
-/// The launcher keeps SIGPIPE at its default for the programs it execs; a migration relays
-/// streams and feeds ssh, where a closed pipe must be an error to handle, not death.
-fn ignore_sigpipe() {
+/// The launcher keeps SIGPIPE at its default for the programs it execs; a migration (and
+/// `fatbin nodes`, which runs ssh too) relays streams and feeds ssh, where a closed pipe must
+/// be an error to handle, not death. [`Engine::run`] calls it itself.
+pub fn ignore_sigpipe() {
     // SAFETY: setting a signal disposition has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }

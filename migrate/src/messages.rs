@@ -4,10 +4,10 @@ use std::path::Path;
 
 use fatbin_layout::SlotName;
 
-use super::faults::{self, Down};
-use super::nodes::{Inventory, Node};
-use super::session::NotStarted;
-use super::{Request, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRANSPORT};
+use crate::faults::{self, Down};
+use crate::nodes::{Inventory, Node};
+use crate::session::NotStarted;
+use crate::{Request, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRANSPORT};
 
 /// No node in the inventory runs any slot of the program.
 pub fn no_node_message(req: &Request<'_>, inv: &Inventory) -> String {

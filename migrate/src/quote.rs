@@ -19,13 +19,6 @@ pub fn push_quoted(out: &mut Vec<u8>, word: &[u8]) {
     out.push(b'\'');
 }
 
-/// `word`, single-quoted.
-pub fn quoted(word: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(word.len() + 2);
-    push_quoted(&mut out, word);
-    out
-}
-
 /// A path on the node as a shell word: `~/x` becomes `"$HOME"/'x'` so the remote shell
 /// expands the home directory (a quoted `~` would not be), anything else is quoted whole.
 pub fn push_remote_path(out: &mut Vec<u8>, path: &[u8]) {
@@ -100,6 +93,12 @@ mod tests {
             expected.push(0);
         }
         assert_eq!(through_sh(&words), expected);
+    }
+
+    fn quoted(word: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_quoted(&mut out, word);
+        out
     }
 
     #[test]

@@ -63,7 +63,7 @@ impl Faults {
 
     fn update(&self, change: impl FnOnce(&mut Vec<Down>)) {
         let lock = self.path.with_extension("lock");
-        let Ok(_guard) = super::ssh::lock_file(&lock, libc::LOCK_EX) else {
+        let Ok(_guard) = crate::ssh::lock_file(&lock) else {
             return;
         };
         let mut all = self.read();
@@ -79,10 +79,8 @@ impl Faults {
                 format!("{}\t{}\t{}\n", d.name, d.since, reason)
             })
             .collect();
-        let tmp = fatbin_layout::fsutil::temp_path_for(&self.path);
-        if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        // Best effort: a lost mark only costs the next run one connect timeout.
+        let _ = fatbin_layout::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600);
     }
 
     /// Remembers that `name` could not be reached, and why.

@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Why each part is there:
-//! - every word is single-quoted ([`super::quote`]): arguments are data, never code;
+//! - every word is single-quoted ([`crate::quote`]): arguments are data, never code;
 //! - the markers (lines starting with the ASCII record separator, 0x1e, on stderr) tell the
 //!   launcher that the program is about to start and, at the end, its exit status, so that a
 //!   program exiting 255 is never mistaken for ssh's own 255, and `128+N` after a signal is
@@ -46,7 +46,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
-use super::quote::{push_quoted, push_remote_path};
+use crate::quote::{push_quoted, push_remote_path};
 
 /// The marker byte that starts a wrapper line (ASCII RS: never in normal text output).
 pub const MARK: u8 = 0x1e;

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use fatbin_layout::SlotName;
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
+
 /// Where a node definition came from, highest precedence first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Source {
@@ -127,51 +129,49 @@ fn is_default(s: &Settings) -> bool {
 
 impl NodesFile {
     /// Reads a nodes file; a missing file is an empty one.
-    pub fn read(path: &Path) -> Result<NodesFile, String> {
+    pub fn read(path: &Path) -> Result<NodesFile, Error> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodesFile::default()),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(Error::usage(format!("cannot read {}: {e}", path.display()))),
         };
         let file: NodesFile = toml::from_str(&text).map_err(|e| {
-            format!(
+            Error::usage(format!(
                 "{} is not a valid nodes file: {}",
                 path.display(),
                 e.message()
-            )
+            ))
         })?;
         for (name, entry) in &file.nodes {
             if let Some(why) = node_name_problem(name) {
-                return Err(format!("{}: node name `{name}`: {why}", path.display()));
+                return Err(Error::usage(format!(
+                    "{}: node name `{name}`: {why}",
+                    path.display()
+                )));
             }
             if let Some(why) = destination_problem(&entry.ssh) {
-                return Err(format!(
+                return Err(Error::usage(format!(
                     "{}: node `{name}`: ssh = {:?}: {why}",
                     path.display(),
                     entry.ssh
-                ));
+                )));
             }
         }
         Ok(file)
     }
 
-    /// Writes the file atomically (temporary file + rename), creating its directory.
-    pub fn write(&self, path: &Path) -> Result<(), String> {
+    /// Writes the file atomically and durably, creating its directory.
+    pub fn write(&self, path: &Path) -> Result<(), Error> {
         let text = format!(
             "# fatbin nodes: see docs/migration.md. `fatbin nodes add/remove` rewrite this file.\n{}",
-            toml::to_string(self).map_err(|e| format!("cannot write nodes: {e}"))?
+            toml::to_string(self).map_err(|e| Error::usage(format!("cannot write nodes: {e}")))?
         );
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                .map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let tmp = fatbin_layout::fsutil::temp_path_for(path);
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                format!("cannot write {}: {e}", path.display())
-            })
+        fatbin_layout::fsutil::write_atomic(path, text.as_bytes(), 0o644)
+            .map_err(|e| Error::usage(format!("cannot write {e}")))
     }
 }
 
@@ -282,17 +282,8 @@ impl Paths {
 }
 
 /// `$XDG_CONFIG_HOME` or `~/.config`.
-pub fn user_config_dir() -> Option<PathBuf> {
-    match std::env::var_os("XDG_CONFIG_HOME") {
-        Some(d) if Path::new(&d).is_absolute() => Some(PathBuf::from(d)),
-        _ => home_dir().map(|h| h.join(".config")),
-    }
-}
-
-pub fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| Path::new(h).is_absolute())
-        .map(PathBuf::from)
+fn user_config_dir() -> Option<PathBuf> {
+    fatbin_layout::xdg_dir("XDG_CONFIG_HOME", ".config")
 }
 
 /// The merged inventory.
@@ -303,7 +294,7 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn load(paths: &Paths) -> Result<Inventory, String> {
+    pub fn load(paths: &Paths) -> Result<Inventory, Error> {
         let mut inv = Inventory::default();
         for (source, path) in paths.in_order() {
             let file = NodesFile::read(path)?;
@@ -378,7 +369,8 @@ mod tests {
         ] {
             let p = write(dir.path(), "n.toml", text);
             let err = NodesFile::read(&p).unwrap_err();
-            assert!(err.contains(needle), "{text}: {err}");
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+            assert_eq!(err.exit_code(), crate::EXIT_USAGE);
         }
     }
 

@@ -11,8 +11,8 @@
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use super::nodes::Node;
-use super::ssh::{busy_seats, lock_file, Ssh};
+use crate::nodes::Node;
+use crate::ssh::{busy_seats, lock_file, Ssh};
 
 /// A balancing policy, from `[settings] balance` or `FATBIN_BALANCE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +92,7 @@ fn next_counter(cache_dir: &Path, key: &str, advance: bool) -> usize {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let path = cache_dir.join(format!("rr-{hash:016x}"));
-    let Ok(mut file) = lock_file(&path, libc::LOCK_EX) else {
+    let Ok(mut file) = lock_file(&path) else {
         return random() as usize;
     };
     let mut text = String::new();
@@ -110,7 +110,7 @@ fn next_counter(cache_dir: &Path, key: &str, advance: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::nodes::{NodeEntry, Source};
+    use crate::nodes::{NodeEntry, Source};
 
     fn node(name: &str) -> Node {
         Node {
