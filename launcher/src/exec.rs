@@ -12,10 +12,9 @@ use std::path::Path;
 
 use crate::error::{shown, Error, Result};
 
-/// The recursion guard variable: how many launcher runs led to this process.
-pub const DEPTH_VAR: &str = "FATBIN_DEPTH";
-/// More nested launcher runs than this is a loop (recursive `make` is a few levels deep).
-pub const MAX_DEPTH: u32 = 40;
+/// The recursion guard variable and its limit (`fatbin_core::env`, shared with the fast
+/// launcher).
+pub use fatbin_core::env::{DEPTH_VAR, MAX_DEPTH};
 
 extern "C" {
     // The process environment, as the C library keeps it (POSIX `environ`).

@@ -6,19 +6,13 @@
 //! command line of [`cli`]. See docs/launcher.md.
 
 pub mod arena;
-pub mod canonical;
 pub mod check;
 pub mod cli;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-pub mod cpuid;
 pub mod error;
 pub mod exec;
+/// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.
 #[cfg(test)]
 mod fast_agrees;
-/// The `no_std` fast launcher's decision (src/fast), compiled here too so the tests can
-/// compare it with this library's.
-#[path = "fast/pick.rs"]
-pub mod fast_pick;
 pub mod host;
 pub mod invocation;
 pub mod launch;
@@ -31,9 +25,6 @@ pub mod report;
 pub mod select;
 
 use std::ffi::OsString;
-
-// For `fast_pick`, which names it the way the fast launcher does.
-use fatbin_layout::names;
 
 use fatbin_layout::Layout;
 
