@@ -321,6 +321,49 @@ mod tests {
     }
 
     #[test]
+    fn slot_tables_pass_the_layout_rules_or_are_refused() {
+        let sha = "ab".repeat(32);
+        let good = format!(
+            "format = 1\nprogram = \"p\"\n[slots.x86_64-v3]\narch = \"x86_64\"\nbits = 64\n\
+             endian = \"little\"\nlibc = \"glibc\"\nglibc = \"2.34\"\n\
+             features = [\"avx2\"]\nsize = 5\nsha256 = \"{sha}\"\n"
+        );
+        fn slot_of(text: &str) -> Option<SlotFields<'_>> {
+            let mut found = None;
+            read(text, |t| {
+                found = t.slot();
+                Some(())
+            });
+            found
+        }
+        let fields = slot_of(&good).expect("a good table");
+        assert_eq!(fields.slot.to_string(), "x86_64-v3");
+        assert_eq!(
+            (fields.bits, fields.glibc, fields.size),
+            (64, Some((2, 34)), 5)
+        );
+        assert_eq!(fields.features.iter().collect::<Vec<_>>(), ["avx2"]);
+        for (from, to) in [
+            ("bits = 64", "bits = 32"),
+            ("endian = \"little\"", "endian = \"big\""),
+            ("arch = \"x86_64\"", "arch = \"aarch64\""),
+            ("libc = \"glibc\"", "libc = \"bionic\""),
+            ("glibc = \"2.34\"", "glibc = \"two\""),
+            ("size = 5", "size = \"5\""),
+            ("size = 5\n", ""),
+            ("[slots.x86_64-v3]", "[slots.x86_64-v9]"),
+            ("bits = 64", "bits = 64\nbits = 64"),
+            ("bits = 64", "bits = 64\ncolour = \"blue\""),
+        ] {
+            let bad = good.replace(from, to);
+            assert_ne!(bad, good);
+            assert_eq!(slot_of(&bad), None, "accepted:\n{bad}");
+        }
+        let sha_upper = good.replace(&sha, &sha.to_uppercase());
+        assert_eq!(slot_of(&sha_upper), None);
+    }
+
+    #[test]
     fn refuses_other_shapes() {
         for text in [
             "[slots.\"x86_64\"]",

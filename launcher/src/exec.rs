@@ -23,9 +23,8 @@ extern "C" {
 
 /// The depth this launcher run is at, refusing a chain that looks like a loop.
 pub fn enter(program: &str) -> Result<u32> {
-    let depth = std::env::var_os(DEPTH_VAR)
-        .and_then(|v| v.to_str().and_then(|s| s.parse::<u32>().ok()))
-        .unwrap_or(0);
+    let value = std::env::var_os(DEPTH_VAR);
+    let depth = fatbin_core::env::depth(value.as_deref().map(OsStrExt::as_bytes));
     if depth >= MAX_DEPTH {
         return Err(Error::CannotExecute(format!(
             "{program}: the launcher has run {depth} times in one chain of execs ({DEPTH_VAR}), \
