@@ -129,6 +129,44 @@ macro_rules! arches {
         impl Arch {
             /// Every architecture, in table order.
             pub const ALL: [Arch; ARCHES.len()] = [$(Arch::$variant,)*];
+
+            // The facts the fast launcher needs, one `match` each, every arm a constant: the
+            // binary then carries those fields alone, not the whole table (whose many
+            // pointers a static PIE would relocate on every start).
+
+            /// The slot name of this architecture's baseline slot.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Arch::$variant => const { ARCHES[Arch::$variant as usize].slot },)*
+                }
+            }
+
+            /// Pointer width in bits.
+            pub const fn bits(self) -> u8 {
+                match self {
+                    $(Arch::$variant => const { ARCHES[Arch::$variant as usize].bits },)*
+                }
+            }
+
+            pub const fn endian(self) -> Endian {
+                match self {
+                    $(Arch::$variant => const { ARCHES[Arch::$variant as usize].endian },)*
+                }
+            }
+
+            /// The ELF `e_machine` value binaries of this architecture carry.
+            pub const fn elf_machine(self) -> u16 {
+                match self {
+                    $(Arch::$variant => const { ARCHES[Arch::$variant as usize].elf_machine },)*
+                }
+            }
+
+            /// What each CPU level above the baseline adds ([`ArchInfo::levels`]).
+            pub const fn levels(self) -> &'static [&'static [&'static str]] {
+                match self {
+                    $(Arch::$variant => const { ARCHES[Arch::$variant as usize].levels },)*
+                }
+            }
         }
     };
 }
@@ -355,25 +393,6 @@ impl Arch {
         &ARCHES[self as usize]
     }
 
-    /// The slot name of this architecture's baseline slot.
-    pub const fn name(self) -> &'static str {
-        self.info().slot
-    }
-
-    /// Pointer width in bits.
-    pub const fn bits(self) -> u8 {
-        self.info().bits
-    }
-
-    pub const fn endian(self) -> Endian {
-        self.info().endian
-    }
-
-    /// The ELF `e_machine` value binaries of this architecture carry.
-    pub const fn elf_machine(self) -> u16 {
-        self.info().elf_machine
-    }
-
     /// The suffix of Debian's `qemu-<suffix>-static` user-mode emulator (`aarch64`, `arm`).
     pub fn qemu_name(self) -> &'static str {
         let binary = self.info().qemu;
@@ -385,12 +404,12 @@ impl Arch {
 
     /// The highest CPU level a slot of this architecture can name (1: the baseline only).
     pub const fn max_level(self) -> u8 {
-        self.info().levels.len() as u8 + 1
+        self.levels().len() as u8 + 1
     }
 
     /// The target features level `level` needs beyond the baseline (level 1: none).
     pub fn level_features(self, level: u8) -> impl Iterator<Item = &'static str> {
-        let levels = self.info().levels;
+        let levels = self.levels();
         let upto = usize::from(level.max(1) - 1).min(levels.len());
         levels[..upto].iter().flat_map(|f| f.iter().copied())
     }
@@ -398,7 +417,7 @@ impl Arch {
     /// The highest level whose features are all in `has` (1 when none above the baseline).
     pub fn level_of(self, has: impl Fn(&str) -> bool) -> u8 {
         let mut level = 1;
-        for features in self.info().levels {
+        for features in self.levels() {
             if !features.iter().all(|f| has(f)) {
                 break;
             }
@@ -532,6 +551,12 @@ mod tests {
         assert_eq!(Arch::ALL.len(), ARCHES.len());
         for (i, &arch) in Arch::ALL.iter().enumerate() {
             assert_eq!(arch as usize, i);
+            let info = arch.info();
+            assert_eq!(
+                (arch.name(), arch.bits(), arch.endian(), arch.elf_machine()),
+                (info.slot, info.bits, info.endian, info.elf_machine)
+            );
+            assert_eq!(arch.levels(), info.levels);
             assert_eq!(arch.name().parse::<Arch>(), Ok(arch));
             assert_eq!(arch.to_string(), arch.name());
         }

@@ -77,9 +77,14 @@ impl Slot {
         if let Ok(arch) = s.parse::<Arch>() {
             return Ok(Slot::baseline(arch));
         }
-        let (arch, level) = s
-            .rsplit_once("-v")
+        // `ARCH-vN`, split at the last `-v` (by bytes: a `str` pattern search would add a
+        // kilobyte of searcher code to the fast launcher).
+        let at = s
+            .as_bytes()
+            .windows(2)
+            .rposition(|w| w == b"-v")
             .ok_or_else(|| invalid("not an architecture name"))?;
+        let (arch, level) = (&s[..at], &s[at + 2..]);
         let arch: Arch = arch
             .parse()
             .map_err(|_| invalid("not an architecture name"))?;
