@@ -68,7 +68,7 @@ fn program_json(layout: &Layout, program: &str) -> Result<Value> {
             json!({
                 "slot": slot.to_string(),
                 "target": info.target,
-                "arch": info.arch,
+                "arch": info.arch.name(),
                 "level": slot.level_number(),
                 "cpu": info.cpu,
                 "features": info.features,
@@ -88,10 +88,10 @@ fn program_json(layout: &Layout, program: &str) -> Result<Value> {
 fn elf_json(info: &ElfInfo) -> Value {
     json!({
         "format": "elf",
-        "arch": info.arch,
+        "arch": info.arch.map(|a| a.name()),
         "machine": info.machine,
         "bits": info.bits,
-        "endian": info.endian,
+        "endian": info.endian.name(),
         "libc": info.libc,
         "interpreter": info.interpreter,
         "glibc": info.glibc.map(|v| v.to_string()),

@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use fatbin_layout::{perms, Arch, Endian, Layout, SlotName};
+use fatbin_layout::{perms, Arch, Layout, SlotName};
 
 use crate::error::{io_words, shown, Error, Result};
 
@@ -105,23 +105,8 @@ fn refuse(program: &str, e: fatbin_layout::Error) -> Error {
 }
 
 /// The architecture an ELF header names: `None` when it is not ELF at all, `Err` when it is
-/// an ELF file of an architecture the layout does not know.
+/// an ELF file of an architecture the layout does not know (the rule is `fatbin_core::elf`'s,
+/// which the fast launcher applies too).
 pub fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
-    if header[..4] != *b"\x7fELF" {
-        return None;
-    }
-    let bits = match header[4] {
-        1 => 32,
-        2 => 64,
-        _ => return Some(Err("an ELF file of unknown class".into())),
-    };
-    let (endian, machine) = match header[5] {
-        1 => (Endian::Little, u16::from_le_bytes([header[18], header[19]])),
-        2 => (Endian::Big, u16::from_be_bytes([header[18], header[19]])),
-        _ => return Some(Err("an ELF file of unknown byte order".into())),
-    };
-    Some(
-        Arch::from_elf(machine, bits, endian)
-            .ok_or_else(|| format!("an ELF file for machine {machine} ({bits}-bit)")),
-    )
+    fatbin_core::elf::arch_of(header).map(|found| found.map_err(|e| e.to_string()))
 }

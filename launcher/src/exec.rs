@@ -12,10 +12,9 @@ use std::path::Path;
 
 use crate::error::{shown, Error, Result};
 
-/// The recursion guard variable: how many launcher runs led to this process.
-pub const DEPTH_VAR: &str = "FATBIN_DEPTH";
-/// More nested launcher runs than this is a loop (recursive `make` is a few levels deep).
-pub const MAX_DEPTH: u32 = 40;
+/// The recursion guard variable and its limit (`fatbin_core::env`, shared with the fast
+/// launcher).
+pub use fatbin_core::env::{DEPTH_VAR, MAX_DEPTH};
 
 extern "C" {
     // The process environment, as the C library keeps it (POSIX `environ`).
@@ -24,9 +23,8 @@ extern "C" {
 
 /// The depth this launcher run is at, refusing a chain that looks like a loop.
 pub fn enter(program: &str) -> Result<u32> {
-    let depth = std::env::var_os(DEPTH_VAR)
-        .and_then(|v| v.to_str().and_then(|s| s.parse::<u32>().ok()))
-        .unwrap_or(0);
+    let value = std::env::var_os(DEPTH_VAR);
+    let depth = fatbin_core::env::depth(value.as_deref().map(OsStrExt::as_bytes));
     if depth >= MAX_DEPTH {
         return Err(Error::CannotExecute(format!(
             "{program}: the launcher has run {depth} times in one chain of execs ({DEPTH_VAR}), \

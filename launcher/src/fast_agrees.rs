@@ -1,117 +1,40 @@
-//! The fast launcher's decision (`fast_pick`) against this library's: the same tables, the
-//! same feature answers, and never a different slot.
+//! The fast launcher's decision (`fatbin_core::pick`) against this library's: the same
+//! feature answers, and never a different slot.
+//!
+//! The rules both apply (slot names, the ELF check, the fallback grammar, the trust rule)
+//! are one copy in `fatbin-core`; what differs is the code that decides (the fast path's
+//! canonical reader and first-fit pick against `quick`/`Manifest::parse` and
+//! `select::rank`) and the feature detection (lazy CPUID against std's), so those are
+//! compared here.
 
 use std::path::Path;
 
+use fatbin_core::features::HostFeatures;
+use fatbin_core::pick::pick;
+use fatbin_core::Slot;
 use fatbin_layout::identify::GlibcVersion;
-use fatbin_layout::slot::x86_64_level_features;
-use fatbin_layout::{Arch, Libc, Manifest, SlotInfo, SlotName};
+use fatbin_layout::{Libc, Manifest, SlotInfo, SlotName};
 use proptest::prelude::*;
 
-use crate::fast_pick::{
-    elf_matches, fallback_setting_ok, pick, HostFeatures, LEVEL_FEATURES, SLOTS,
-};
 use crate::host::Host;
 use crate::select;
 
 fn all_slot_names() -> Vec<SlotName> {
-    let mut names: Vec<SlotName> = Arch::ALL.into_iter().map(SlotName::baseline).collect();
-    names.extend((2..=4).map(|level| SlotName {
-        arch: Arch::X86_64,
-        level: Some(level),
-    }));
-    names.sort();
-    names
+    Slot::all().map(SlotName::from).collect()
 }
 
-#[test]
-fn slot_tables_mirror_the_layout() {
-    let names = all_slot_names();
-    assert_eq!(SLOTS.len(), names.len());
-    for name in names {
-        let text = name.to_string();
-        let facts = SLOTS.iter().find(|s| s.name == text).expect("slot missing");
-        let arch = name.arch;
-        assert_eq!(facts.arch, arch.name(), "{text}");
-        assert_eq!(facts.bits, arch.bits(), "{text}");
-        assert_eq!(
-            facts.big_endian,
-            arch.endian() == fatbin_layout::Endian::Big,
-            "{text}"
-        );
-        assert_eq!(facts.elf_machine, arch.elf_machine(), "{text}");
-        assert_eq!(facts.level, name.level_number(), "{text}");
-    }
-    for level in 2..=4u8 {
-        let below: Vec<_> = x86_64_level_features(level - 1).collect();
-        let mut added: Vec<_> = x86_64_level_features(level)
-            .filter(|f| !below.contains(f))
-            .collect();
-        let mut mirrored = LEVEL_FEATURES[usize::from(level) - 2].to_vec();
-        added.sort_unstable();
-        mirrored.sort_unstable();
-        assert_eq!(mirrored, added, "x86-64-v{level}");
-    }
-}
-
-#[test]
-fn fallback_settings_agree() {
-    for value in [
-        "",
-        "nodes",
-        "qemu",
-        "none",
-        "nodes,qemu",
-        " qemu , nodes ",
-        ",,",
-        "ssh",
-        "nodes;qemu",
-        "NODES",
-        "qemu,",
-        "\u{a0}qemu",
-        "nodes,bogus",
-    ] {
-        let full = crate::plan::parse_fallbacks(std::ffi::OsStr::new(value)).is_ok();
-        assert_eq!(fallback_setting_ok(value.as_bytes()), full, "{value:?}");
-    }
-    assert!(!fallback_setting_ok(b"qemu\xff"));
-}
-
-proptest! {
-    /// The fast launcher's ELF check accepts a header exactly when the full launcher's
-    /// (`check::elf_arch`) finds the slot's architecture in it.
-    #[test]
-    fn elf_checks_agree(header in proptest::array::uniform20(any::<u8>()), slot in 0usize..10,
-                        elf in any::<bool>(), machine in 0usize..10) {
-        let mut header = header;
-        if elf {
-            // Mostly real headers: ELF magic, a valid class and byte order, a known machine.
-            header[..4].copy_from_slice(b"\x7fELF");
-            let facts = &SLOTS[machine];
-            header[4] = if facts.bits == 64 { 2 } else { 1 };
-            header[5] = if facts.big_endian { 2 } else { 1 };
-            let m = if facts.big_endian {
-                facts.elf_machine.to_be_bytes()
-            } else {
-                facts.elf_machine.to_le_bytes()
-            };
-            header[18..20].copy_from_slice(&m);
-        }
-        let facts = &SLOTS[slot];
-        let arch: Arch = facts.arch.parse().unwrap();
-        let full = matches!(crate::check::elf_arch(&header), Some(Ok(a)) if a == arch);
-        prop_assert_eq!(elf_matches(&header, facts), full);
-    }
+/// The features of every level of every architecture.
+fn level_features() -> impl Iterator<Item = &'static str> {
+    Slot::all().flat_map(|s| s.level_features())
 }
 
 /// Names the fast launcher may meet in a manifest.
 fn feature_names() -> Vec<&'static str> {
-    let mut names: Vec<&str> = LEVEL_FEATURES
-        .iter()
-        .flat_map(|l| l.iter().copied())
-        .collect();
+    let mut names: Vec<&str> = level_features().collect();
+    names.sort_unstable();
+    names.dedup();
     #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-    names.extend(crate::cpuid::names());
+    names.extend(fatbin_core::cpuid::names());
     names.extend(["crt-static", "x87", "neon", "lse", "sha3", "made-up"]);
     names
 }
@@ -127,7 +50,7 @@ fn feature_answers_agree_with_the_host() {
     }
     // The level features must all be answered here, or the fast path would never run them.
     if cfg!(target_arch = "x86_64") {
-        for name in LEVEL_FEATURES.iter().flat_map(|l| l.iter()) {
+        for name in level_features() {
             assert!(fast.has(name).is_some(), "{name}");
         }
     }
@@ -156,7 +79,7 @@ fn slot_info(name: SlotName, features: Vec<String>, libc: Libc) -> SlotInfo {
 
 /// A manifest as `cargo fatbin install` writes it: the slots picked by `mask`, each with some
 /// of the feature names.
-fn manifest(mask: u16, features: &[Vec<usize>], glibc: u16) -> Manifest {
+fn manifest(mask: u32, features: &[Vec<usize>], glibc: u32) -> Manifest {
     let names = all_slot_names();
     let pool = feature_names();
     let mut m = Manifest::new("probe");
@@ -188,9 +111,9 @@ fn full_choice(text: &str, host: &Host) -> Option<String> {
     Some(best.slot.to_string())
 }
 
-fn fast_choice(text: &str, fast: &HostFeatures) -> Option<&'static str> {
-    let host_arch = Host::detect().arch?.name();
-    pick(text, host_arch, &mut |f| fast.has(f)).map(|p| p.slot.name)
+fn fast_choice(text: &str, fast: &HostFeatures) -> Option<String> {
+    let host_arch = Host::detect().arch?;
+    pick(text, host_arch, &mut |f| fast.has(f)).map(|p| p.slot.to_string())
 }
 
 /// Small edits of the kinds a broken or hostile manifest has, to the `which`-th line that
@@ -237,9 +160,9 @@ proptest! {
     /// it always decides when a slot of the host's own architecture runs.
     #[test]
     fn picks_what_the_full_launcher_picks(
-        mask in 0u16..(1 << 10),
-        features in proptest::collection::vec(proptest::collection::vec(0usize..64, 0..3), 10),
-        glibc in 0u16..(1 << 10),
+        mask in 0u32..(1 << fatbin_core::slot::COUNT),
+        features in proptest::collection::vec(proptest::collection::vec(0usize..64, 0..3), fatbin_core::slot::COUNT),
+        glibc in 0u32..(1 << fatbin_core::slot::COUNT),
         edits in proptest::collection::vec((0usize..10, 0usize..240), 0..3),
     ) {
         let host = Host::detect();
@@ -252,14 +175,14 @@ proptest! {
         }
         let full = full_choice(&text, &host);
         match fast_choice(&text, &fast) {
-            Some(slot) => prop_assert_eq!(Some(slot.to_owned()), full, "{}", text),
+            Some(slot) => prop_assert_eq!(Some(slot), full, "{}", text),
             None if written => {
                 let own_arch = host.arch.map(|a| a.name());
                 let all_answered = m.slots.values().all(|s| {
                     s.features.iter().all(|f| fast.has(f).is_some())
                 });
                 let full_own = full.as_deref().and_then(|s| {
-                    SLOTS.iter().find(|f| f.name == s).map(|f| Some(f.arch) == own_arch)
+                    Slot::parse(s).ok().map(|s| Some(s.arch.name()) == own_arch)
                 });
                 prop_assert!(
                     !(all_answered && full_own == Some(true)),

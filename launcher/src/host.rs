@@ -21,8 +21,8 @@ pub struct Host {
 
 impl Host {
     /// Detects the host's processor. CPU features are only read when asked about (each
-    /// `cpuid` costs microseconds in a virtual machine), so this costs nothing on x86_64 and
-    /// aarch64 launchers and one `uname` elsewhere.
+    /// `cpuid` costs microseconds in a virtual machine), so this costs nothing on 64-bit
+    /// launchers and one `uname` on 32-bit ones.
     pub fn detect() -> Host {
         let (arch, unknown_machine) = detect_arch();
         Host {
@@ -88,15 +88,12 @@ impl fmt::Display for Host {
     }
 }
 
-/// The processor the kernel runs. A launcher built for x86_64 or aarch64 can only be running
-/// on that architecture (or qemu emulating it), so it needs no system call; a 32-bit launcher
-/// may run on a 64-bit kernel, so it asks `uname`.
+/// The processor the kernel runs. A 64-bit launcher can only be running on its own
+/// architecture (or qemu emulating it), so it needs no system call; a 32-bit launcher may run
+/// on a 64-bit kernel, so it asks `uname`.
 fn detect_arch() -> (Option<Arch>, Option<[u8; 65]>) {
-    if cfg!(target_arch = "x86_64") {
-        return (Some(Arch::X86_64), None);
-    }
-    if cfg!(target_arch = "aarch64") {
-        return (Some(Arch::Aarch64), None);
+    if let Some(arch) = Arch::NATIVE_64 {
+        return (Some(arch), None);
     }
     // SAFETY: utsname is plain old data; uname fills it and cannot fail with a valid pointer.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
@@ -116,7 +113,7 @@ fn detect_arch() -> (Option<Arch>, Option<[u8; 65]>) {
 
 /// Names that are not CPU features but show up in `rustc --print cfg` output and so may be
 /// recorded in a manifest; they never stop a slot from running.
-const ALWAYS_SATISFIED: &[&str] = &["crt-static"];
+use fatbin_core::features::ALWAYS_SATISFIED;
 
 fn has_feature(name: &str) -> bool {
     ALWAYS_SATISFIED.contains(&name) || detect::has(name)
@@ -136,7 +133,8 @@ mod detect {
             pub fn has(name: &str) -> bool {
                 match name {
                     // The x86_64 baseline: always there, and not every one has a macro name.
-                    "x87" | "fxsr" | "sse" | "sse2" if cfg!(target_arch = "x86_64") => true,
+                    _ if cfg!(target_arch = "x86_64")
+                        && fatbin_core::features::X86_64_BASELINE.contains(&name) => true,
                     // The features a level needs are read without std's full detection.
                     _ if cpuid_has(name).is_some() => cpuid_has(name) == Some(true),
                     $($name => std::arch::is_x86_feature_detected!($name),)*
@@ -147,10 +145,10 @@ mod detect {
     }
 
     thread_local! {
-        static CPU: crate::cpuid::Cpu = const { crate::cpuid::Cpu::new() };
+        static CPU: fatbin_core::cpuid::Cpu = const { fatbin_core::cpuid::Cpu::new() };
     }
 
-    /// [`crate::cpuid::Cpu::has`] for this thread's processor, asked at most once a leaf.
+    /// [`fatbin_core::cpuid::Cpu::has`] for this thread's processor, asked at most once a leaf.
     fn cpuid_has(name: &str) -> Option<bool> {
         CPU.with(|cpu| cpu.has(name))
     }

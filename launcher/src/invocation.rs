@@ -25,7 +25,7 @@ pub const FULL_LAUNCHER_NAME: &str = "fatbin-full";
 /// How the fast launcher tells the full one the path the caller executed: the kernel's
 /// `AT_EXECFN` names `fatbin-full` after the hand-over. Removed from the environment at once,
 /// so no program ever sees it.
-pub const EXECFN_VAR: &str = "FATBIN_EXECFN";
+pub use fatbin_core::env::EXECFN_VAR;
 
 /// How the launcher was started.
 #[derive(Debug)]
@@ -240,7 +240,7 @@ pub fn resolve_root(flag: Option<PathBuf>, shim_root: Option<PathBuf>) -> Result
             source: RootSource::Flag,
         });
     }
-    if let Some(path) = std::env::var_os("FATBIN_ROOT").filter(|v| !v.is_empty()) {
+    if let Some(path) = std::env::var_os(fatbin_core::env::ROOT_VAR).filter(|v| !v.is_empty()) {
         return Ok(Root {
             path: PathBuf::from(path),
             source: RootSource::Env,

@@ -7,20 +7,13 @@
 
 pub mod arena;
 mod args;
-pub(crate) mod canonical;
 pub(crate) mod check;
 pub(crate) mod cli;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-pub(crate) mod cpuid;
 pub(crate) mod error;
 pub(crate) mod exec;
+/// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.
 #[cfg(test)]
 mod fast_agrees;
-/// The `no_std` fast launcher's decision (src/fast), compiled here too so the tests can
-/// compare it with this library's.
-#[cfg(test)]
-#[path = "fast/pick.rs"]
-mod fast_pick;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;
@@ -33,10 +26,6 @@ pub(crate) mod report;
 pub(crate) mod select;
 
 use std::ffi::OsString;
-
-// For `fast_pick`, which names it the way the fast launcher does.
-#[cfg(test)]
-use fatbin_layout::names;
 
 use fatbin_layout::Layout;
 

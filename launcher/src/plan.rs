@@ -19,34 +19,17 @@ use crate::host::Host;
 use crate::qemu;
 use crate::select::{self, emulation_order, Candidate, Fit};
 
-/// The fallback order variable.
-pub const FALLBACK_VAR: &str = "FATBIN_FALLBACK";
-/// The forced-slot variable.
-pub const ARCH_VAR: &str = "FATBIN_ARCH";
-
-/// What to try when no slot runs natively.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fallback {
-    /// Migrate the request to a node from `ROOT/nodes.toml`.
-    Nodes,
-    /// Emulate a slot with qemu-user.
-    Qemu,
-}
-
-impl Fallback {
-    pub fn name(self) -> &'static str {
-        match self {
-            Fallback::Nodes => "nodes",
-            Fallback::Qemu => "qemu",
-        }
-    }
-}
+/// The fallback order and forced-slot variables (`fatbin_core::env`).
+pub use fatbin_core::env::{ARCH_VAR, FALLBACK_VAR};
+/// What to try when no slot runs natively (`fatbin_core::fallback`, whose grammar the fast
+/// launcher applies too).
+pub use fatbin_core::fallback::Fallback;
 
 /// The fallback order from `FATBIN_FALLBACK`: comma-separated `nodes` and `qemu`; `none` or
 /// an empty value for no fallback at all.
 pub fn fallbacks() -> Result<Vec<Fallback>> {
     match std::env::var_os(FALLBACK_VAR) {
-        None => Ok(vec![Fallback::Nodes, Fallback::Qemu]),
+        None => Ok(fatbin_core::fallback::DEFAULT.to_vec()),
         Some(value) => parse_fallbacks(&value),
     }
 }
@@ -58,24 +41,13 @@ pub fn parse_fallbacks(value: &std::ffi::OsStr) -> Result<Vec<Fallback>> {
             "{FALLBACK_VAR} is not UTF-8; use e.g. `nodes,qemu`"
         ))
     })?;
-    let mut order = Vec::new();
-    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let fallback = match word {
-            "nodes" => Fallback::Nodes,
-            "qemu" => Fallback::Qemu,
-            "none" => continue,
-            other => {
-                return Err(Error::Usage(format!(
-                    "{FALLBACK_VAR}: unknown fallback `{other}` (use a comma-separated list of \
-                     `nodes` and `qemu`, or `none`)"
-                )))
-            }
-        };
-        if !order.contains(&fallback) {
-            order.push(fallback);
-        }
+    match fatbin_core::fallback::parse(value) {
+        Ok(order) => Ok(order.iter().collect()),
+        Err(other) => Err(Error::Usage(format!(
+            "{FALLBACK_VAR}: unknown fallback `{other}` (use a comma-separated list of \
+             `nodes` and `qemu`, or `none`)"
+        ))),
     }
-    Ok(order)
 }
 
 /// Where a forced slot came from, for messages.

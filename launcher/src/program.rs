@@ -1,40 +1,19 @@
 //! Reading a program's manifest out of a layout that may be broken or hostile.
 //!
-//! The manifest is opened non-blocking and checked to be a regular file before it is read, so
-//! a FIFO or a device planted in its place fails at once instead of hanging the launcher.
+//! The manifest is read by the layout's one reader (`fatbin_layout::manifest::read_text`),
+//! which opens it non-blocking and checks it is a regular file before it reads it, so a FIFO
+//! or a device planted in its place fails at once instead of hanging the launcher.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use fatbin_layout::{validate_program_name, Layout, Manifest};
 
 use crate::error::{io_words, shown, Error, Result};
 
-/// A real manifest is a few hundred bytes a slot.
-const MAX_MANIFEST_BYTES: u64 = 1 << 20;
-
 /// Reads and parses `program`'s manifest, with errors that say what to do.
 pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
     validate_program_name(program).map_err(|e| Error::NotFound(e.to_string()))?;
     let path = layout.manifest_path(program);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&path);
-    let mut file = match file {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(not_installed(layout, program))
-        }
-        Err(e) => {
-            return Err(Error::CannotExecute(format!(
-                "cannot read the manifest of `{program}`: {}: {}",
-                shown(&path),
-                io_words(&e)
-            )))
-        }
-    };
     let corrupt = |why: String| {
         Error::CannotExecute(format!(
             "{}: corrupt manifest: {why} (reinstall `{program}`, or remove {})",
@@ -42,23 +21,24 @@ pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
             shown(&layout.program_dir(program))
         ))
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| corrupt(format!("cannot stat it: {e}")))?;
-    if !meta.is_file() {
-        return Err(corrupt("it is not a regular file".into()));
-    }
-    if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(corrupt(format!(
-            "it is larger than {MAX_MANIFEST_BYTES} bytes"
-        )));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    (&mut file)
-        .take(MAX_MANIFEST_BYTES)
-        .read_to_end(&mut bytes)
-        .map_err(|e| corrupt(format!("cannot read it: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|_| corrupt("it is not UTF-8 text".into()))?;
+    // The layout's one reader: non-blocking, regular files only, one size limit.
+    let text = match fatbin_layout::manifest::read_text(&path) {
+        Ok(text) => text,
+        Err(fatbin_layout::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(not_installed(layout, program))
+        }
+        Err(fatbin_layout::Error::Io { source, .. }) => {
+            return Err(Error::CannotExecute(format!(
+                "cannot read the manifest of `{program}`: {}: {}",
+                shown(&path),
+                io_words(&source)
+            )))
+        }
+        Err(fatbin_layout::Error::CorruptManifest { why, .. }) => return Err(corrupt(why)),
+        Err(other) => return Err(Error::CannotExecute(other.to_string())),
+    };
     if let Some(manifest) = crate::quick::parse(&text) {
         return Ok(manifest);
     }

@@ -38,9 +38,10 @@ pub fn argv(
         argv.extend(["-cpu".into(), "max".into()]);
     }
     if info.libc == Libc::Glibc && std::env::var_os("QEMU_LD_PREFIX").is_none() {
-        let prefix = Path::new("/usr").join(gnu_triple(slot.arch));
+        // Debian's multiarch cross sysroot (the processor table's `sysroot`).
+        let prefix = Path::new(slot.arch.info().sysroot);
         if prefix.is_dir() {
-            argv.extend(["-L".into(), prefix.into_os_string()]);
+            argv.extend(["-L".into(), prefix.as_os_str().to_owned()]);
         }
     }
     if let Some(argv0) = argv0 {
@@ -49,17 +50,4 @@ pub fn argv(
     argv.push(slot_path.as_os_str().to_owned());
     argv.extend(args.iter().cloned());
     argv
-}
-
-/// Debian's multiarch triple, the name of the cross sysroot under /usr.
-fn gnu_triple(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "x86_64-linux-gnu",
-        Arch::Aarch64 => "aarch64-linux-gnu",
-        Arch::Riscv64 => "riscv64-linux-gnu",
-        Arch::Armv7 => "arm-linux-gnueabihf",
-        Arch::I686 => "i686-linux-gnu",
-        Arch::Ppc64le => "powerpc64le-linux-gnu",
-        Arch::S390x => "s390x-linux-gnu",
-    }
 }

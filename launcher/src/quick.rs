@@ -2,7 +2,7 @@
 //!
 //! Parsing a manifest with the general TOML parser costs about 10 µs a slot here, which is
 //! as much as everything else the launcher does. Manifests are written by
-//! `Manifest::to_toml` in the canonical shape `crate::canonical` reads line by line. This
+//! `Manifest::to_toml` in the canonical shape `fatbin_core::canonical` reads line by line. This
 //! reader accepts only that shape, and only when the result passes the same checks the
 //! layout library makes; anything else (comments after values, escapes, inline tables, a
 //! newer format, a field it does not know, a value that would fail a check) makes it give
@@ -12,22 +12,20 @@
 
 use std::collections::BTreeMap;
 
+use fatbin_core::canonical::{self, SlotFields};
 use fatbin_layout::identify::GlibcVersion;
-use fatbin_layout::{Arch, Endian, Libc, Manifest, SlotInfo, SlotName, FORMAT_VERSION};
-
-use crate::canonical::{self, Value};
+use fatbin_layout::{Libc, Manifest, SlotInfo, SlotName, FORMAT_VERSION};
 
 /// The manifest `text` holds, or `None` when it is not in the canonical shape.
 pub fn parse(text: &str) -> Option<Manifest> {
     let mut slots: BTreeMap<SlotName, SlotInfo> = BTreeMap::new();
     let header = canonical::read(text, |table| {
-        let slot: SlotName = table.name.parse().ok()?;
-        let mut fields = Fields::default();
-        for (key, value) in table.fields() {
-            fields.set(key, value)?;
-        }
+        let fields = table.slot()?;
         // A slot named twice is not canonical.
-        slots.insert(slot, fields.finish()?).is_none().then_some(())
+        slots
+            .insert(fields.slot.into(), slot_info(&fields))
+            .is_none()
+            .then_some(())
     })?;
     if header.format != u64::from(FORMAT_VERSION) {
         return None;
@@ -41,110 +39,36 @@ pub fn parse(text: &str) -> Option<Manifest> {
     manifest.check().ok().map(|()| manifest)
 }
 
-/// The fields of one `[slots.NAME]` table, as read.
-#[derive(Debug, Default)]
-struct Fields<'a> {
-    target: Option<&'a str>,
-    arch: Option<&'a str>,
-    bits: Option<u64>,
-    endian: Option<&'a str>,
-    libc: Option<&'a str>,
-    glibc: Option<&'a str>,
-    cpu: Option<&'a str>,
-    features: Option<Vec<&'a str>>,
-    size: Option<u64>,
-    sha256: Option<&'a str>,
-    krate: Option<&'a str>,
-    version: Option<&'a str>,
-}
-
-impl<'a> Fields<'a> {
-    /// Records one field; `None` for an unknown or repeated one, or a value of the wrong type.
-    fn set(&mut self, key: &str, value: Value<'a>) -> Option<()> {
-        fn put<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
-            match (slot.is_none(), value) {
-                (true, Some(v)) => {
-                    *slot = Some(v);
-                    Some(())
-                }
-                _ => None,
-            }
-        }
-        let string = |v: &Value<'a>| match v {
-            Value::Str(s) => Some(*s),
-            _ => None,
-        };
-        let int = |v: &Value<'a>| match v {
-            Value::Int(n) => Some(*n),
-            _ => None,
-        };
-        match key {
-            "target" => put(&mut self.target, string(&value)),
-            "arch" => put(&mut self.arch, string(&value)),
-            "bits" => put(&mut self.bits, int(&value)),
-            "endian" => put(&mut self.endian, string(&value)),
-            "libc" => put(&mut self.libc, string(&value)),
-            "glibc" => put(&mut self.glibc, string(&value)),
-            "cpu" => put(&mut self.cpu, string(&value)),
-            "size" => put(&mut self.size, int(&value)),
-            "sha256" => put(&mut self.sha256, string(&value)),
-            "crate" => put(&mut self.krate, string(&value)),
-            "version" => put(&mut self.version, string(&value)),
-            "features" => match value {
-                Value::StrArray(list) => put(&mut self.features, Some(list.iter().collect())),
-                _ => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// The slot's facts, if complete and well typed. Consistency with the slot name is checked
-    /// for the whole manifest by the layout's `Manifest::check`.
-    fn finish(self) -> Option<SlotInfo> {
-        let arch: Arch = self.arch?.parse().ok()?;
-        let bits = u8::try_from(self.bits?).ok()?;
-        let endian = match self.endian? {
-            "little" => Endian::Little,
-            "big" => Endian::Big,
-            _ => return None,
-        };
-        let libc = match self.libc? {
-            "static" => Libc::Static,
-            "musl" => Libc::Musl,
-            "glibc" => Libc::Glibc,
-            "other" => Libc::Other,
-            _ => return None,
-        };
-        let glibc = match self.glibc {
-            Some(v) => Some(v.parse::<GlibcVersion>().ok()?),
-            None => None,
-        };
-        let sha256 = self.sha256?;
-        Some(SlotInfo {
-            target: self.target.unwrap_or_default().to_owned(),
-            arch,
-            bits,
-            endian,
-            libc,
-            glibc,
-            cpu: self.cpu.map(str::to_owned),
-            features: self
-                .features
-                .unwrap_or_default()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            size: self.size?,
-            sha256: sha256.to_owned(),
-            krate: self.krate.map(str::to_owned),
-            version: self.version.map(str::to_owned),
-        })
+/// A slot's facts, from fields that passed the layout's rules (`Table::slot`).
+fn slot_info(fields: &SlotFields<'_>) -> SlotInfo {
+    let libc = match fields.libc {
+        "static" => Libc::Static,
+        "musl" => Libc::Musl,
+        "glibc" => Libc::Glibc,
+        _ => Libc::Other,
+    };
+    SlotInfo {
+        target: fields.target.unwrap_or_default().to_owned(),
+        arch: fields.arch,
+        bits: fields.bits,
+        endian: fields.endian,
+        libc,
+        glibc: fields
+            .glibc
+            .map(|(major, minor)| GlibcVersion { major, minor }),
+        cpu: fields.cpu.map(str::to_owned),
+        features: fields.features.iter().map(str::to_owned).collect(),
+        size: fields.size,
+        sha256: fields.sha256.to_owned(),
+        krate: fields.krate.map(str::to_owned),
+        version: fields.version.map(str::to_owned),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fatbin_layout::Arch;
     use std::path::Path;
 
     fn slot(arch: Arch, features: &[&str], libc: Libc) -> SlotInfo {

@@ -8,6 +8,10 @@
 //! ROOT/nodes.toml             the cluster's nodes
 //! ```
 //!
+//! The rules both launchers must apply alike (the processor table, slot and program names,
+//! the ELF check, the trust rule, the manifest's limits) live in `fatbin-core`, which this
+//! crate re-exports where its API names them ([`Arch`], [`names`], [`slot`]).
+//!
 //! This crate is the contract both front ends share: slot names ([`slot`]), the manifest
 //! ([`manifest`]), binary identification ([`identify`]), atomic installs ([`install`]),
 //! verification ([`verify`]) and the permission rules for running from a layout ([`perms`]).
@@ -21,10 +25,12 @@ pub mod identify;
 pub mod install;
 pub mod layout;
 pub mod manifest;
-pub mod names;
 pub mod perms;
 pub mod slot;
 pub mod verify;
+
+/// Program names: the rule is `fatbin_core`'s.
+pub use fatbin_core::names;
 
 pub use arch::{Arch, Endian};
 pub use error::{Error, Result};

@@ -1,25 +1,27 @@
 //! The per-program manifest, `ROOT/bin/PROG/fatbin.toml`: the facts of every slot.
+//!
+//! One reader ([`read_text`], and [`Manifest::read`] on top of it) and one writer
+//! ([`Manifest::to_toml`], staged by `install`) for every tool. The reader opens the file
+//! non-blocking and reads it only when `fstat` says it is a regular file no larger than
+//! [`MAX_MANIFEST_BYTES`], so a FIFO or a device planted in its place fails at once instead of
+//! hanging whoever reads it (an install holding the layout's lock, `cargo fatbin verify`, the
+//! launcher). The format's fixed facts and the rules a slot must pass are
+//! `fatbin_core::manifest`'s, shared with the launchers' own readers.
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::{Arch, Endian};
+use crate::arch::{arch_serde, endian_serde, Arch, Endian};
 use crate::error::{Error, Result};
 use crate::identify::{GlibcVersion, Libc};
 use crate::slot::SlotName;
+use fatbin_core::manifest as rules;
 
-/// The manifest format this library writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// The manifest's file name inside a program directory. It cannot clash with a slot, whose
-/// names never contain a dot.
-pub const MANIFEST_FILE: &str = "fatbin.toml";
-
-/// Manifests larger than this are refused unread: a real one is a few hundred bytes a slot.
-const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+pub use fatbin_core::manifest::{FORMAT_VERSION, MANIFEST_FILE, MAX_MANIFEST_BYTES};
 
 /// Everything the layout records about one fat program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,8 +40,10 @@ pub struct SlotInfo {
     /// The Rust target triple it was built for, empty when it was installed from a plain file.
     #[serde(default)]
     pub target: String,
+    #[serde(with = "arch_serde")]
     pub arch: Arch,
     pub bits: u8,
+    #[serde(with = "endian_serde")]
     pub endian: Endian,
     pub libc: Libc,
     /// The highest `GLIBC_x.y` symbol version it needs (glibc binaries only).
@@ -121,22 +125,22 @@ impl Manifest {
     /// The facts a well-formed manifest cannot contradict: its program name is a valid one,
     /// and every slot's arch, bits and endianness are those of its slot name, with a sha256
     /// that is 64 hex digits. A manifest that lies about these would make the launcher pick
-    /// a binary that cannot run. [`Manifest::parse`] applies it; other readers of the format
-    /// (the launcher's fast reader) must too.
+    /// a binary that cannot run. [`Manifest::parse`] applies it; the launchers' canonical
+    /// reader applies the same rules (`fatbin_core::canonical`).
     pub fn check(&self) -> Result<(), String> {
         if let Some(why) = crate::names::program_name_problem(&self.program) {
             return Err(format!("program name `{}`: {why}", self.program));
         }
         for (slot, info) in &self.slots {
             let arch = slot.arch;
-            if info.arch != arch || info.bits != arch.bits() || info.endian != arch.endian() {
+            let bits = u64::from(info.bits);
+            if !rules::slot_facts_agree((*slot).into(), info.arch, bits, info.endian) {
                 return Err(format!(
                     "slot `{slot}` is recorded as {} {}-bit {:?}-endian, which is not {arch}",
                     info.arch, info.bits, info.endian
                 ));
             }
-            let hex = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
-            if info.sha256.len() != 64 || !info.sha256.bytes().all(hex) {
+            if !rules::is_sha256(&info.sha256) {
                 return Err(format!(
                     "slot `{slot}`: sha256 `{}` is not 64 lowercase hex digits",
                     info.sha256
@@ -146,29 +150,9 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads and parses the manifest at `path`.
+    /// Reads and parses the manifest at `path` ([`read_text`], then [`Manifest::parse`]).
     pub fn read(path: &Path) -> Result<Manifest> {
-        let file = std::fs::File::open(path).map_err(Error::io(path))?;
-        let mut text = String::new();
-        file.take(MAX_MANIFEST_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidData => Error::CorruptManifest {
-                    path: path.to_owned(),
-                    why: "it is not UTF-8 text".into(),
-                },
-                _ => Error::Io {
-                    path: path.to_owned(),
-                    source: e,
-                },
-            })?;
-        if text.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(Error::CorruptManifest {
-                path: path.to_owned(),
-                why: format!("it is larger than {MAX_MANIFEST_BYTES} bytes"),
-            });
-        }
-        Manifest::parse(&text, path)
+        Manifest::parse(&read_text(path)?, path)
     }
 
     /// The manifest as TOML text, slots in name order.
@@ -185,6 +169,44 @@ impl Manifest {
         let names: Vec<String> = self.slots.keys().map(|s| s.to_string()).collect();
         names.join(", ")
     }
+}
+
+/// The text of the manifest at `path`: opened non-blocking, read only when it is a regular
+/// file of at most [`MAX_MANIFEST_BYTES`] of UTF-8. Errors: [`Error::Io`] when it cannot be
+/// opened (`NotFound` when absent), [`Error::CorruptManifest`] for anything else.
+pub fn read_text(path: &Path) -> Result<String> {
+    let corrupt = |why: String| Error::CorruptManifest {
+        path: path.to_owned(),
+        why,
+    };
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| corrupt(format!("cannot stat it: {e}")))?;
+    if !meta.is_file() {
+        return Err(corrupt("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(corrupt(format!(
+            "it is larger than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One more byte than allowed, in case it grew since the fstat.
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| corrupt(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(corrupt(format!(
+            "it is larger than {MAX_MANIFEST_BYTES} bytes"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| corrupt("it is not UTF-8 text".into()))
 }
 
 #[cfg(test)]
@@ -247,5 +269,49 @@ mod tests {
                 "{text:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn read_text_refuses_what_is_not_a_small_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let err = read_text(&path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+
+        std::fs::write(&path, sample().to_toml()).unwrap();
+        assert_eq!(Manifest::read(&path).unwrap(), sample());
+
+        std::fs::write(&path, vec![b'#'; MAX_MANIFEST_BYTES as usize + 1]).unwrap();
+        let err = read_text(&path).unwrap_err().to_string();
+        assert!(err.contains("larger than 1048576 bytes"), "{err}");
+
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let err = read_text(&path).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+
+    /// A FIFO in the manifest's place: the old blocking open waited for a writer forever.
+    #[test]
+    fn a_fifo_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tx.send(Manifest::read(&path).map(|_| ()).map_err(|e| e.to_string()))
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO manifest hung");
+        let err = result.unwrap_err();
+        assert!(
+            err.contains("corrupt manifest: it is not a regular file"),
+            "{err}"
+        );
     }
 }

@@ -1,16 +1,13 @@
 //! Refusing to run from places others can write to, in the spirit of OpenSSH's `StrictModes`.
 //!
-//! If a group or other users can write a layout directory or a slot, they can replace what
-//! every user of the program runs. The launcher checks the chain ROOT -> ROOT/bin ->
-//! ROOT/bin/PROG -> slot before it executes anything.
-//!
-//! Owners: a path may be owned by root, by the user running the check, or by the owner of the
-//! layout root. Choosing a layout is trusting whoever owns its root (a shared ROOT installed by
-//! an admin account is meant to be run by everyone), but nobody else: a slot owned by a third
-//! account is refused.
+//! The rule itself (who may write, who may own) is `fatbin_core::trust`, which both
+//! launchers apply; this module applies it to paths and says what is wrong. The launcher
+//! checks the chain ROOT -> ROOT/bin -> ROOT/bin/PROG -> slot before it executes anything.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use fatbin_core::trust;
 
 use crate::error::{Error, Result};
 
@@ -43,13 +40,7 @@ pub fn check_layout_root(root: &Path) -> Result<u32> {
 }
 
 fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    let mode = meta.mode();
-    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
-        (_, true) => Some("others"),
-        (true, false) => Some("its group"),
-        (false, false) => None,
-    };
-    match who {
+    match trust::other_writers(meta.mode()) {
         Some(who) => Err(Error::UnsafePermissions {
             path: path.to_owned(),
             who,
@@ -61,8 +52,7 @@ fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
 fn check_owner(path: &Path, meta: &std::fs::Metadata, also_trusted: Option<u32>) -> Result<()> {
     let owner = meta.uid();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if owner == 0 || owner == me || Some(owner) == also_trusted {
+    if trust::owner_trusted(owner, also_trusted, || unsafe { libc::geteuid() }) {
         return Ok(());
     }
     Err(Error::UnsafeOwner {

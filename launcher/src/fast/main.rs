@@ -10,8 +10,10 @@
 //! error and anything in doubt) it hands unchanged to the full launcher, `fatbin-full` in
 //! the same directory as this binary, telling it the path the caller executed in
 //! `FATBIN_EXECFN` (the kernel's `AT_EXECFN` would name `fatbin-full`). The full launcher
-//! decides the same way, so handing over is always safe; the library's tests check that the
-//! decisions agree (`fast_agrees.rs`), and the integration tests run both routes.
+//! decides the same way, so handing over is always safe: every rule both apply is
+//! `fatbin-core`'s, the decision itself is `fatbin_core::pick`, which the library's tests
+//! compare with the full launcher's (`fast_agrees.rs`), and the integration tests run both
+//! routes.
 //!
 //! `no_std`, linked with the C library only (static musl in release builds); a panic hands
 //! over too.
@@ -25,46 +27,18 @@
 #[link(name = "c")]
 extern "C" {}
 
-#[path = "../canonical.rs"]
-mod canonical;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-#[path = "../cpuid.rs"]
-#[allow(dead_code)] // `names` is for the library's tests
-mod cpuid;
-#[path = "../../../layout/src/names.rs"]
-mod names;
 mod os;
-mod pick;
 
 use core::ffi::{c_char, c_int, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use fatbin_core::env::{ARCH_VAR, DEPTH_VAR, EXECFN_VAR, FALLBACK_VAR, MAX_DEPTH, ROOT_VAR};
+use fatbin_core::manifest::MANIFEST_FILE;
+use fatbin_core::{elf, fallback, names, pick, trust, Arch, Slot};
 use os::{CStrBuf, EnvList};
 
 /// The full launcher's file name, next to this binary.
 const FULL_LAUNCHER: &[u8] = b"fatbin-full";
-/// How the path the caller executed is handed to the full launcher (it removes it at once).
-const EXECFN_VAR: &[u8] = b"FATBIN_EXECFN";
-/// The recursion guard (`exec.rs`): launcher runs in one chain of execs.
-const DEPTH_VAR: &[u8] = b"FATBIN_DEPTH";
-/// `exec::MAX_DEPTH`: at this depth the full launcher reports a loop.
-const MAX_DEPTH: u32 = 40;
-
-/// The processor's own slot architecture: 64-bit launchers run only on their own
-/// architecture. 32-bit ones may run on a 64-bit kernel, so they always hand over.
-const HOST_ARCH: Option<&str> = if cfg!(target_arch = "x86_64") {
-    Some("x86_64")
-} else if cfg!(target_arch = "aarch64") {
-    Some("aarch64")
-} else if cfg!(target_arch = "riscv64") {
-    Some("riscv64")
-} else if cfg!(all(target_arch = "powerpc64", target_endian = "little")) {
-    Some("ppc64le")
-} else if cfg!(target_arch = "s390x") {
-    Some("s390x")
-} else {
-    None
-};
 
 static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
 static ENVP: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
@@ -109,14 +83,14 @@ impl<'a> ShimCall<'a> {
     /// The call, when it is a plain one the fast path may run.
     fn of(args: &[*const c_char], env: &EnvList) -> Option<ShimCall<'a>> {
         // A forced slot, an odd fallback setting or a deep chain of launchers: not plain.
-        if env.get(b"FATBIN_ARCH").is_some_and(|v| !v.is_empty())
+        if env.get(ARCH_VAR.as_bytes()).is_some_and(|v| !v.is_empty())
             || env
-                .get(b"FATBIN_FALLBACK")
-                .is_some_and(|v| !pick::fallback_setting_ok(v))
+                .get(FALLBACK_VAR.as_bytes())
+                .is_some_and(|v| !fallback::is_valid(v))
         {
             return None;
         }
-        let depth = env.get(DEPTH_VAR).and_then(parse_u32).unwrap_or(0);
+        let depth = fatbin_core::env::depth(env.get(DEPTH_VAR.as_bytes()));
         if depth >= MAX_DEPTH {
             return None;
         }
@@ -148,7 +122,8 @@ impl<'a> ShimCall<'a> {
 /// Runs the best native slot, replacing this process; returns when the full launcher must
 /// decide instead.
 fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
-    let host_arch = HOST_ARCH?;
+    // 32-bit launchers may run on a 64-bit kernel, so they always hand over.
+    let host_arch = Arch::NATIVE_64?;
     let ShimCall {
         shims_dir,
         name,
@@ -161,7 +136,7 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
         env: env_storage,
         manifest,
     } = os::scratch()?;
-    match env.get(b"FATBIN_ROOT").filter(|v| !v.is_empty()) {
+    match env.get(ROOT_VAR.as_bytes()).filter(|v| !v.is_empty()) {
         Some(root) => path.push(root)?,
         None => {
             path.push(shims_dir)?;
@@ -171,40 +146,41 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     let root_len = path.len();
     path.push(b"/bin/")?;
     path.push(name)?;
-    path.push(b"/fatbin.toml")?;
+    path.push(b"/")?;
+    path.push(MANIFEST_FILE.as_bytes())?;
     let text = os::read_small_file(path, manifest)?;
     let text = core::str::from_utf8(text).ok()?;
-    let features = pick::HostFeatures::new();
+    let features = fatbin_core::features::HostFeatures::new();
     let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;
 
-    // The permission checks (`check.rs`, `fatbin_layout::perms`): ROOT may have any owner,
-    // who is then trusted below it; nothing may be writable by group or others.
+    // The permission checks (`fatbin_core::trust`): ROOT may have any owner, who is then
+    // trusted below it; nothing may be writable by group or others.
     path.truncate(root_len);
-    let root_owner = os::stat(path).filter(|s| !s.writable_by_others())?.uid;
+    let root_owner = os::stat(path)
+        .filter(|s| trust::other_writers(s.mode).is_none())?
+        .uid;
     // The user's own id is asked only when an owner is neither root nor ROOT's owner (one
     // system call saved in the usual layouts).
-    let trusted = |s: &os::Stat| {
-        !s.writable_by_others() && (s.uid == 0 || s.uid == root_owner || s.uid == os::euid())
-    };
+    let trusted = |s: &os::Stat| trust::trusted(s.mode, s.uid, Some(root_owner), os::euid);
     path.push(b"/bin")?;
     os::stat(path).filter(trusted)?;
     path.push(b"/")?;
     path.push(name)?;
     os::stat(path).filter(trusted)?;
     path.push(b"/")?;
-    path.push(chosen.name.as_bytes())?;
+    path.push(slot_name(chosen, &mut [0; 32])?)?;
     let header = os::read_elf_header(path, trusted)?;
-    if !pick::elf_matches(&header, chosen) {
+    if !elf::matches(&header, chosen.arch) {
         return None;
     }
 
-    guard.push(DEPTH_VAR)?;
+    guard.push(DEPTH_VAR.as_bytes())?;
     guard.push(b"=")?;
     guard.push(os::format_u32(depth + 1, &mut [0; 10]))?;
     os::exec(
         path,
         args,
-        env.replacing_in(DEPTH_VAR, guard.as_cstr(), env_storage)?,
+        env.replacing_in(DEPTH_VAR.as_bytes(), guard.as_cstr(), env_storage)?,
     );
     // execve failed: the full launcher explains why.
     None
@@ -223,11 +199,11 @@ fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
         let env = unsafe { EnvList::new(envp) };
         let with_execfn = os::executed_path()
             .and_then(|path| {
-                execfn.push(EXECFN_VAR)?;
+                execfn.push(EXECFN_VAR.as_bytes())?;
                 execfn.push(b"=")?;
                 execfn.push(path)
             })
-            .and_then(|()| env.replacing_any(EXECFN_VAR, execfn.as_cstr()));
+            .and_then(|()| env.replacing_any(EXECFN_VAR.as_bytes(), execfn.as_cstr()));
         // SAFETY: argv and the environment are NULL-terminated arrays of C strings.
         unsafe { os::execve_raw(&full, argv, with_execfn.unwrap_or(envp)) };
     }
@@ -292,7 +268,7 @@ fn as_program_slot(path: &[u8]) -> Option<(&[u8], &[u8])> {
 fn as_slot_path(path: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let (dir, slot) = split_path(path);
     let (bin_dir, program) = split_path(dir);
-    let is_slot = pick::SLOTS.iter().any(|s| s.name.as_bytes() == slot);
+    let is_slot = core::str::from_utf8(slot).is_ok_and(|s| Slot::parse(s).is_ok());
     (is_slot && split_path(bin_dir).1 == b"bin").then_some((bin_dir, program, slot))
 }
 
@@ -301,8 +277,22 @@ fn is_launcher_name(name: &[u8]) -> bool {
     name == b"fatbin" || name == FULL_LAUNCHER
 }
 
-fn parse_u32(v: &[u8]) -> Option<u32> {
-    core::str::from_utf8(v).ok()?.parse().ok()
+/// A slot's name, written into `buf`.
+fn slot_name(slot: Slot, buf: &mut [u8; 32]) -> Option<&[u8]> {
+    let arch = slot.arch.name().as_bytes();
+    let len = arch.len();
+    buf.get_mut(..len)?.copy_from_slice(arch);
+    match slot.level {
+        None => Some(&buf[..len]),
+        Some(level) => {
+            let mut digits = [0; 10];
+            let digits = os::format_u32(u32::from(level), &mut digits);
+            let end = len + 2 + digits.len();
+            buf.get_mut(len..len + 2)?.copy_from_slice(b"-v");
+            buf.get_mut(len + 2..end)?.copy_from_slice(digits);
+            Some(&buf[..end])
+        }
+    }
 }
 
 /// `(directory, file name)` of a path: the directory is `.` for a bare name and `/` for

@@ -220,16 +220,11 @@ pub fn executed_path() -> Option<&'static [u8]> {
 #[derive(Debug, Clone, Copy)]
 pub struct Stat {
     pub uid: u32,
-    mode: u32,
+    pub mode: u32,
     size: i64,
 }
 
 impl Stat {
-    /// Writable by its group or by others (`perms::check_mode`).
-    pub fn writable_by_others(&self) -> bool {
-        self.mode & 0o022 != 0
-    }
-
     fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
     }

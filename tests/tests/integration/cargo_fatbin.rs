@@ -905,3 +905,37 @@ fn install_from_the_registry() {
     let said = String::from_utf8_lossy(&said.stdout);
     assert!(said.contains("moo") && said.contains("(oo)"), "{said}");
 }
+
+/// A FIFO planted as a program's manifest: `cargo fatbin verify` reports it at once. (Before
+/// the layout's one manifest reader opened non-blocking, it waited for a writer forever.)
+#[test]
+fn verify_reports_a_fifo_manifest_instead_of_hanging() {
+    let root = temp_dir();
+    let dir = root.path().join("bin/tool");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = std::ffi::CString::new(path_str(&dir.join("fatbin.toml"))).unwrap();
+    // SAFETY: fifo is a C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+
+    let mut cmd = cargo_fatbin_command(Path::new("."));
+    cmd.args(["verify", path_str(root.path()), "--color=never"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("cargo-fatbin runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`cargo fatbin verify` hung on a FIFO manifest");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fatbin.toml") && stderr.contains("it is not a regular file"),
+        "{stderr}"
+    );
+}

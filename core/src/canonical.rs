@@ -6,9 +6,14 @@
 //! is `None`, and the caller falls back to the full TOML parser, which either reads the file
 //! the same way or says precisely what is wrong with it.
 //!
-//! Core only (no allocation): both the library's quick reader (`quick.rs`) and the `no_std`
-//! fast launcher (`fast/`) read manifests through this module, so they cannot disagree on
-//! what a canonical manifest is.
+//! No allocation: both the full launcher's quick reader (`quick.rs` there) and the `no_std`
+//! fast launcher (through [`crate::pick`]) read manifests through this module, and
+//! [`Table::slot`] applies the layout's rules to a slot, so they cannot disagree on what a
+//! canonical manifest is or which of its slots to believe.
+
+use crate::arch::{Arch, Endian};
+use crate::manifest::{glibc_version, is_sha256, slot_facts_agree, LIBC_NAMES};
+use crate::slot::Slot;
 
 /// One line of a canonical manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +76,83 @@ impl<'a> Table<'a> {
         self.body.split('\n').filter_map(|l| match line(l) {
             Some(Line::Field { key, value }) => Some((key, value)),
             _ => None,
+        })
+    }
+}
+
+/// The fields of one `[slots.NAME]` table that passed the layout's rules for slot NAME: every
+/// field known, none twice, each of its type; the required ones there; arch, bits and endian
+/// those of the slot; a known libc, a glibc version, a sha256 of 64 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotFields<'a> {
+    pub slot: Slot,
+    pub target: Option<&'a str>,
+    pub arch: Arch,
+    pub bits: u8,
+    pub endian: Endian,
+    pub libc: &'a str,
+    pub glibc: Option<(u16, u16)>,
+    pub cpu: Option<&'a str>,
+    pub features: StrList<'a>,
+    pub size: u64,
+    pub sha256: &'a str,
+    pub krate: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+/// Every field a slot's table may hold, in the order the layout writes them.
+pub const SLOT_KEYS: [&str; 12] = [
+    "target", "arch", "bits", "endian", "libc", "glibc", "cpu", "features", "size", "sha256",
+    "crate", "version",
+];
+
+impl<'a> Table<'a> {
+    /// The table's slot and fields, when NAME is a slot name and the fields pass the layout's
+    /// rules for it (see [`SlotFields`]); `None` for anything else.
+    pub fn slot(&self) -> Option<SlotFields<'a>> {
+        let slot = Slot::parse(self.name).ok()?;
+        let mut seen = 0u16;
+        let mut strs: [Option<&'a str>; SLOT_KEYS.len()] = [None; SLOT_KEYS.len()];
+        let (mut bits, mut size, mut features) = (None, None, None);
+        for (key, value) in self.fields() {
+            let index = SLOT_KEYS.iter().position(|k| *k == key)?;
+            if seen & (1 << index) != 0 {
+                return None;
+            }
+            seen |= 1 << index;
+            match (key, value) {
+                ("bits", Value::Int(n)) => bits = Some(n),
+                ("size", Value::Int(n)) => size = Some(n),
+                ("features", Value::StrArray(list)) => features = Some(list),
+                ("bits" | "size" | "features", _) => return None,
+                (_, Value::Str(s)) => strs[index] = Some(s),
+                _ => return None,
+            }
+        }
+        let [target, arch, _, endian, libc, glibc, cpu, _, _, sha256, krate, version] = strs;
+        let arch: Arch = arch?.parse().ok()?;
+        let endian = Endian::from_name(endian?)?;
+        let bits = bits?;
+        let libc = libc.filter(|l| LIBC_NAMES.contains(l))?;
+        let sha256 = sha256.filter(|s| is_sha256(s))?;
+        let glibc = match glibc {
+            Some(v) => Some(glibc_version(v)?),
+            None => None,
+        };
+        slot_facts_agree(slot, arch, bits, endian).then_some(SlotFields {
+            slot,
+            target,
+            arch,
+            bits: arch.bits(),
+            endian,
+            libc,
+            glibc,
+            cpu,
+            features: features.unwrap_or_default(),
+            size: size?,
+            sha256,
+            krate,
+            version,
         })
     }
 }
@@ -236,6 +318,49 @@ mod tests {
             read("format = 1\nprogram = \"p\"\n[slots.a]", |_| None),
             None
         );
+    }
+
+    #[test]
+    fn slot_tables_pass_the_layout_rules_or_are_refused() {
+        let sha = "ab".repeat(32);
+        let good = format!(
+            "format = 1\nprogram = \"p\"\n[slots.x86_64-v3]\narch = \"x86_64\"\nbits = 64\n\
+             endian = \"little\"\nlibc = \"glibc\"\nglibc = \"2.34\"\n\
+             features = [\"avx2\"]\nsize = 5\nsha256 = \"{sha}\"\n"
+        );
+        fn slot_of(text: &str) -> Option<SlotFields<'_>> {
+            let mut found = None;
+            read(text, |t| {
+                found = t.slot();
+                Some(())
+            });
+            found
+        }
+        let fields = slot_of(&good).expect("a good table");
+        assert_eq!(fields.slot.to_string(), "x86_64-v3");
+        assert_eq!(
+            (fields.bits, fields.glibc, fields.size),
+            (64, Some((2, 34)), 5)
+        );
+        assert_eq!(fields.features.iter().collect::<Vec<_>>(), ["avx2"]);
+        for (from, to) in [
+            ("bits = 64", "bits = 32"),
+            ("endian = \"little\"", "endian = \"big\""),
+            ("arch = \"x86_64\"", "arch = \"aarch64\""),
+            ("libc = \"glibc\"", "libc = \"bionic\""),
+            ("glibc = \"2.34\"", "glibc = \"two\""),
+            ("size = 5", "size = \"5\""),
+            ("size = 5\n", ""),
+            ("[slots.x86_64-v3]", "[slots.x86_64-v9]"),
+            ("bits = 64", "bits = 64\nbits = 64"),
+            ("bits = 64", "bits = 64\ncolour = \"blue\""),
+        ] {
+            let bad = good.replace(from, to);
+            assert_ne!(bad, good);
+            assert_eq!(slot_of(&bad), None, "accepted:\n{bad}");
+        }
+        let sha_upper = good.replace(&sha, &sha.to_uppercase());
+        assert_eq!(slot_of(&sha_upper), None);
     }
 
     #[test]

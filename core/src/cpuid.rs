@@ -123,7 +123,6 @@ impl Cpu {
 }
 
 /// The feature names [`Cpu::has`] answers for (the tests compare them with std's).
-#[cfg(test)]
 pub fn names() -> impl Iterator<Item = &'static str> {
     TABLE.iter().map(|(n, ..)| *n)
 }
