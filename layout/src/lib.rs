@@ -28,7 +28,10 @@ pub mod verify;
 pub use arch::{Arch, Endian};
 pub use error::{Error, Result};
 pub use identify::{identify_bytes, identify_path, Identity, Libc};
-pub use install::{install, remove_program, remove_slot, write_shim, InstallReport, NewSlot};
+pub use install::{
+    install, read_shim, remove_program, remove_slot, script_shim_launcher, script_shim_text,
+    write_script_shim, write_shim, InstallReport, NewSlot, ShimForm,
+};
 pub use layout::{default_root, validate_program_name, xdg_dir, Layout};
 pub use manifest::{Manifest, SlotInfo, FORMAT_VERSION, MANIFEST_FILE};
 pub use slot::SlotName;

@@ -3,11 +3,17 @@
 //! the server run on the client through the mount. Needs root, OpenSSH, sshfs and /dev/fuse
 //! (see `fatbin_tests::sshfs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
+use fatbin_tests::cargo_fatbin_support::cargo_fatbin;
 use fatbin_tests::cluster::{Cluster, Kind};
+use fatbin_tests::launcher_support::{clean_env, output_within, stderr, stdout, LAUNCHER_TARGET};
 use fatbin_tests::sshfs::{self, Caching, Mount};
+use fatbin_tests::{install_launcher, probe_binary, temp_dir};
+
+const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
 
 /// A cluster with one native node, `server`, whose sshd exports directories.
 fn server() -> Cluster {
@@ -45,5 +51,111 @@ fn sshfs_mount_shows_the_servers_files_and_is_gone_after_drop() {
         drop(mount);
         assert!(!sshfs::is_mount_point(&mnt), "{caching:?}: still mounted");
         assert!(!Path::new(&mnt).exists() || !mnt.join("hello").exists());
+    }
+}
+
+/// A shared ROOT on the "server": `export/root`, with the node-local launcher in `node/`
+/// (the client is this machine, so the same absolute path names its launcher too).
+struct Shared {
+    export: tempfile::TempDir,
+    _node: tempfile::TempDir,
+    launcher: PathBuf,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        let node = temp_dir();
+        let launcher = install_launcher(LAUNCHER_TARGET, node.path());
+        let export = temp_dir();
+        std::fs::create_dir(export.path().join("root")).unwrap();
+        Shared {
+            export,
+            _node: node,
+            launcher,
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.export.path().join("root")
+    }
+
+    /// `cargo fatbin add PROG FILE --root ROOT` on the server, with `extra` flags.
+    fn add(&self, program: &str, file: &Path, extra: &[&str]) {
+        let root = self.root();
+        let mut args = vec![
+            "add",
+            program,
+            file.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--launcher",
+            self.launcher.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cargo_fatbin(Path::new("."), &args).success();
+    }
+}
+
+/// `dir/shims/PROG ARGS` with a clean environment, run to completion within a minute.
+fn run_shim(root: &Path, program: &str, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    let mut cmd = Command::new(root.join("shims").join(program));
+    clean_env(&mut cmd).args(args);
+    output_within(&mut cmd, stdin, Duration::from_secs(60))
+}
+
+#[test]
+fn script_shims_run_through_a_default_sshfs_mount_with_args_exit_code_and_stdin() {
+    let cluster = server();
+    let shared = Shared::new();
+    shared.add(
+        "probe",
+        &probe_binary(X86_64_MUSL, None),
+        &["--script-shims"],
+    );
+    // Symlinks do not pass through sshfs: every shim is a regular `#!` file.
+    for shim in ["probe", "fatbin"] {
+        let path = shared.root().join("shims").join(shim);
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "{shim} is not a regular file");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("#!{}\n", shared.launcher.display())
+        );
+    }
+    // The ROOT keeps its form: a later install without the flag writes `#!` shims too.
+    shared.add("again", &probe_binary(X86_64_MUSL, None), &[]);
+    assert!(std::fs::symlink_metadata(shared.root().join("shims/again"))
+        .unwrap()
+        .is_file());
+    for caching in [Caching::Default, Caching::Off] {
+        let mount = Mount::new(&cluster, "server", shared.export.path(), caching);
+        // The server's own path and the client's mount run alike.
+        for root in [shared.root(), mount.path.join("root")] {
+            let shim = root.join("shims/probe");
+            let out = run_shim(&root, "probe", &["whoami"], b"");
+            assert!(out.status.success(), "{caching:?} {}", stderr(&out));
+            // The caller's argv[0] is lost on a `#!` line: the shim's path stands in for it.
+            assert_eq!(
+                stdout(&out),
+                format!(
+                    "probe arch=x86_64 level=baseline argv0={} exe={}\n",
+                    shim.display(),
+                    std::fs::canonicalize(root.join("bin/probe/x86_64"))
+                        .unwrap()
+                        .display()
+                ),
+                "{caching:?}"
+            );
+            let out = run_shim(&root, "probe", &["args", "a b", "", "--root"], b"");
+            assert_eq!(out.stdout, b"a b\0\0--root\0", "{caching:?}");
+            let out = run_shim(&root, "probe", &["exit", "7"], b"");
+            assert_eq!(out.status.code(), Some(7), "{caching:?}");
+            let out = run_shim(&root, "probe", &["cat"], b"through the mount\n");
+            assert_eq!(out.stdout, b"through the mount\n", "{caching:?}");
+            // The launcher's own command line through its `#!` shim finds ROOT from it.
+            let out = run_shim(&root, "fatbin", &["which", "probe"], b"");
+            assert!(out.status.success(), "{caching:?} {}", stderr(&out));
+            assert!(stdout(&out).contains("x86_64"), "{}", stdout(&out));
+        }
     }
 }
