@@ -21,6 +21,7 @@ mod fast_agrees;
 #[cfg(test)]
 #[path = "fast/pick.rs"]
 mod fast_pick;
+pub(crate) mod fstype;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;

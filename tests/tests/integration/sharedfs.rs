@@ -156,6 +156,21 @@ fn script_shims_run_through_a_default_sshfs_mount_with_args_exit_code_and_stdin(
             let out = run_shim(&root, "fatbin", &["which", "probe"], b"");
             assert!(out.status.success(), "{caching:?} {}", stderr(&out));
             assert!(stdout(&out).contains("x86_64"), "{}", stdout(&out));
+            // --explain says where ROOT is: the mount is sshfs, the server's path is local.
+            let out = run_shim(&root, "fatbin", &["which", "probe", "--explain"], b"");
+            let text = stdout(&out);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("filesystem: "))
+                .unwrap();
+            if root.starts_with(&mount.path) {
+                assert!(
+                    line.starts_with("filesystem: network: fuse.sshfs (statfs type 0x65735546)"),
+                    "{text}"
+                );
+            } else {
+                assert!(line.starts_with("filesystem: local"), "{text}");
+            }
         }
     }
 }
