@@ -4,6 +4,7 @@
 //! ROOT/bin/PROG/SLOT          one binary per slot (x86_64, x86_64-v3, aarch64, ...)
 //! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts
 //! ROOT/bin/.lock              installers' lock (flock), never read by the launcher
+//! ROOT/bin/.lock.owner        installers' lock across clients (O_EXCL, host and pid)
 //! ROOT/shims/PROG             what users put on PATH
 //! ROOT/nodes.toml             the cluster's nodes
 //! ```

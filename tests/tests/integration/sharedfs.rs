@@ -174,3 +174,45 @@ fn script_shims_run_through_a_default_sshfs_mount_with_args_exit_code_and_stdin(
         }
     }
 }
+
+#[test]
+fn two_clients_installing_different_slots_at_once_through_the_mount_lose_nothing() {
+    let cluster = server();
+    let shared = Shared::new();
+    // Two clients: two mounts of one export. `flock` on sshfs stays in each client's kernel
+    // (two mounts are two inodes), so only the lock's owner file, created O_EXCL on the
+    // server, keeps the installs apart.
+    let clients = [
+        Mount::new(&cluster, "server", shared.export.path(), Caching::Default),
+        Mount::new(&cluster, "server", shared.export.path(), Caching::Default),
+    ];
+    let slots = [
+        ("x86_64", probe_binary(X86_64_MUSL, None)),
+        ("x86_64-v2", probe_binary(X86_64_MUSL, Some("x86-64-v2"))),
+    ];
+    for round in 0..20 {
+        let program = format!("tool{round}");
+        let start = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for (client, (slot, file)) in clients.iter().zip(&slots) {
+                let (program, start) = (&program, &start);
+                scope.spawn(move || {
+                    let layout = fatbin_layout::Layout::new(client.path.join("root"));
+                    let mut new = fatbin_layout::NewSlot::from_file(slot.parse().unwrap(), file);
+                    new.target = X86_64_MUSL.into();
+                    start.wait();
+                    fatbin_layout::install(&layout, program, &[new]).unwrap();
+                });
+            }
+        });
+        let manifest = fatbin_layout::Layout::new(shared.root())
+            .read_manifest(&program)
+            .unwrap();
+        assert_eq!(
+            manifest.slot_list(),
+            "x86_64, x86_64-v2",
+            "round {round}: an install was lost"
+        );
+        assert!(!shared.root().join("bin/.lock.owner").exists());
+    }
+}
