@@ -38,9 +38,10 @@ pub fn temp_path_for(dest: &Path) -> PathBuf {
 /// Two locks, taken in this order:
 /// 1. an `flock(2)` on `ROOT/bin/.lock`, opened for writing so that it also works on NFS,
 ///    where Linux turns `flock` into a POSIX byte-range lock;
-/// 2. an owner file, `ROOT/bin/.lock.owner`, created with `O_EXCL` and holding
-///    `HOST PID`: on a network filesystem whose `flock` never reaches the server (sshfs,
-///    NFS with `local_lock`), only the server's exclusive create stops a second client.
+/// 2. on a network filesystem only (`statfs` type), an owner file, `ROOT/bin/.lock.owner`,
+///    created with `O_EXCL` and holding `HOST PID`: where `flock` never reaches the server
+///    (sshfs, NFS with `local_lock`), only the server's exclusive create stops a second
+///    client. On a local ROOT nothing but the flock is touched.
 ///    It is removed on drop. A leftover one is stale, and removed, when it names this host
 ///    and a process that no longer exists, or when it is older than [`STALE_OWNER`] (an
 ///    install of another host that died; no install holds the lock that long).
@@ -83,6 +84,14 @@ impl LayoutLock {
         }
         let owner = bin_dir.join(".lock.owner");
         let token = format!("{} {}\n", host_name(), std::process::id());
+        if !is_network_filesystem(bin_dir) {
+            // A local ROOT: the flock is enough, and nothing else in ROOT changes.
+            return Ok(LayoutLock {
+                _file: file,
+                owner,
+                token: String::new(),
+            });
+        }
         loop {
             match OpenOptions::new()
                 .write(true)
@@ -115,8 +124,46 @@ impl LayoutLock {
     }
 }
 
+/// `statfs(2)` magic numbers of network filesystems, FUSE included (sshfs and the other
+/// FUSE clients share one): where `flock` may stay on one client.
+const NETWORK_MAGICS: &[u64] = &[
+    0x6969,      // NFS
+    0x6573_5546, // FUSE
+    0x00c3_6400, // CephFS
+    0xff53_4d42, // CIFS
+    0xfe53_4d42, // SMB3
+    0x0102_1997, // 9p
+    0x5346_414f, // AFS
+    0x6b41_4653, // AFS
+    0x4750_4653, // GPFS
+    0x0bd0_0bd0, // Lustre
+    0x1983_0326, // BeeGFS
+    0x7461_636f, // OCFS2
+    0x0116_1970, // GFS2
+];
+
+/// Whether `dir` is on a network filesystem (see [`NETWORK_MAGICS`]).
+fn is_network_filesystem(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct it is given; c is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    // f_type's C type differs between C libraries; the magic numbers are 32-bit.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as u64 & 0xffff_ffff;
+    NETWORK_MAGICS.contains(&magic)
+}
+
 impl Drop for LayoutLock {
     fn drop(&mut self) {
+        if self.token.is_empty() {
+            return;
+        }
         // Only our own: a lock judged stale and taken over by another install stays theirs.
         if fs::read_to_string(&self.owner).is_ok_and(|t| t == self.token) {
             let _ = fs::remove_file(&self.owner);

@@ -2,12 +2,14 @@
 //! test cluster's sshd (its `Subsystem sftp`) and mounted with Debian's `sshfs` (FUSE) at a
 //! path on this machine, the "client node", unmounted when the [`Mount`] is dropped.
 //!
-//! Two cachings are tested, chosen with [`Caching`]:
+//! Three cachings are tested, chosen with [`Caching`]:
 //! - [`Caching::Default`]: sshfs as a user mounts it, no options: the kernel caches pages and
 //!   attributes, sshfs caches directory entries and attributes (20 s), so a client can still
 //!   see a name that was replaced on the server, as on NFS with its default `actimeo`;
 //! - [`Caching::Off`]: `-o cache=no,dir_cache=no`: every lookup goes to the server, the
 //!   closest thing to NFS with `lookupcache=none,actimeo=0`.
+//! - [`Caching::DirectIo`]: that and `-o direct_io`, so file contents bypass the client's
+//!   page cache as well.
 //!
 //! Every mount also has `allow_other` (root may set it without /etc/fuse.conf), so a test can
 //! run programs through it as another user, and `idmap=none`, sshfs's default: the client
@@ -28,6 +30,8 @@ pub enum Caching {
     Default,
     /// `cache=no,dir_cache=no`: no attribute or directory-entry cache in sshfs.
     Off,
+    /// [`Caching::Off`] and `direct_io`: file contents bypass the client's page cache too.
+    DirectIo,
 }
 
 impl Caching {
@@ -36,6 +40,7 @@ impl Caching {
         match self {
             Caching::Default => "",
             Caching::Off => ",cache=no,dir_cache=no",
+            Caching::DirectIo => ",cache=no,dir_cache=no,direct_io",
         }
     }
 }

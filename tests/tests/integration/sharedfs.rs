@@ -216,3 +216,87 @@ fn two_clients_installing_different_slots_at_once_through_the_mount_lose_nothing
         assert!(!shared.root().join("bin/.lock.owner").exists());
     }
 }
+
+/// Reinstalls `probe`'s x86_64 slot on the server `reinstalls` times, alternating two builds
+/// (baseline and x86-64-v2: each says which it is), while `clients` threads exec it through
+/// `mount` until `execs` runs are done. Returns the failures (empty when all ran whole).
+fn reinstall_while_running(
+    shared: &Shared,
+    mount: &Mount,
+    execs: usize,
+    reinstalls: usize,
+) -> Vec<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let builds = [
+        (probe_binary(X86_64_MUSL, None), "baseline"),
+        (probe_binary(X86_64_MUSL, Some("x86-64-v2")), "x86-64-v2"),
+    ];
+    let layout = fatbin_layout::Layout::new(shared.root());
+    let started = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let shim = mount.path.join("root/shims/probe");
+    let clients = 2;
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| loop {
+                let n = started.fetch_add(1, Ordering::SeqCst);
+                if n >= execs {
+                    break;
+                }
+                let mut cmd = Command::new(&shim);
+                clean_env(&mut cmd).arg("whoami");
+                let out = output_within(&mut cmd, b"", Duration::from_secs(60));
+                let text = stdout(&out);
+                let whole = out.status.success()
+                    && builds.iter().any(|(_, level)| {
+                        text.starts_with(&format!("probe arch=x86_64 level={level} argv0="))
+                    });
+                if !whole {
+                    failures.lock().unwrap().push(format!(
+                        "run {n}: {:?}: {text:?} {:?}",
+                        out.status,
+                        stderr(&out)
+                    ));
+                }
+            });
+        }
+        // Reinstalls spread over the runs: the i-th once i/reinstalls of them have started.
+        for i in 0..reinstalls {
+            while started.load(Ordering::SeqCst) < i * execs / reinstalls {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let (file, _) = &builds[i % 2];
+            let mut new = fatbin_layout::NewSlot::from_file("x86_64".parse().unwrap(), file);
+            new.target = X86_64_MUSL.into();
+            fatbin_layout::install(&layout, "probe", &[new]).unwrap();
+        }
+    });
+    failures.into_inner().unwrap()
+}
+
+/// The measurement behind "Do not replace slots that clients are running" in docs/layout.md
+/// (Shared filesystems): sshfs keys its files by path, so a slot renamed over on the server
+/// while clients run it gives torn runs (13, 17 and 18 of 2,000 with the three cachings).
+/// It will pass once slots are executed by names that never change content.
+#[test]
+#[ignore = "fails through sshfs: a slot replaced while clients run it tears (docs/layout.md, Shared filesystems)"]
+fn execs_through_the_mount_during_reinstalls_on_the_server_never_fail() {
+    let cluster = server();
+    let shared = Shared::new();
+    shared.add(
+        "probe",
+        &probe_binary(X86_64_MUSL, None),
+        &["--script-shims"],
+    );
+    for caching in [Caching::Default, Caching::Off, Caching::DirectIo] {
+        let mount = Mount::new(&cluster, "server", shared.export.path(), caching);
+        let failures = reinstall_while_running(&shared, &mount, 2000, 50);
+        assert!(
+            failures.is_empty(),
+            "{caching:?}: {} of 2000 runs failed during 50 reinstalls:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+}
