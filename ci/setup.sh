@@ -14,6 +14,7 @@ packages=(
   qemu-user-static        # runs foreign binaries (aarch64 slots, x86-64 CPU levels)
   openssh-server          # the test cluster's nodes
   openssh-client          # the migration transport
+  sshfs                   # a real network filesystem for the shared-ROOT tests (FUSE)
   iproute2                # ip netns for test hosts
   uidmap                  # newuidmap/newgidmap: sshd inside a user namespace
   hyperfine               # benchmarks

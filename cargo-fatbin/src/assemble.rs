@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use fatbin_layout::install::SlotOutcome;
-use fatbin_layout::{install, write_shim, Layout, NewSlot};
+use fatbin_layout::{install, read_shim, write_script_shim, write_shim, Layout, NewSlot, ShimForm};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -165,17 +165,33 @@ pub(crate) fn installed_files(layout: &Layout, report: &[Installed], shims: bool
     files
 }
 
-/// Writes `ROOT/shims/PROG -> fatbin` for every program and `ROOT/shims/fatbin -> launcher`.
+/// Writes `ROOT/shims/PROG -> fatbin` for every program and `ROOT/shims/fatbin -> launcher`,
+/// or with `script` (or in a ROOT whose `shims/fatbin` already is one) `#!` shims naming the
+/// launcher, which work through network filesystems that do not pass symlinks through.
 /// Without a launcher the program shims are still written (they work once one is linked).
 pub(crate) fn write_shims(
     layout: &Layout,
     programs: &[String],
     launcher: Option<&Path>,
+    script: bool,
     shell: &Shell,
 ) -> Result<()> {
+    // A ROOT keeps its shim form: once `--script-shims` made `shims/fatbin` a `#!` file,
+    // later installs write `#!` shims too.
+    let existing = read_shim(&layout.shim_path("fatbin"));
+    let form = match (&existing, script) {
+        (_, true) | (Some((ShimForm::Script, _)), false) => ShimForm::Script,
+        _ => ShimForm::Link,
+    };
     match launcher {
         Some(launcher) => {
-            write_shim(layout, "fatbin", launcher)?;
+            match form {
+                ShimForm::Link => write_shim(layout, "fatbin", launcher)?,
+                ShimForm::Script => {
+                    let absolute = std::path::absolute(launcher).map_err(Error::io(launcher))?;
+                    write_script_shim(layout, "fatbin", &absolute)?;
+                }
+            }
             // The launcher hands everything but the common case to `fatbin-full` beside it.
             let real = std::fs::canonicalize(launcher).unwrap_or_else(|_| launcher.to_owned());
             let full = real.with_file_name("fatbin-full");
@@ -188,16 +204,29 @@ pub(crate) fn write_shims(
                 ));
             }
         }
-        None if layout.shim_path("fatbin").symlink_metadata().is_ok() => {}
+        None if existing.is_some() => {
+            if let (ShimForm::Script, Some((ShimForm::Link, target))) = (form, &existing) {
+                let absolute = std::path::absolute(target).map_err(Error::io(target))?;
+                write_script_shim(layout, "fatbin", &absolute)?;
+            }
+        }
         None => shell.warn(format!(
             "no `fatbin` launcher found (next to cargo-fatbin or on PATH): {} is not linked yet; pass --launcher PATH or set FATBIN_LAUNCHER",
             layout.shim_path("fatbin").display()
         )),
     }
+    let script_launcher = match form {
+        ShimForm::Script => read_shim(&layout.shim_path("fatbin")).map(|(_, l)| l),
+        ShimForm::Link => None,
+    };
     for program in programs {
         // The launcher installed as a fat program must not become a shim to itself.
-        if program != "fatbin" && program != "fatbin-full" {
-            write_shim(layout, program, Path::new("fatbin"))?;
+        if program == "fatbin" || program == "fatbin-full" {
+            continue;
+        }
+        match &script_launcher {
+            Some(launcher) => write_script_shim(layout, program, launcher)?,
+            None => write_shim(layout, program, Path::new("fatbin"))?,
         }
     }
     Ok(())

@@ -128,7 +128,13 @@ pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
     } else {
         let report = install_programs(&layout, &built, &shell, "Installing")?;
         let programs: Vec<String> = report.iter().map(|p| p.program.clone()).collect();
-        write_shims(&layout, &programs, launcher.as_deref(), &shell)?;
+        write_shims(
+            &layout,
+            &programs,
+            launcher.as_deref(),
+            args.script_shims,
+            &shell,
+        )?;
         if !key.is_empty() {
             plan_cache::save_outputs(&key, &built, installed_files(&layout, &report, true));
         }

@@ -121,6 +121,12 @@ pub(crate) struct InstallArgs {
     #[arg(long, value_name = "PATH")]
     pub(crate) launcher: Option<PathBuf>,
 
+    /// Write shims as `#!` files naming the launcher instead of symlinks, for a ROOT shared
+    /// over a network filesystem that does not pass symlinks through (sshfs); a ROOT keeps
+    /// the form once chosen.
+    #[arg(long)]
+    pub(crate) script_shims: bool,
+
     /// Build with the dev profile instead of release (like `cargo install --debug`).
     #[arg(long, conflicts_with = "profile")]
     pub(crate) debug: bool,
@@ -218,6 +224,12 @@ pub(crate) struct RootArgs {
     /// The launcher ROOT/shims/fatbin points to (for `add`).
     #[arg(long, value_name = "PATH")]
     pub(crate) launcher: Option<PathBuf>,
+
+    /// (For `add`.) Write shims as `#!` files naming the launcher instead of symlinks, for a ROOT shared
+    /// over a network filesystem that does not pass symlinks through (sshfs); a ROOT keeps
+    /// the form once chosen.
+    #[arg(long)]
+    pub(crate) script_shims: bool,
 }
 
 /// cargo's own flags, passed to cargo exactly as given.

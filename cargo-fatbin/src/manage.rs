@@ -89,6 +89,7 @@ pub(crate) fn add(args: &AddOptions, shell: Shell) -> Result<()> {
         &layout,
         std::slice::from_ref(&args.program),
         launcher.as_deref(),
+        args.script_shims,
         &shell,
     )?;
     let verb = if report.changed { "Added" } else { "Fresh" };

@@ -183,6 +183,8 @@ pub(crate) struct InstallOptions {
     pub(crate) source: InstallSource,
     pub(crate) root: Option<PathBuf>,
     pub(crate) launcher: Option<PathBuf>,
+    /// `--script-shims`: `#!` shims instead of symlinks.
+    pub(crate) script_shims: bool,
     /// Build with the dev profile instead of release (`--debug`).
     pub(crate) debug: bool,
     pub(crate) targets: Vec<String>,
@@ -222,6 +224,8 @@ pub(crate) struct AddOptions {
     pub(crate) triple: Option<String>,
     pub(crate) root: Option<PathBuf>,
     pub(crate) launcher: Option<PathBuf>,
+    /// `--script-shims`: `#!` shims instead of symlinks.
+    pub(crate) script_shims: bool,
 }
 
 /// `cargo fatbin remove`.

@@ -89,6 +89,41 @@ fn dir_of(path: &Path) -> &Path {
     }
 }
 
+/// The arguments as the shim's caller passed them, when the launcher was started as the
+/// interpreter of a `#!` shim (`ROOT/shims/PROG` holding `#!/usr/local/bin/fatbin`, the shim
+/// form for network filesystems that do not pass symlinks through): the kernel then passes
+/// `[LAUNCHER, SHIM, ARGS...]` and the caller's argv[0] is lost, so the shim's path stands in
+/// for it. A `#!` shim is recognised by what the kernel did: the shim's path is both the
+/// executed path and argv[1] while argv[0] is the launcher's absolute path. Only when the
+/// shim is itself a script's interpreter (`#!/ROOT/shims/python3`, so the executed path is
+/// the script's) is the shim read, to see that its `#!` line names exactly this argv[0]:
+/// on a network ROOT every open is a round trip to the server, so the common case reads
+/// nothing. Other arguments are returned unchanged.
+pub fn without_shim_interpreter(mut args: Vec<OsString>) -> Vec<OsString> {
+    let is_shim_call = match args.as_slice() {
+        [launcher, shim, ..] => {
+            let launcher = Path::new(launcher);
+            let shim = Path::new(shim);
+            launcher.is_absolute()
+                && launcher
+                    .file_name()
+                    .is_some_and(|n| n == LAUNCHER_NAME || n == FULL_LAUNCHER_NAME)
+                && shim.as_os_str().as_bytes().contains(&b'/')
+                && match executed_path() {
+                    Some(executed) if executed == launcher => false,
+                    Some(executed) if executed == shim => true,
+                    _ => fatbin_layout::script_shim_launcher(shim)
+                        .is_some_and(|named| named == launcher),
+                }
+        }
+        _ => false,
+    };
+    if is_shim_call {
+        args.remove(0);
+    }
+    args
+}
+
 /// Works out how the launcher was started from the executed path (or argv[0]).
 pub fn detect(args: &[OsString]) -> Mode {
     let argv0 = args.first().map(OsString::as_os_str).unwrap_or_default();
@@ -157,6 +192,12 @@ fn is_launcher_name(path: &Path) -> bool {
 /// launcher handed over, the path it was executed as (`FATBIN_EXECFN`, taken out of the
 /// environment here).
 fn executed_path() -> Option<PathBuf> {
+    static EXECUTED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    EXECUTED.get_or_init(read_executed_path).clone()
+}
+
+/// [`executed_path`], read once.
+fn read_executed_path() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(EXECFN_VAR) {
         std::env::remove_var(EXECFN_VAR);
         return (!path.is_empty()).then(|| PathBuf::from(path));

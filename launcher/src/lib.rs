@@ -2,7 +2,7 @@
 //! migrate the request to a node that can run it.
 //!
 //! [`main`] is the whole binary. Started through a shim (`ROOT/shims/PROG`, a symlink to the
-//! launcher) it runs PROG at once with the arguments untouched; started as `fatbin` it is the
+//! launcher, or a `#!` file naming it) it runs PROG at once with the arguments untouched; started as `fatbin` it is the
 //! command line of [`cli`]. See docs/launcher.md.
 
 pub mod arena;
@@ -14,6 +14,7 @@ pub(crate) mod exec;
 /// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.
 #[cfg(test)]
 mod fast_agrees;
+pub(crate) mod fstype;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;
@@ -40,6 +41,7 @@ const MAX_SHIM_LINKS: usize = 8;
 /// Runs the launcher with the process's arguments; returns the exit status (when the program
 /// was exec'd, this never returns).
 pub fn main(args: Vec<OsString>) -> i32 {
+    let args = invocation::without_shim_interpreter(args);
     let result = match invocation::detect(&args) {
         Mode::Shim(shim) => run_shim(
             shim,

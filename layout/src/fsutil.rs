@@ -135,20 +135,159 @@ pub fn try_lock(file: &File, mode: LockMode) -> io::Result<bool> {
 /// An exclusive lock on a layout, held while an install or removal reads and rewrites
 /// manifests, so two concurrent installs cannot lose each other's slots. Released on drop.
 ///
-/// It is an `flock(2)` on `ROOT/bin/.lock` ([`lock_file`]). Readers (the launcher) never lock:
-/// renames already give them a consistent view of each file.
+/// Two locks, taken in this order:
+/// 1. an `flock(2)` on `ROOT/bin/.lock`, opened for writing so that it also works on NFS,
+///    where Linux turns `flock` into a POSIX byte-range lock;
+/// 2. on a network filesystem only (`statfs` type), an owner file, `ROOT/bin/.lock.owner`,
+///    created with `O_EXCL` and holding `HOST PID`: where `flock` never reaches the server
+///    (sshfs, NFS with `local_lock`), only the server's exclusive create stops a second
+///    client. On a local ROOT nothing but the flock is touched.
+///    It is removed on drop. A leftover one is stale, and removed, when it names this host
+///    and a process that no longer exists, or when it is older than [`STALE_OWNER`] (an
+///    install of another host that died; no install holds the lock that long).
+///
+/// Readers (the launcher) never lock: renames already give them a consistent view of each
+/// file.
 #[derive(Debug)]
 pub struct LayoutLock {
     _file: File,
+    owner: PathBuf,
+    token: String,
 }
+
+/// How old another host's owner file must be to count as left by a dead install.
+pub const STALE_OWNER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
 impl LayoutLock {
     /// Waits for and takes the lock of the layout whose `bin` directory is `bin_dir`.
     pub fn acquire(bin_dir: &Path) -> Result<LayoutLock> {
         create_dirs(bin_dir)?;
         let file = lock_file(&bin_dir.join(".lock"), LockMode::Exclusive)?;
-        Ok(LayoutLock { _file: file })
+        let owner = bin_dir.join(".lock.owner");
+        let token = format!("{} {}\n", host_name(), std::process::id());
+        if !is_network_filesystem(bin_dir) {
+            // A local ROOT: the flock is enough, and nothing else in ROOT changes.
+            return Ok(LayoutLock {
+                _file: file,
+                owner,
+                token: String::new(),
+            });
+        }
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&owner)
+            {
+                Ok(mut f) => {
+                    f.write_all(token.as_bytes()).map_err(Error::io(&owner))?;
+                    return Ok(LayoutLock {
+                        _file: file,
+                        owner,
+                        token,
+                    });
+                }
+                // sftp (version 3) has no "exists" error: sshfs reports EPERM for it.
+                Err(e)
+                    if e.kind() == io::ErrorKind::AlreadyExists
+                        || fs::symlink_metadata(&owner).is_ok() =>
+                {
+                    if owner_is_stale(&owner) {
+                        let _ = fs::remove_file(&owner);
+                        continue;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(Error::io(&owner)(e)),
+            }
+        }
     }
+}
+
+/// `statfs(2)` magic numbers of network filesystems, FUSE included (sshfs and the other
+/// FUSE clients share one): where `flock` may stay on one client.
+const NETWORK_MAGICS: &[u64] = &[
+    0x6969,      // NFS
+    0x6573_5546, // FUSE
+    0x00c3_6400, // CephFS
+    0xff53_4d42, // CIFS
+    0xfe53_4d42, // SMB3
+    0x0102_1997, // 9p
+    0x5346_414f, // AFS
+    0x6b41_4653, // AFS
+    0x4750_4653, // GPFS
+    0x0bd0_0bd0, // Lustre
+    0x1983_0326, // BeeGFS
+    0x7461_636f, // OCFS2
+    0x0116_1970, // GFS2
+];
+
+/// Whether `dir` is on a network filesystem (see [`NETWORK_MAGICS`]).
+fn is_network_filesystem(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct it is given; c is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    // f_type's C type differs between C libraries; the magic numbers are 32-bit.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as u64 & 0xffff_ffff;
+    NETWORK_MAGICS.contains(&magic)
+}
+
+impl Drop for LayoutLock {
+    fn drop(&mut self) {
+        if self.token.is_empty() {
+            return;
+        }
+        // Only our own: a lock judged stale and taken over by another install stays theirs.
+        if fs::read_to_string(&self.owner).is_ok_and(|t| t == self.token) {
+            let _ = fs::remove_file(&self.owner);
+        }
+    }
+}
+
+/// This machine's name, as `gethostname(2)` gives it.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return "unknown-host".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Whether the owner file at `path` was left by an install that is gone (see [`LayoutLock`]).
+fn owner_is_stale(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        // Removed meanwhile: not stale, just try again.
+        return false;
+    };
+    let mut words = text.split_whitespace();
+    let (host, pid) = (
+        words.next(),
+        words.next().and_then(|p| p.parse::<i32>().ok()),
+    );
+    if let (Some(host), Some(pid)) = (host, pid) {
+        if host == host_name() {
+            // SAFETY: kill with signal 0 only checks that the process exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0
+                && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            return gone;
+        }
+    }
+    // Another host's (or unreadable): stale only when old.
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_OWNER)
 }
 
 /// Temporary files written for one install; removed on drop unless they were committed.

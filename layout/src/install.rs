@@ -371,6 +371,98 @@ fn lock_existing(layout: &Layout, program: &str) -> Result<LayoutLock> {
     LayoutLock::acquire(&layout.bin_dir())
 }
 
+/// How a shim reaches the node-local launcher.
+///
+/// A [`ShimForm::Link`] is a symlink (`shims/PROG -> fatbin -> /usr/local/bin/fatbin`): the
+/// launcher starts with argv[0] exactly as typed and takes its fast path. Some network
+/// filesystems do not pass symlinks through a default mount (sshfs answers `readlink` with
+/// EPERM), so a ROOT shared that way uses [`ShimForm::Script`]: a regular file whose `#!` line
+/// names the node-local launcher. The kernel then starts the launcher with the shim's path
+/// as its first argument and the typed argv[0] is lost: the program's argv[0] is the shim's
+/// path as executed (what a script sees as `$0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShimForm {
+    Link,
+    Script,
+}
+
+/// What a `#!` shim starts with.
+const SCRIPT_SHIM_MAGIC: &[u8] = b"#!";
+/// The longest `#!` line Linux reads (BINPRM_BUF_SIZE), newline included.
+const MAX_SHEBANG_LINE: usize = 256;
+
+/// The text of a `#!` shim starting `launcher`.
+pub fn script_shim_text(launcher: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = launcher.as_os_str().as_bytes();
+    let bad = |why: &str| Error::Io {
+        path: launcher.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("cannot be named on a shim's `#!` line: {why}"),
+        ),
+    };
+    if !launcher.is_absolute() {
+        // The kernel resolves a relative interpreter against the caller's working directory.
+        return Err(bad("the path is not absolute"));
+    }
+    if bytes.iter().any(|b| b.is_ascii_whitespace()) {
+        // The kernel splits the line at the first blank into interpreter and one argument.
+        return Err(bad("the path contains a blank"));
+    }
+    if bytes.len() + 3 > MAX_SHEBANG_LINE {
+        return Err(bad("the path is longer than Linux reads of a `#!` line"));
+    }
+    let mut text = SCRIPT_SHIM_MAGIC.to_vec();
+    text.extend_from_slice(bytes);
+    text.push(b'\n');
+    Ok(text)
+}
+
+/// The form of the shim at `path` and the launcher it names: the symlink's target, or the
+/// `#!` line's interpreter. `None` when there is no shim or it is neither.
+pub fn read_shim(path: &Path) -> Option<(ShimForm, PathBuf)> {
+    if let Ok(target) = std::fs::read_link(path) {
+        return Some((ShimForm::Link, target));
+    }
+    script_shim_launcher(path).map(|launcher| (ShimForm::Script, launcher))
+}
+
+/// The launcher a `#!` shim names, reading `path` through any symlinks (a user's alias of a
+/// shim); `None` when it does not start with `#!`.
+pub fn script_shim_launcher(path: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    let mut head = Vec::with_capacity(MAX_SHEBANG_LINE);
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_SHEBANG_LINE as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    let line = head.strip_prefix(SCRIPT_SHIM_MAGIC)?;
+    let end = line.iter().position(|&b| b == b'\n')?;
+    let interpreter = std::ffi::OsStr::from_bytes(line[..end].trim_ascii());
+    Some(PathBuf::from(interpreter))
+}
+
+/// Makes `ROOT/shims/PROG` a `#!` shim starting `launcher` (absolute), replacing any old shim
+/// atomically. See [`ShimForm`].
+pub fn write_script_shim(layout: &Layout, program: &str, launcher: &Path) -> Result<()> {
+    validate_program_name(program)?;
+    let text = script_shim_text(launcher)?;
+    let shims = layout.shims_dir();
+    create_dirs(&shims)?;
+    let shim = layout.shim_path(program);
+    if std::fs::symlink_metadata(&shim).is_ok_and(|m| m.is_file())
+        && std::fs::read(&shim).is_ok_and(|old| old == text)
+    {
+        return Ok(());
+    }
+    let mut staging = Staging::default();
+    staging.stage_bytes(&text, &shim, SLOT_MODE)?;
+    staging.commit()
+}
+
 /// Points `ROOT/shims/PROG` at `target` (a symlink), replacing any old shim atomically.
 pub fn write_shim(layout: &Layout, program: &str, target: &Path) -> Result<()> {
     validate_program_name(program)?;
@@ -381,4 +473,48 @@ pub fn write_shim(layout: &Layout, program: &str, target: &Path) -> Result<()> {
         return Ok(());
     }
     replace_with(&shim, |tmp| std::os::unix::fs::symlink(target, tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_shim_text_names_an_absolute_launcher_the_kernel_can_read() {
+        let text = script_shim_text(Path::new("/usr/local/bin/fatbin")).unwrap();
+        assert_eq!(text, b"#!/usr/local/bin/fatbin\n");
+        for bad in ["fatbin", "bin/fatbin", "/opt/my tools/fatbin"] {
+            assert!(script_shim_text(Path::new(bad)).is_err(), "{bad}");
+        }
+        let long = format!("/{}/fatbin", "d".repeat(250));
+        assert!(script_shim_text(Path::new(&long)).is_err());
+    }
+
+    #[test]
+    fn read_shim_tells_the_form_and_the_launcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        write_shim(&layout, "fatbin", Path::new("/usr/local/bin/fatbin")).unwrap();
+        assert_eq!(
+            read_shim(&layout.shim_path("fatbin")),
+            Some((ShimForm::Link, PathBuf::from("/usr/local/bin/fatbin")))
+        );
+        write_script_shim(&layout, "cat", Path::new("/usr/local/bin/fatbin")).unwrap();
+        let shim = layout.shim_path("cat");
+        assert!(std::fs::symlink_metadata(&shim).unwrap().is_file());
+        assert_eq!(
+            read_shim(&shim),
+            Some((ShimForm::Script, PathBuf::from("/usr/local/bin/fatbin")))
+        );
+        // A user's alias of a `#!` shim is read through.
+        let alias = dir.path().join("mycat");
+        std::os::unix::fs::symlink(&shim, &alias).unwrap();
+        assert_eq!(
+            script_shim_launcher(&alias),
+            Some(PathBuf::from("/usr/local/bin/fatbin"))
+        );
+        std::fs::write(dir.path().join("plain"), "not a shim\n").unwrap();
+        assert_eq!(read_shim(&dir.path().join("plain")), None);
+        assert_eq!(read_shim(&dir.path().join("absent")), None);
+    }
 }

@@ -4,6 +4,7 @@
 //! ROOT/bin/PROG/SLOT          one binary per slot (x86_64, x86_64-v3, aarch64, ...)
 //! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts
 //! ROOT/bin/.lock              installers' lock (flock), never read by the launcher
+//! ROOT/bin/.lock.owner        installers' lock across clients (O_EXCL, host and pid)
 //! ROOT/shims/PROG             what users put on PATH
 //! ROOT/nodes.toml             the cluster's nodes
 //! ```
@@ -35,7 +36,10 @@ pub use fatbin_core::names;
 pub use arch::{Arch, Endian};
 pub use error::{Error, Result};
 pub use identify::{identify_bytes, identify_path, Identity, Libc};
-pub use install::{install, remove_program, remove_slot, write_shim, InstallReport, NewSlot};
+pub use install::{
+    install, read_shim, remove_program, remove_slot, script_shim_launcher, script_shim_text,
+    write_script_shim, write_shim, InstallReport, NewSlot, ShimForm,
+};
 pub use layout::{default_root, validate_program_name, xdg_dir, Layout};
 pub use manifest::{Manifest, SlotInfo, FORMAT_VERSION, MANIFEST_FILE};
 pub use slot::SlotName;

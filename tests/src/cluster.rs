@@ -221,7 +221,8 @@ impl Cluster {
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}/authorized_keys\n\
                  PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPrintMotd no\n\
-                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv FATBIN_TEST_NODE={name}\n",
+                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv FATBIN_TEST_NODE={name}\n\
+                 Subsystem sftp /usr/lib/openssh/sftp-server\n",
                 key.display(),
                 d.display()
             ),

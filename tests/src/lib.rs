@@ -162,4 +162,5 @@ pub mod cargo_fatbin_support;
 pub mod cluster;
 pub mod launcher_support;
 pub mod slurm;
+pub mod sshfs;
 pub mod zig;

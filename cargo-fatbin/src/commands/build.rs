@@ -29,6 +29,7 @@ pub(super) fn install(args: InstallArgs, shell: Shell) -> Result<()> {
         source,
         root: args.root,
         launcher: args.launcher,
+        script_shims: args.script_shims,
         debug: args.debug,
         targets: args.targets.targets,
         message_format: super::message_format(args.message_format),

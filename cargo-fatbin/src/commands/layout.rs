@@ -22,6 +22,7 @@ pub(super) fn add(args: AddArgs, shell: Shell) -> Result<()> {
         triple: args.triple,
         root: args.root.root,
         launcher: args.root.launcher,
+        script_shims: args.root.script_shims,
     };
     crate::manage::add(&options, shell)
 }

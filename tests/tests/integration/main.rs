@@ -6,4 +6,5 @@ mod launcher;
 mod layout;
 mod migration;
 mod processors;
+mod sharedfs;
 mod slurm;
