@@ -53,7 +53,9 @@ impl FromStr for TargetSpec {
         }
         if Arch::from_triple(triple).is_none() {
             return Err(bad(
-                "its processor has no slot in the layout (known: x86_64, aarch64, riscv64gc, armv7, i686, powerpc64le, s390x)",
+                "its processor has no slot in the layout (known: x86_64, aarch64, riscv64gc, armv7, \
+                 thumbv7neon, i686, powerpc64le, s390x, powerpc64, powerpc, mips64el, mips, mipsel, \
+                 loongarch64, sparc64)",
             ));
         }
         if let Some(cpu) = cpu {
@@ -145,7 +147,7 @@ mod tests {
             ("", "expected TRIPLE"),
             ("x86_64-unknown-linux-musl@", "CPU after"),
             ("x86_64-pc-windows-msvc", "Linux"),
-            ("mips-unknown-linux-gnu", "no slot"),
+            ("wasm32-unknown-linux-gnu", "no slot"),
         ] {
             let err = s.parse::<TargetSpec>().unwrap_err().to_string();
             assert!(err.contains(why), "{s}: {err}");
