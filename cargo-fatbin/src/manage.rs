@@ -54,9 +54,8 @@ fn infer_slot(path: &std::path::Path) -> Result<SlotName> {
         Identity::Elf(info) => {
             let arch = info.arch.ok_or_else(|| {
                 Error::usage(format!(
-                    "{}: ELF machine {} has no slot in the layout",
+                    "{}: {info}: its processor has no slot in the layout",
                     path.display(),
-                    info.machine
                 ))
             })?;
             let level = info.x86_isa_needed.filter(|l| *l > 1);

@@ -51,9 +51,14 @@ impl FromStr for TargetSpec {
                 "fat programs are for Linux; use a *-linux-gnu or *-linux-musl triple",
             ));
         }
+        if let Some(why) = abi_without_a_slot(triple) {
+            return Err(bad(why));
+        }
         if Arch::from_triple(triple).is_none() {
             return Err(bad(
-                "its processor has no slot in the layout (known: x86_64, aarch64, riscv64gc, armv7, i686, powerpc64le, s390x)",
+                "its processor has no slot in the layout (known: x86_64, aarch64, riscv64gc, armv7, \
+                 thumbv7neon, i686, powerpc64le, s390x, powerpc64, powerpc, mips64el, mips, mipsel, \
+                 loongarch64, sparc64)",
             ));
         }
         if let Some(cpu) = cpu {
@@ -67,6 +72,56 @@ impl FromStr for TargetSpec {
             triple: triple.to_owned(),
             cpu: cpu.map(str::to_owned),
         })
+    }
+}
+
+/// Why a triple whose processor has a slot still cannot fill it: its ABI differs from the
+/// one every binary of that slot shares (the slot is named by processor alone, so two ABIs
+/// in one slot would let the launcher run a binary the host's loader cannot).
+fn abi_without_a_slot(triple: &str) -> Option<&'static str> {
+    let env = triple.rsplit('-').next().unwrap_or("");
+    if env.starts_with("android") {
+        return Some(
+            "Android's libc (bionic) and loader are not a Linux distribution's; \
+             fat programs hold glibc or musl binaries (use a *-linux-gnu or *-linux-musl triple)",
+        );
+    }
+    if env.ends_with("x32") {
+        return Some(
+            "the x32 ABI (32-bit pointers on x86_64) has no slot: x86_64 slots hold 64-bit \
+             binaries and many kernels lack x32 support (use x86_64-* or i686-*)",
+        );
+    }
+    if env.ends_with("abin32") {
+        return Some("the MIPS n32 ABI has no slot (mips64el slots hold n64 binaries)");
+    }
+    if Arch::from_triple(triple) == Some(Arch::Armv7) && env.ends_with("eabi") {
+        return Some(
+            "soft-float Arm (*eabi) has no slot: the armv7 slot holds hard-float binaries \
+             (use armv7-unknown-linux-gnueabihf or -musleabihf)",
+        );
+    }
+    None
+}
+
+/// Features an Arm 32-bit target needs that stable rustc's `--print cfg` does not show:
+/// from the triple (`thumbv7neon` has NEON) and from a few known `-C target-cpu` values
+/// (what nightly's `--print cfg` adds for them, the kernel-visible part only).
+fn arm_features(spec: &TargetSpec) -> &'static [&'static str] {
+    if spec.cpu.is_none() && spec.triple.starts_with("thumbv7neon") {
+        return &["neon"];
+    }
+    let neon = spec.triple.starts_with("thumbv7neon");
+    match (spec.cpu.as_deref(), neon) {
+        (None, _) => &[],
+        // ARMv8 cores in AArch32: NEON, VFPv4 and the CRC32 instructions.
+        (Some("cortex-a53" | "cortex-a55" | "cortex-a57" | "cortex-a72" | "cortex-a73"), _) => {
+            &["neon", "vfp4", "crc"]
+        }
+        (Some("cortex-a7" | "cortex-a15" | "cortex-a17"), false) => &["vfp4"],
+        (Some("cortex-a7" | "cortex-a15" | "cortex-a17"), true) => &["neon", "vfp4"],
+        (Some(_), true) => &["neon"],
+        (Some(_), false) => &[],
     }
 }
 
@@ -105,12 +160,24 @@ pub(crate) fn slot_for(
     baseline: &BTreeSet<String>,
     tuned: &BTreeSet<String>,
 ) -> SlotPlan {
-    let features: Vec<String> = tuned
+    let arch = spec.arch();
+    let mut features: Vec<String> = tuned
         .difference(baseline)
         .filter(|f| f.as_str() != "crt-static")
+        // Only what the launcher can detect on this processor: a feature it cannot see
+        // (aarch64's lor, pan, ras, spe, vh: system-level, never used by a program) would
+        // keep the slot from ever running natively.
+        .filter(|f| arch.info().hwcaps.is_empty() || arch.hwcap_has(f, 0, 0).is_some())
         .cloned()
         .collect();
-    let arch = spec.arch();
+    if arch == Arch::Armv7 {
+        for f in arm_features(spec) {
+            if !features.iter().any(|have| have == f) {
+                features.push((*f).to_owned());
+            }
+        }
+        features.sort();
+    }
     let level = match arch {
         Arch::X86_64 => {
             let level = x86_64_level_of(|f| tuned.contains(f));
@@ -145,10 +212,89 @@ mod tests {
             ("", "expected TRIPLE"),
             ("x86_64-unknown-linux-musl@", "CPU after"),
             ("x86_64-pc-windows-msvc", "Linux"),
-            ("mips-unknown-linux-gnu", "no slot"),
+            ("wasm32-unknown-linux-gnu", "no slot"),
         ] {
             let err = s.parse::<TargetSpec>().unwrap_err().to_string();
             assert!(err.contains(why), "{s}: {err}");
+        }
+    }
+
+    /// Triples whose ABI no slot holds are refused, naming the ABI.
+    #[test]
+    fn abis_without_a_slot_are_refused() {
+        for (s, why) in [
+            ("x86_64-linux-android", "distribution's; fat programs"),
+            ("armv7-linux-androideabi", "Android"),
+            ("x86_64-unknown-linux-gnux32", "x32"),
+            ("armv7-unknown-linux-gnueabi", "soft-float"),
+            ("armv7-unknown-linux-musleabi", "soft-float"),
+            ("mips64el-unknown-linux-gnuabin32", "n32"),
+        ] {
+            let err = s.parse::<TargetSpec>().unwrap_err().to_string();
+            assert!(err.contains(why), "{s}: {err}");
+        }
+        for s in [
+            "armv7-unknown-linux-gnueabihf",
+            "thumbv7neon-unknown-linux-gnueabihf",
+            "powerpc64-unknown-linux-gnu",
+            "powerpc-unknown-linux-gnu",
+            "mips64el-unknown-linux-gnuabi64",
+            "x86_64-unknown-linux-gnu",
+        ] {
+            assert!(s.parse::<TargetSpec>().is_ok(), "{s}");
+        }
+    }
+
+    fn set(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// `aarch64@neoverse-n1`: rustc's extra features that have no HWCAP bit (lor, pan, pmuv3,
+    /// ras, spe, vh) are not recorded, so the launcher can run the slot natively.
+    #[test]
+    fn aarch64_cpu_records_only_detectable_features() {
+        let spec: TargetSpec = "aarch64-unknown-linux-gnu@neoverse-n1".parse().unwrap();
+        let base = set(&["fp", "neon"]);
+        let mut tuned = base.clone();
+        tuned.extend(set(&[
+            "aes", "crc", "dotprod", "dpb", "fp16", "lor", "lse", "pan", "pmuv3", "ras", "rcpc",
+            "rdm", "sha2", "spe", "ssbs", "vh",
+        ]));
+        let plan = slot_for(&spec, &base, &tuned);
+        assert_eq!(
+            plan.features,
+            ["aes", "crc", "dotprod", "dpb", "fp16", "lse", "rcpc", "rdm", "sha2", "ssbs"]
+        );
+        for f in &plan.features {
+            assert!(Arch::Aarch64.hwcap_has(f, 0, 0).is_some(), "{f}");
+        }
+    }
+
+    /// Arm 32-bit: NEON from thumbv7neon, VFPv4/ARMv8 from known CPUs, though stable rustc
+    /// prints none of them; every one is an AT_HWCAP/AT_HWCAP2 feature.
+    #[test]
+    fn arm_targets_record_the_features_they_need() {
+        let none = BTreeSet::new();
+        for (s, want) in [
+            ("armv7-unknown-linux-gnueabihf", &[][..]),
+            ("thumbv7neon-unknown-linux-gnueabihf", &["neon"][..]),
+            ("armv7-unknown-linux-gnueabihf@cortex-a7", &["vfp4"][..]),
+            (
+                "thumbv7neon-unknown-linux-gnueabihf@cortex-a7",
+                &["neon", "vfp4"][..],
+            ),
+            (
+                "armv7-unknown-linux-gnueabihf@cortex-a53",
+                &["crc", "neon", "vfp4"][..],
+            ),
+        ] {
+            let spec: TargetSpec = s.parse().unwrap();
+            let plan = slot_for(&spec, &none, &none);
+            assert_eq!(plan.features, want, "{s}");
+            assert_eq!(plan.slot.to_string(), "armv7");
+            for f in &plan.features {
+                assert!(Arch::Armv7.hwcap_has(f, 0, 0).is_some(), "{f}");
+            }
         }
     }
 

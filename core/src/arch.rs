@@ -184,12 +184,16 @@ pub const X86_64_LEVELS: &[&[&str]] = &[
 
 // ELF machine numbers (the System V gABI's `e_machine` registry).
 const EM_386: u16 = 3;
+const EM_MIPS: u16 = 8;
+const EM_PPC: u16 = 20;
 const EM_ARM: u16 = 40;
+const EM_SPARCV9: u16 = 43;
 const EM_X86_64: u16 = 62;
 const EM_PPC64: u16 = 21;
 const EM_S390: u16 = 22;
 const EM_AARCH64: u16 = 183;
 const EM_RISCV: u16 = 243;
+const EM_LOONGARCH: u16 = 258;
 
 /// aarch64 `AT_HWCAP`/`AT_HWCAP2` bits (Linux `arch/arm64/include/uapi/asm/hwcap.h`), with
 /// the pairs std's `is_aarch64_feature_detected!` requires.
@@ -256,7 +260,7 @@ const RISCV_HWCAPS: &[Hwcap] = &[
     hw("v", &[21], &[]),
 ];
 
-/// 64-bit PowerPC (`arch/powerpc/include/uapi/asm/cputable.h`).
+/// PowerPC, 64- and 32-bit alike (`arch/powerpc/include/uapi/asm/cputable.h`).
 const POWERPC_HWCAPS: &[Hwcap] = &[hw("altivec", &[28], &[]), hw("vsx", &[7], &[])];
 
 /// s390x (`arch/s390/include/asm/elf.h`, `HWCAP_S390_VXRS`).
@@ -385,6 +389,128 @@ arches! {
         levels: &[],
         hwcaps: S390X_HWCAPS,
     },
+    Ppc64 = ArchInfo {
+        slot: "ppc64",
+        elf_machine: EM_PPC64,
+        machine_name: "PowerPC64 big-endian",
+        bits: 64,
+        endian: Endian::Big,
+        qemu: "qemu-ppc64-static",
+        triple_arches: &["powerpc64"],
+        uname: &["ppc64"],
+        debian_gcc: "gcc-powerpc64-linux-gnu",
+        sysroot: "/usr/powerpc64-linux-gnu",
+        zig: "powerpc64",
+        slurm_feature: "ppc64",
+        // A big-endian ppc64 kernel runs 32-bit PowerPC binaries (CONFIG_COMPAT).
+        also_runs: &[Arch::Ppc],
+        levels: &[],
+        hwcaps: POWERPC_HWCAPS,
+    },
+    Ppc = ArchInfo {
+        slot: "ppc",
+        elf_machine: EM_PPC,
+        machine_name: "PowerPC",
+        bits: 32,
+        endian: Endian::Big,
+        qemu: "qemu-ppc-static",
+        triple_arches: &["powerpc"],
+        uname: &["ppc"],
+        debian_gcc: "gcc-powerpc-linux-gnu",
+        sysroot: "/usr/powerpc-linux-gnu",
+        zig: "powerpc",
+        slurm_feature: "ppc",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: POWERPC_HWCAPS,
+    },
+    Mips64el = ArchInfo {
+        slot: "mips64el",
+        elf_machine: EM_MIPS,
+        machine_name: "MIPS64 little-endian",
+        bits: 64,
+        endian: Endian::Little,
+        qemu: "qemu-mips64el-static",
+        triple_arches: &["mips64el"],
+        // The kernel says `mips64` for either byte order (`from_uname` tells them apart).
+        uname: &["mips64"],
+        debian_gcc: "gcc-mips64el-linux-gnuabi64",
+        sysroot: "/usr/mips64el-linux-gnuabi64",
+        zig: "mips64el",
+        slurm_feature: "mips64el",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: &[],
+    },
+    Mips = ArchInfo {
+        slot: "mips",
+        elf_machine: EM_MIPS,
+        machine_name: "MIPS big-endian",
+        bits: 32,
+        endian: Endian::Big,
+        qemu: "qemu-mips-static",
+        triple_arches: &["mips"],
+        uname: &["mips"],
+        debian_gcc: "gcc-mips-linux-gnu",
+        sysroot: "/usr/mips-linux-gnu",
+        zig: "mips",
+        slurm_feature: "mips",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: &[],
+    },
+    Mipsel = ArchInfo {
+        slot: "mipsel",
+        elf_machine: EM_MIPS,
+        machine_name: "MIPS little-endian",
+        bits: 32,
+        endian: Endian::Little,
+        qemu: "qemu-mipsel-static",
+        triple_arches: &["mipsel"],
+        // The kernel says `mips` for either byte order (`from_uname` tells them apart).
+        uname: &["mips"],
+        debian_gcc: "gcc-mipsel-linux-gnu",
+        sysroot: "/usr/mipsel-linux-gnu",
+        zig: "mipsel",
+        slurm_feature: "mipsel",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: &[],
+    },
+    Loongarch64 = ArchInfo {
+        slot: "loongarch64",
+        elf_machine: EM_LOONGARCH,
+        machine_name: "LoongArch64",
+        bits: 64,
+        endian: Endian::Little,
+        qemu: "qemu-loongarch64-static",
+        triple_arches: &["loongarch64"],
+        uname: &["loongarch64"],
+        debian_gcc: "gcc-loongarch64-linux-gnu",
+        sysroot: "/usr/loongarch64-linux-gnu",
+        zig: "loongarch64",
+        slurm_feature: "loongarch64",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: &[],
+    },
+    Sparc64 = ArchInfo {
+        slot: "sparc64",
+        elf_machine: EM_SPARCV9,
+        machine_name: "SPARC V9",
+        bits: 64,
+        endian: Endian::Big,
+        qemu: "qemu-sparc64-static",
+        triple_arches: &["sparc64"],
+        uname: &["sparc64"],
+        debian_gcc: "gcc-sparc64-linux-gnu",
+        sysroot: "/usr/sparc64-linux-gnu",
+        zig: "sparc64",
+        slurm_feature: "sparc64",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: &[],
+    },
 }
 
 impl Arch {
@@ -445,11 +571,31 @@ impl Arch {
     }
 
     /// The architecture `uname -m` reports, mapping the kernel's aliases.
+    ///
+    /// The kernel names some processors the same for both byte orders (`mips`, `mips64`);
+    /// then the row with the byte order of the code asking wins, since only a 32-bit
+    /// launcher asks and it runs in its own byte order.
     pub fn from_uname(machine: &str) -> Option<Arch> {
-        Arch::ALL
-            .iter()
-            .copied()
-            .find(|a| a.info().uname.contains(&machine))
+        let native = if cfg!(target_endian = "big") {
+            Endian::Big
+        } else {
+            Endian::Little
+        };
+        Arch::from_uname_in(machine, native)
+    }
+
+    /// [`Arch::from_uname`] for code running in byte order `endian`.
+    pub fn from_uname_in(machine: &str, endian: Endian) -> Option<Arch> {
+        let mut found = None;
+        for arch in Arch::ALL {
+            if arch.info().uname.contains(&machine) {
+                if arch.endian() == endian {
+                    return Some(arch);
+                }
+                found = found.or(Some(arch));
+            }
+        }
+        found
     }
 
     /// Other architectures whose binaries a processor of this one runs natively, best first.
@@ -483,6 +629,14 @@ impl Arch {
         Some(Arch::Ppc64le)
     } else if cfg!(target_arch = "s390x") {
         Some(Arch::S390x)
+    } else if cfg!(all(target_arch = "powerpc64", target_endian = "big")) {
+        Some(Arch::Ppc64)
+    } else if cfg!(all(target_arch = "mips64", target_endian = "little")) {
+        Some(Arch::Mips64el)
+    } else if cfg!(target_arch = "loongarch64") {
+        Some(Arch::Loongarch64)
+    } else if cfg!(target_arch = "sparc64") {
+        Some(Arch::Sparc64)
     } else {
         None
     };
@@ -534,9 +688,43 @@ pub(crate) fn write_list<'a>(
     Ok(())
 }
 
-/// The name of an ELF machine for messages: the table's when fatbin knows it, else `None`.
+/// Linux processors (or ABIs) with no slot, by ELF machine, class and byte order, so a
+/// message names the binary's processor instead of a number.
+const UNSLOTTED_MACHINES: &[(u16, u8, Endian, &str)] = &[
+    (2, 32, Endian::Big, "SPARC"),
+    (4, 32, Endian::Big, "Motorola 68000"),
+    (EM_MIPS, 64, Endian::Big, "MIPS64 big-endian"),
+    (15, 32, Endian::Big, "PA-RISC"),
+    (15, 64, Endian::Big, "PA-RISC 64-bit"),
+    (EM_PPC, 32, Endian::Little, "PowerPC little-endian"),
+    (
+        EM_PPC64,
+        32,
+        Endian::Big,
+        "PowerPC64 big-endian (32-bit class)",
+    ),
+    (EM_S390, 32, Endian::Big, "IBM S/390 31-bit"),
+    (EM_ARM, 32, Endian::Big, "ARM big-endian"),
+    (42, 32, Endian::Little, "SuperH"),
+    (50, 64, Endian::Little, "IA-64"),
+    (EM_X86_64, 32, Endian::Little, "x86-64 x32 ABI"),
+    (EM_AARCH64, 64, Endian::Big, "AArch64 big-endian"),
+    (EM_AARCH64, 32, Endian::Little, "AArch64 ILP32"),
+    (EM_RISCV, 32, Endian::Little, "RISC-V 32-bit"),
+    (EM_LOONGARCH, 32, Endian::Little, "LoongArch32"),
+    (0x9026, 64, Endian::Little, "Alpha"),
+];
+
+/// The name of an ELF machine for messages: the table's when fatbin has a slot for it, a
+/// known Linux processor's name when it has none, else `None`.
 pub fn machine_name(machine: u16, bits: u8, endian: Endian) -> Option<&'static str> {
-    Arch::from_elf(machine, bits, endian).map(|a| a.info().machine_name)
+    if let Some(arch) = Arch::from_elf(machine, bits, endian) {
+        return Some(arch.info().machine_name);
+    }
+    UNSLOTTED_MACHINES
+        .iter()
+        .find(|&&(m, b, e, _)| m == machine && b == bits && e == endian)
+        .map(|&(.., name)| name)
 }
 
 #[cfg(test)]
@@ -606,9 +794,16 @@ mod tests {
                     assert_eq!(Arch::from_triple(&triple), Some(arch), "{triple}");
                 }
             }
-            assert!(info.uname.contains(&arch.name()) || arch == Arch::Armv7);
+            assert!(
+                info.uname.contains(&arch.name())
+                    || matches!(arch, Arch::Armv7 | Arch::Mips64el | Arch::Mipsel)
+            );
             for name in info.uname {
-                assert_eq!(Arch::from_uname(name), Some(arch), "{name}");
+                assert_eq!(
+                    Arch::from_uname_in(name, arch.endian()),
+                    Some(arch),
+                    "{name}"
+                );
             }
         }
         for triple in [
@@ -622,7 +817,30 @@ mod tests {
             Some(Arch::Riscv64)
         );
         assert_eq!(Arch::from_triple("wasm32-unknown-unknown"), None);
-        assert_eq!(Arch::from_uname("sparc64"), None);
+        assert_eq!(Arch::from_uname("alpha"), None);
+        // The kernel names both MIPS byte orders alike: the asker's byte order decides.
+        assert_eq!(Arch::from_uname_in("mips", Endian::Big), Some(Arch::Mips));
+        assert_eq!(
+            Arch::from_uname_in("mips", Endian::Little),
+            Some(Arch::Mipsel)
+        );
+        assert_eq!(
+            Arch::from_uname_in("mips64", Endian::Big),
+            Some(Arch::Mips64el),
+            "no big-endian mips64 row: the one there is"
+        );
+        for (triple, arch) in [
+            ("powerpc64-unknown-linux-gnu", Arch::Ppc64),
+            ("powerpc64le-unknown-linux-gnu", Arch::Ppc64le),
+            ("powerpc-unknown-linux-gnu", Arch::Ppc),
+            ("mips-unknown-linux-musl", Arch::Mips),
+            ("mipsel-unknown-linux-musl", Arch::Mipsel),
+            ("mips64el-unknown-linux-gnuabi64", Arch::Mips64el),
+            ("loongarch64-unknown-linux-gnu", Arch::Loongarch64),
+            ("sparc64-unknown-linux-gnu", Arch::Sparc64),
+        ] {
+            assert_eq!(Arch::from_triple(triple), Some(arch), "{triple}");
+        }
     }
 
     /// Every row: the Debian package names follow Debian's spelling, the sysroot is the
@@ -722,13 +940,43 @@ mod tests {
         assert_eq!(Arch::Aarch64.hwcap_has("aes", 0b11 << 3, 0), Some(true));
     }
 
+    /// Binaries of a processor without a slot are named, not numbered; every row's ELF
+    /// facts name that row's processor, and no unslotted entry shadows a row.
+    #[test]
+    fn machines_are_named() {
+        assert_eq!(
+            machine_name(EM_PPC64, 64, Endian::Big),
+            Some("PowerPC64 big-endian")
+        );
+        assert_eq!(
+            machine_name(EM_MIPS, 64, Endian::Big),
+            Some("MIPS64 big-endian")
+        );
+        assert_eq!(
+            machine_name(EM_X86_64, 32, Endian::Little),
+            Some("x86-64 x32 ABI")
+        );
+        assert_eq!(machine_name(0x9026, 64, Endian::Little), Some("Alpha"));
+        assert_eq!(machine_name(9999, 64, Endian::Little), None);
+        for arch in Arch::ALL {
+            let info = arch.info();
+            assert_eq!(
+                machine_name(info.elf_machine, info.bits, info.endian),
+                Some(info.machine_name)
+            );
+        }
+        for &(m, b, e, name) in UNSLOTTED_MACHINES {
+            assert_eq!(Arch::from_elf(m, b, e), None, "{name} has a slot");
+        }
+    }
+
     #[test]
     fn unknown_names_list_the_known_ones() {
         let err = "intel".parse::<Arch>().unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown architecture `intel` (known: x86_64, aarch64, riscv64, armv7, i686, \
-             ppc64le, s390x)"
+             ppc64le, s390x, ppc64, ppc, mips64el, mips, mipsel, loongarch64, sparc64)"
         );
     }
 }

@@ -28,9 +28,14 @@ impl fmt::Display for ElfProblem {
         match self {
             ElfProblem::UnknownClass => f.write_str("an ELF file of unknown class"),
             ElfProblem::UnknownByteOrder => f.write_str("an ELF file of unknown byte order"),
-            ElfProblem::UnknownMachine { machine, bits, .. } => {
-                write!(f, "an ELF file for machine {machine} ({bits}-bit)")
-            }
+            ElfProblem::UnknownMachine {
+                machine,
+                bits,
+                endian,
+            } => match crate::arch::machine_name(*machine, *bits, *endian) {
+                Some(name) => write!(f, "an ELF file for {name} (machine {machine}, {bits}-bit)"),
+                None => write!(f, "an ELF file for machine {machine} ({bits}-bit)"),
+            },
         }
     }
 }
@@ -103,15 +108,22 @@ mod tests {
         h[4] = 2;
         h[5] = 0;
         assert_eq!(arch_of(&h), Some(Err(ElfProblem::UnknownByteOrder)));
-        // PowerPC64 big-endian is not a slot today.
-        let ppc64 = header(64, Endian::Big, 21);
-        assert!(matches!(
-            arch_of(&ppc64),
-            Some(Err(ElfProblem::UnknownMachine {
-                machine: 21,
-                bits: 64,
-                ..
-            }))
-        ));
+        // MIPS64 big-endian has no slot; the problem names it.
+        let mips64 = header(64, Endian::Big, 8);
+        let Some(Err(problem)) = arch_of(&mips64) else {
+            panic!("MIPS64 big-endian has a slot")
+        };
+        assert_eq!(
+            std::string::ToString::to_string(&problem),
+            "an ELF file for MIPS64 big-endian (machine 8, 64-bit)"
+        );
+        let unknown = header(64, Endian::Little, 9999);
+        let Some(Err(problem)) = arch_of(&unknown) else {
+            panic!("machine 9999 has a slot")
+        };
+        assert_eq!(
+            std::string::ToString::to_string(&problem),
+            "an ELF file for machine 9999 (64-bit)"
+        );
     }
 }

@@ -265,7 +265,33 @@ mod detect {
     );
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64")))]
+#[cfg(target_arch = "arm")]
+mod detect {
+    //! 32-bit Arm features through AT_HWCAP and AT_HWCAP2, with the processor table's bits
+    //! (NEON, VFPv4, ARMv8 in AArch32), which is what armv7 slots record.
+
+    use fatbin_core::arch::Arch;
+
+    pub const KNOWN: &[&str] = &["neon", "vfp3", "vfp4", "d32", "aes", "sha2", "crc"];
+
+    pub fn has(name: &str) -> bool {
+        // SAFETY: getauxval only reads the process's auxiliary vector.
+        let (hwcap, hwcap2) = unsafe {
+            (
+                libc::getauxval(libc::AT_HWCAP) as u64,
+                libc::getauxval(libc::AT_HWCAP2) as u64,
+            )
+        };
+        Arch::Armv7.hwcap_has(name, hwcap, hwcap2) == Some(true)
+    }
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "x86",
+    target_arch = "aarch64",
+    target_arch = "arm"
+)))]
 mod detect {
     //! Processors without feature detection here: only slots that need no features run.
 

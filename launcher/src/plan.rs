@@ -326,6 +326,13 @@ fn suggested_target(host: &Host) -> &'static str {
         Some(Arch::I686) => "i686-unknown-linux-musl",
         Some(Arch::Ppc64le) => "powerpc64le-unknown-linux-gnu",
         Some(Arch::S390x) => "s390x-unknown-linux-gnu",
+        Some(Arch::Ppc64) => "powerpc64-unknown-linux-gnu",
+        Some(Arch::Ppc) => "powerpc-unknown-linux-gnu",
+        Some(Arch::Mips64el) => "mips64el-unknown-linux-muslabi64",
+        Some(Arch::Mips) => "mips-unknown-linux-musl",
+        Some(Arch::Mipsel) => "mipsel-unknown-linux-musl",
+        Some(Arch::Loongarch64) => "loongarch64-unknown-linux-musl",
+        Some(Arch::Sparc64) => "sparc64-unknown-linux-gnu",
     }
 }
 

@@ -57,6 +57,8 @@ pub struct ElfInfo {
     pub arch: Option<Arch>,
     /// Raw `e_machine`, for architectures the layout does not name.
     pub machine: u16,
+    /// Raw `e_flags`: the ABI variant within a machine (Arm's float ABI, ppc64's ELFv1/v2).
+    pub flags: u32,
     pub bits: u8,
     pub endian: Endian,
     /// `EI_OSABI` (0 = System V, 3 = GNU/Linux).
@@ -172,7 +174,14 @@ impl fmt::Display for ElfInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.arch {
             Some(arch) => write!(f, "ELF {arch}")?,
-            None => write!(f, "ELF{} machine {}", self.bits, self.machine)?,
+            None if self.machine == Arch::Armv7.elf_machine() && is_arm_soft_float(self.flags) => {
+                write!(f, "ELF32 ARM soft-float (armv7's slot is hard-float)")?
+            }
+            None => match crate::arch::machine_name(self.machine, self.bits, self.endian) {
+                // A processor fatbin has no slot for is still named, not numbered.
+                Some(name) => write!(f, "ELF{} {name} (machine {})", self.bits, self.machine)?,
+                None => write!(f, "ELF{} machine {}", self.bits, self.machine)?,
+            },
         }
         let linkage = match (&self.libc, self.glibc) {
             (Libc::Glibc, Some(v)) => format!("glibc >= {v}"),
@@ -408,9 +417,17 @@ where
     };
     let glibc = highest_glibc_version(header, endian, data).unwrap_or(None);
 
+    let flags = header.e_flags(endian);
+    let mut arch = Arch::from_elf(machine, bits, our_endian);
+    if arch == Some(Arch::Armv7) && is_arm_soft_float(flags) {
+        // The armv7 slot is hard-float (gnueabihf): a soft-float binary passes floats in
+        // integer registers, so it cannot share the slot's libraries and has no slot.
+        arch = None;
+    }
     Ok(Identity::Elf(ElfInfo {
-        arch: Arch::from_elf(machine, bits, our_endian),
+        arch,
         machine,
+        flags,
         bits,
         endian: our_endian,
         os_abi: header.e_ident().os_abi,
@@ -420,6 +437,13 @@ where
         glibc,
         x86_isa_needed,
     }))
+}
+
+/// Whether Arm `e_flags` say the soft-float ABI (`EF_ARM_ABI_FLOAT_SOFT`, EABI5), which
+/// the hard-float armv7 slot's binaries do not use.
+pub fn is_arm_soft_float(flags: u32) -> bool {
+    const EF_ARM_ABI_FLOAT_SOFT: u32 = 0x200;
+    flags & EF_ARM_ABI_FLOAT_SOFT != 0
 }
 
 /// Reads the x86 ISA level a `PT_NOTE`/`PT_GNU_PROPERTY` segment declares as needed.
@@ -573,6 +597,88 @@ mod tests {
         assert!(v("GLIBC_2.34") > v("GLIBC_2.4"));
         assert_eq!("2.34".parse::<GlibcVersion>(), Ok(v("GLIBC_2.34").unwrap()));
         assert!("2.x".parse::<GlibcVersion>().is_err());
+    }
+
+    /// A bare ELF executable header (no program or section headers).
+    fn elf_header(bits: u8, big: bool, machine: u16, flags: u32) -> Vec<u8> {
+        let h2 = |v: u16| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let h4 = |v: u32| {
+            if big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut h = b"\x7fELF".to_vec();
+        h.extend([if bits == 64 { 2 } else { 1 }, if big { 2 } else { 1 }, 1]);
+        h.resize(16, 0);
+        h.extend(h2(2)); // ET_EXEC
+        h.extend(h2(machine));
+        h.extend(h4(1));
+        let word = if bits == 64 { 8 } else { 4 };
+        h.resize(h.len() + 3 * word, 0); // entry, phoff, shoff
+        h.extend(h4(flags));
+        let (ehsize, phent, shent) = if bits == 64 {
+            (64, 56, 64)
+        } else {
+            (52, 32, 40)
+        };
+        for half in [ehsize, phent, 0, shent, 0, 0] {
+            h.extend(h2(half));
+        }
+        h
+    }
+
+    fn elf_of(bytes: &[u8]) -> ElfInfo {
+        match identify_bytes(bytes) {
+            Identity::Elf(info) => info,
+            other => panic!("not read as ELF: {other}"),
+        }
+    }
+
+    /// Hard-float Arm binaries fill the armv7 slot; soft-float ones have no slot and say why.
+    #[test]
+    fn arm_soft_float_has_no_slot() {
+        let hard = elf_of(&elf_header(32, false, 40, 0x0500_0400));
+        assert_eq!(hard.arch, Some(Arch::Armv7));
+        let soft = elf_of(&elf_header(32, false, 40, 0x0500_0200));
+        assert_eq!((soft.arch, soft.flags), (None, 0x0500_0200));
+        assert!(
+            soft.to_string().starts_with("ELF32 ARM soft-float"),
+            "{soft}"
+        );
+    }
+
+    /// Processors with a slot are read as their slot; ones without are named, not numbered.
+    #[test]
+    fn machines_are_named_not_numbered() {
+        for (bits, big, machine, arch) in [
+            (64, true, 21, Arch::Ppc64),
+            (32, true, 20, Arch::Ppc),
+            (64, false, 8, Arch::Mips64el),
+            (32, true, 8, Arch::Mips),
+            (32, false, 8, Arch::Mipsel),
+            (64, false, 258, Arch::Loongarch64),
+            (64, true, 43, Arch::Sparc64),
+        ] {
+            assert_eq!(elf_of(&elf_header(bits, big, machine, 0)).arch, Some(arch));
+        }
+        let mips64be = elf_of(&elf_header(64, true, 8, 0));
+        assert_eq!(mips64be.arch, None);
+        assert!(
+            mips64be
+                .to_string()
+                .starts_with("ELF64 MIPS64 big-endian (machine 8)"),
+            "{mips64be}"
+        );
+        let odd = elf_of(&elf_header(64, false, 9999, 0));
+        assert!(odd.to_string().starts_with("ELF64 machine 9999"), "{odd}");
     }
 
     #[test]
