@@ -55,7 +55,7 @@ pub fn replace_with(dest: &Path, make: impl FnOnce(&Path) -> io::Result<()>) -> 
 }
 
 /// Writes `bytes` to `path` atomically and durably (see [`replace_with`]): a new file with
-/// `mode` (less the umask), fsynced, renamed over `path`, the directory fsynced.
+/// exactly `mode` (whatever the umask), fsynced, renamed over `path`, the directory fsynced.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     replace_with(path, |tmp| {
         let mut file = OpenOptions::new()
@@ -63,6 +63,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .create_new(true)
             .mode(mode)
             .open(tmp)?;
+        // The umask may have taken bits away: the file gets exactly `mode`.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()
     })

@@ -7,3 +7,4 @@ mod layout;
 mod migration;
 mod processors;
 mod slurm;
+mod trust;
