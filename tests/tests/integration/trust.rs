@@ -393,3 +393,82 @@ fn nodes_add_writes_fixed_modes_under_any_umask() {
         );
     }
 }
+
+/// Issue 11, item 13: the staged copy an install killed mid-way left behind (named for its
+/// dead process) makes `verify` name the fix, and the next install, holding the lock, removes
+/// it; a temporary file of a live process is kept.
+#[test]
+fn temp_files_of_dead_installs_are_named_by_verify_and_removed_by_the_next_install() {
+    let root = arm_only();
+    let layout = Layout::new(root.path());
+    let dir = layout.program_dir("probe");
+    // A pid above the kernel's pid_max: that process is certainly gone.
+    let dead = dir.join(".aarch64.tmp-4999999-0");
+    std::fs::write(&dead, vec![0u8; 1 << 20]).unwrap();
+    let live = dir.join(format!(".aarch64.tmp-{}-7", std::process::id()));
+    std::fs::write(&live, b"being written").unwrap();
+    let problems = fatbin_layout::verify::verify(&layout, None).unwrap();
+    let about_dead: Vec<String> = problems
+        .iter()
+        .filter(|p| p.path == dead)
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        about_dead.len() == 1
+            && about_dead[0].contains("interrupted install (fix: install `probe` again"),
+        "{problems:?}"
+    );
+    let slot = NewSlot {
+        slot: "aarch64".parse().unwrap(),
+        source: probe_binary(ARM, None),
+        target: ARM.to_owned(),
+        cpu: None,
+        features: Vec::new(),
+        krate: Some("probe".into()),
+        version: None,
+    };
+    install(&layout, "probe", &[slot]).unwrap();
+    assert!(
+        !dead.exists(),
+        "the dead install's temporary file is still there"
+    );
+    assert!(live.exists(), "a live process's temporary file was removed");
+    std::fs::remove_file(&live).unwrap();
+    let problems = fatbin_layout::verify::verify(&layout, None).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// Issue 11, item 2 (the local half): a layout the local checks refuse (a world-writable ROOT,
+/// program directory or slot) is refused with 126 before migrating too, not run on a node.
+#[test]
+fn a_layout_refused_locally_is_not_migrated_either() {
+    let root = arm_only();
+    let cl = arm_cluster(root.path());
+    let layout = Layout::new(root.path());
+    let slot = layout.slot_path("probe", "aarch64".parse().unwrap());
+    for (path, mode, restore) in [
+        (root.path().to_owned(), 0o777, 0o755),
+        (layout.program_dir("probe"), 0o777, 0o755),
+        (slot.clone(), 0o757, 0o755),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = fatbin(&cl, root.path(), &[]).output().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(restore)).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(126),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+        assert!(
+            text(&out.stderr).contains("refusing to run") && out.stdout.is_empty(),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+    }
+    // Put right, it migrates.
+    let out = fatbin(&cl, root.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
