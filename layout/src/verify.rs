@@ -137,8 +137,9 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 }
                 let what = if crate::fsutil::temp_name_pid(&name).is_some() {
                     format!(
-                        "a temporary file of an interrupted install (fix: install `{program}` \
-                         again, which removes it once its process is gone, or delete it)"
+                        "not named in the manifest: a temporary file of an interrupted install \
+                         (fix: install `{program}` again, which removes it once its process \
+                         is gone, or delete it)"
                     )
                 } else {
                     "not named in the manifest (leftover?)".to_owned()
