@@ -191,17 +191,24 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal)
             })),
         },
         (false, _, Some(why)) => Ended::NotStarted(why, last_line(&pump.pre).unwrap_or_default()),
-        (false, _, None) if !seat.warm && !connected => Ended::Unreachable(
-            last_line(&pump.pre)
-                .unwrap_or_else(|| format!("ssh exited with {ssh_code:?} before connecting")),
-        ),
+        (false, _, None) if !seat.warm && !connected => {
+            Ended::Unreachable(last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
+                Some(code) => format!("ssh exited with {code} before connecting"),
+                None => "ssh was killed before connecting".into(),
+            }))
+        }
         (false, _, None) => Ended::NotStarted(
             NotStarted::Transport,
-            last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
-                Some(code) => format!("ssh exited with {code} before the program started"),
-                None => "ssh was killed before the program started".into(),
-            }),
+            last_line(&pump.pre).unwrap_or_else(|| ssh_ended(ssh_code, "the program started")),
         ),
+    }
+}
+
+/// How ssh ended before `what`, in words (never a Rust `Some(255)`).
+fn ssh_ended(code: Option<i32>, what: &str) -> String {
+    match code {
+        Some(code) => format!("ssh exited with {code} before {what}"),
+        None => format!("ssh was killed before {what}"),
     }
 }
 
@@ -434,6 +441,19 @@ mod tests {
         // Without the nonce (what a program could print): not this run's marker.
         assert!(!could_be_exit(b"\x1efatbin:exit:0\n", m));
         assert_eq!(parse_exit(b"\x1efatbin:exit:0\n", m), None);
+    }
+
+    /// Issue 11, poor errors: "ssh exited with Some(255)" was a Rust Debug value.
+    #[test]
+    fn ssh_endings_are_in_words() {
+        assert_eq!(
+            ssh_ended(Some(255), "connecting"),
+            "ssh exited with 255 before connecting"
+        );
+        assert_eq!(
+            ssh_ended(None, "connecting"),
+            "ssh was killed before connecting"
+        );
     }
 
     #[test]
