@@ -119,7 +119,7 @@ pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
     let root = resolve_root(args.root.as_deref(), Some(&prepared.fatbin))?;
     let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin));
     let built = compile(&args.cargo, &prepared, &shell)?;
-    std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+    fatbin_layout::fsutil::create_dirs(&root)?;
     let layout = Layout::new(&root);
     // Without a linked launcher, look for one again every time.
     let launcher_linked = layout.shim_path("fatbin").symlink_metadata().is_ok();

@@ -76,7 +76,7 @@ pub(crate) fn add(args: &AddOptions, shell: Shell) -> Result<()> {
         None => infer_slot(&args.file)?,
     };
     let root = resolve_root(args.root.as_deref(), None)?;
-    std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+    fatbin_layout::fsutil::create_dirs(&root)?;
     let layout = Layout::new(&root);
     let mut new = NewSlot::from_file(slot, &args.file);
     if let Some(triple) = &args.triple {

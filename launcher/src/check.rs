@@ -100,6 +100,17 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, root_owner: u32) -
     Ok(())
 }
 
+/// The owner and mode rule alone for a slot file, when it exists: for a slot another node
+/// runs (from a shared ROOT, or shipped from here), where this host does not open it.
+pub fn check_slot_modes(path: &Path, program: &str, root_owner: u32) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            perms::check_layout_metadata(path, &meta, root_owner).map_err(|e| refuse(program, e))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 fn refuse(program: &str, e: fatbin_layout::Error) -> Error {
     Error::CannotExecute(format!("{program}: refusing to run: {e}"))
 }

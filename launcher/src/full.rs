@@ -7,6 +7,11 @@
 //! ignored across `execve`), and would reopen closed standard descriptors on /dev/null, which
 //! the program would inherit too. The launcher must hand the program the process exactly as
 //! it got it; skipping that start-up also saves a handful of system calls on every run.
+//!
+//! A closed standard descriptor is still filled before anything else is opened, so that no
+//! file the launcher opens (a migration's seat lock, say) becomes the program's stderr or the
+//! place remote output is written to; [`occupy_standard_fds`] opens /dev/null close-on-exec
+//! there, so the exec'd program still finds the descriptor closed.
 #![no_main]
 
 use std::ffi::{CStr, OsString};
@@ -18,6 +23,7 @@ static ALLOCATOR: fatbin::arena::Arena = fatbin::arena::Arena::new();
 /// The C entry point, called by the C library's start-up code with the process's arguments.
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    occupy_standard_fds();
     let args = (0..usize::try_from(argc).unwrap_or(0))
         .map(|i| {
             // SAFETY: the C runtime passes argc valid NUL-terminated strings in argv.
@@ -30,4 +36,18 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
     // stdout flush at exit.
     let _ = std::io::Write::flush(&mut std::io::stdout());
     code
+}
+
+/// Puts /dev/null (close-on-exec) on each of fds 0, 1 and 2 that is closed.
+///
+/// `open` returns the lowest free descriptor, and the lower ones are open by the time each is
+/// filled, so every closed standard descriptor gets its own /dev/null.
+fn occupy_standard_fds() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF on a closed fd.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: a constant NUL-terminated path. The descriptor is deliberately kept.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        }
+    }
 }

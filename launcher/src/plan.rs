@@ -195,6 +195,16 @@ fn checked(inp: &Inputs<'_>, route: Route) -> Result<Route> {
         let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
         check::check_slot(path, inp.program, *slot, root_owner)?;
     }
+    if let Route::Migrate = &route {
+        // The node runs a file of this layout (shared, or shipped from here): whoever could
+        // write the chain here would choose what runs there as the caller, so the local
+        // checks come before this route too.
+        let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
+        for slot in inp.manifest.slots.keys() {
+            let path = inp.layout.slot_path(inp.program, *slot);
+            check::check_slot_modes(&path, inp.program, root_owner)?;
+        }
+    }
     Ok(route)
 }
 

@@ -35,6 +35,53 @@ pub fn temp_path_for(dest: &Path) -> PathBuf {
     dest.with_file_name(format!(".{}.tmp-{}-{n}", &name[..keep], std::process::id()))
 }
 
+/// The process id in a name [`temp_path_for`] made (`.NAME.tmp-PID-N`), or `None` for any
+/// other name.
+pub fn temp_name_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?;
+    let (_, tail) = rest.rsplit_once(".tmp-")?;
+    let (pid, n) = tail.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(n))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Whether process `pid` exists on this machine (a zombie counts: it is still someone's).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
+/// Removes what interrupted writers left in `dir`: files named by [`temp_path_for`] whose
+/// process is gone (a killed install's staged copies can be hundreds of MB each). Only call
+/// it holding the layout lock, so no live install of this machine is mid-write; a name whose
+/// process id is alive is kept, whoever it is. Returns what was removed.
+pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_name_pid) else {
+            continue;
+        };
+        if !process_alive(pid) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            if fs::remove_file(&path).is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}
+
 /// Replaces `dest` atomically and durably with what `make` creates at the temporary path it
 /// is given (next to `dest`): a file `make` has written and fsynced, or a symlink. Then the
 /// rename, then an fsync of the directory. If anything fails the temporary path is removed and
@@ -55,7 +102,7 @@ pub fn replace_with(dest: &Path, make: impl FnOnce(&Path) -> io::Result<()>) -> 
 }
 
 /// Writes `bytes` to `path` atomically and durably (see [`replace_with`]): a new file with
-/// `mode` (less the umask), fsynced, renamed over `path`, the directory fsynced.
+/// exactly `mode` (whatever the umask), fsynced, renamed over `path`, the directory fsynced.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     replace_with(path, |tmp| {
         let mut file = OpenOptions::new()
@@ -63,6 +110,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             .create_new(true)
             .mode(mode)
             .open(tmp)?;
+        // The umask may have taken bits away: the file gets exactly `mode`.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()
     })
@@ -478,6 +527,32 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_and_dead_ones_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = temp_path_for(&dir.path().join("x86_64"));
+        let name = mine.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_name_pid(name), Some(std::process::id()));
+        assert_eq!(temp_name_pid(".a.b.tmp-12-3"), Some(12));
+        for other in [
+            "x86_64",
+            "manifest.toml",
+            ".a.tmp-",
+            ".a.tmp-1",
+            ".a.tmp-x-1",
+            "a.tmp-1-2",
+        ] {
+            assert_eq!(temp_name_pid(other), None, "{other}");
+        }
+        // A pid above the kernel's pid_max can never be alive.
+        let dead = dir.path().join(".x86_64.tmp-4999999-0");
+        fs::write(&dead, b"staged").unwrap();
+        fs::write(&mine, b"staged").unwrap();
+        fs::write(dir.path().join("x86_64"), b"slot").unwrap();
+        assert_eq!(remove_dead_temps(dir.path()), vec![dead.clone()]);
+        assert!(!dead.exists() && mine.exists() && dir.path().join("x86_64").exists());
+    }
     use std::os::unix::fs::MetadataExt;
 
     fn entries(dir: &Path) -> Vec<String> {

@@ -178,6 +178,8 @@ pub fn install(layout: &Layout, program: &str, slots: &[NewSlot]) -> Result<Inst
     let dir = layout.program_dir(program);
     let created = !dir.exists();
     create_dirs(&dir)?;
+    // Holding the lock: what an install killed mid-way left behind is garbage now.
+    crate::fsutil::remove_dead_temps(&dir);
     let result = install_checked(layout, program, &checked);
     if result.is_err() && created {
         // A first install that failed leaves no empty program directory behind (remove_dir

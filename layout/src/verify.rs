@@ -132,9 +132,19 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let known = name == crate::manifest::MANIFEST_FILE
                     || manifest.slots.keys().any(|s| s.to_string() == name);
-                if !known {
-                    report(entry.path(), "not named in the manifest (leftover?)".into());
+                if known {
+                    continue;
                 }
+                let what = if crate::fsutil::temp_name_pid(&name).is_some() {
+                    format!(
+                        "not named in the manifest: a temporary file of an interrupted install \
+                         (fix: install `{program}` again, which removes it once its process \
+                         is gone, or delete it)"
+                    )
+                } else {
+                    "not named in the manifest (leftover?)".to_owned()
+                };
+                report(entry.path(), what);
             }
         }
     }

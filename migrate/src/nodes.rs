@@ -142,7 +142,15 @@ impl NodesFile {
                 e.message()
             ))
         })?;
-        for (name, entry) in &file.nodes {
+        file.check(path)?;
+        Ok(file)
+    }
+
+    /// Refuses what no node may have: odd names, a destination ssh would read as an option,
+    /// a relative `root` or `cache` (which would be resolved against whatever directory the
+    /// remote command or the caller happens to be in).
+    fn check(&self, path: &Path) -> Result<(), Error> {
+        for (name, entry) in &self.nodes {
             if let Some(why) = node_name_problem(name) {
                 return Err(Error::usage(format!(
                     "{}: node name `{name}`: {why}",
@@ -156,22 +164,56 @@ impl NodesFile {
                     entry.ssh
                 )));
             }
+            for (key, value, home_ok) in
+                [("root", &entry.root, false), ("cache", &entry.cache, true)]
+            {
+                if let Some(why) = value.as_deref().and_then(|v| node_path_problem(v, home_ok)) {
+                    return Err(Error::usage(format!(
+                        "{}: node `{name}`: {key} = {:?}: {why}",
+                        path.display(),
+                        value.as_deref().unwrap_or_default()
+                    )));
+                }
+            }
         }
-        Ok(file)
+        Ok(())
     }
 
-    /// Writes the file atomically and durably, creating its directory.
+    /// Writes the file atomically and durably, creating its directory, with the same modes
+    /// whatever the umask: the per-user file 0600 in a 0700 directory (it is nobody else's
+    /// business), a layout's or the system's 0644 in 0755 directories (everyone reads them).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
+        self.check(path)?;
         let text = format!(
             "# fatbin nodes: see docs/migration.md. `fatbin nodes add/remove` rewrite this file.\n{}",
             toml::to_string(self).map_err(|e| Error::usage(format!("cannot write nodes: {e}")))?
         );
+        let private = Paths::new(None).user.as_deref() == Some(path);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
+            let made = if private {
+                create_private_dir(dir)
+            } else {
+                fatbin_layout::fsutil::create_dirs(dir).map_err(|e| e.to_string())
+            };
+            made.map_err(|e| Error::usage(format!("cannot create {}: {e}", dir.display())))?;
         }
-        fatbin_layout::fsutil::write_atomic(path, text.as_bytes(), 0o644)
+        let mode = if private { 0o600 } else { 0o644 };
+        fatbin_layout::fsutil::write_atomic(path, text.as_bytes(), mode)
             .map_err(|e| Error::usage(format!("cannot write {e}")))
+    }
+}
+
+/// Creates `dir` 0700 (its missing parents 0755), whatever the umask.
+fn create_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = dir.parent() {
+        fatbin_layout::fsutil::create_dirs(parent).map_err(|e| e.to_string())?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -190,6 +232,18 @@ pub fn node_name_problem(name: &str) -> Option<&'static str> {
         Some("use only letters, digits, `-`, `_` and `.`")
     } else {
         None
+    }
+}
+
+/// A node's `root` must be absolute; its `cache` absolute or under the remote home (`~/`).
+pub fn node_path_problem(path: &str, home_ok: bool) -> Option<&'static str> {
+    let under_home = path == "~" || path.starts_with("~/");
+    if path.starts_with('/') || (home_ok && under_home) {
+        None
+    } else if home_ok {
+        Some("it must be an absolute path or start with `~/`, not be relative")
+    } else {
+        Some("it must be an absolute path, not a relative one")
     }
 }
 
@@ -281,6 +335,32 @@ impl Paths {
     }
 }
 
+/// The slot trust rule (`fatbin_core::trust`) for an inventory file and its directory: whoever
+/// can write a nodes.toml decides which host a run goes to and which file runs there, as
+/// the caller. Owners trusted: root, the caller, and for a layout's own file ROOT's owner
+/// (its directory is ROOT). A missing file is fine: there is nothing to trust.
+fn check_trusted(source: Source, path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir_meta = std::fs::metadata(dir)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", dir.display())))?;
+    let root_owner = (source == Source::Layout).then(|| dir_meta.uid());
+    let checked =
+        fatbin_layout::perms::check_layout_metadata(dir, &dir_meta, root_owner.unwrap_or(0))
+            .and_then(|()| {
+                fatbin_layout::perms::check_layout_metadata(path, &meta, root_owner.unwrap_or(0))
+            });
+    checked.map_err(|e| {
+        Error::new(
+            crate::EXIT_CANNOT_EXECUTE,
+            format!("refusing the node inventory {}: {e}", path.display()),
+        )
+    })
+}
+
 /// `$XDG_CONFIG_HOME` or `~/.config`.
 fn user_config_dir() -> Option<PathBuf> {
     fatbin_layout::xdg_dir("XDG_CONFIG_HOME", ".config")
@@ -297,6 +377,7 @@ impl Inventory {
     pub fn load(paths: &Paths) -> Result<Inventory, Error> {
         let mut inv = Inventory::default();
         for (source, path) in paths.in_order() {
+            check_trusted(source, path)?;
             let file = NodesFile::read(path)?;
             inv.settings.fill_from(&file.settings);
             for (name, entry) in file.nodes {
@@ -321,6 +402,45 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 11, item 5: relative `root`/`cache` are refused when read and when written.
+    #[test]
+    fn relative_root_and_cache_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nodes.toml");
+        for (line, key) in [
+            ("root = \"rel/root\"", "root"),
+            ("cache = \"relcache\"", "cache"),
+            ("cache = \"./c\"", "cache"),
+        ] {
+            std::fs::write(&path, format!("[nodes.a]\nssh = \"h\"\n{line}\n")).unwrap();
+            let e = NodesFile::read(&path).unwrap_err().to_string();
+            assert!(e.contains(&format!("node `a`: {key} = ")), "{e}");
+        }
+        for line in [
+            "root = \"/srv/f\"\ncache = \"~/c\"",
+            "cache = \"~\"",
+            "cache = \"/c\"",
+        ] {
+            std::fs::write(&path, format!("[nodes.a]\nssh = \"h\"\n{line}\n")).unwrap();
+            NodesFile::read(&path).unwrap();
+        }
+        let mut file = NodesFile::default();
+        file.nodes.insert(
+            "a".into(),
+            NodeEntry {
+                ssh: "h".into(),
+                port: None,
+                slots: Vec::new(),
+                root: None,
+                shared: false,
+                cache: Some("relcache".into()),
+            },
+        );
+        let other = dir.path().join("other.toml");
+        assert!(file.write(&other).is_err());
+        assert!(!other.exists());
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

@@ -12,7 +12,7 @@
 //! set -- 'arg 1' 'it'\''s'
 //! if [ -n "${BASH_VERSION-}${ZSH_VERSION-}" ]; then (exec -a 'prog' '/root/bin/prog/aarch64' "$@" 2>&3 3>&-)
 //! else '/root/bin/prog/aarch64' "$@" 2>&3 3>&-; fi
-//! s=$?; kill -s KILL $!; printf '\036fatbin:exit:%s\n' "$s" >&3; exit "$s"
+//! s=$?; kill -s KILL $!; printf '\036fatbin:exit:NONCE:%s\n' "$s" >&3; exit "$s"
 //! ```
 //!
 //! Why each part is there:
@@ -33,6 +33,12 @@
 //! - after the start marker the wrapper's own stderr is /dev/null and the program's is the real
 //!   one (fd 3): a shell reports a child killed by a signal ("Killed", "Segmentation fault")
 //!   on its stderr, which a local run would not show. The exit marker goes to fd 3;
+//! - the exit marker carries NONCE, 128 random bits fresh for every run: the program shares
+//!   the marker's stream, and a program that ends its stderr with a marker of its own (and
+//!   then loses its wrapper) must not have its made-up status believed. The nonce is in the
+//!   wrapper's command line, so a program that goes looking (in its parent's `/proc` entry)
+//!   can find it: it guards against output that merely looks like a marker, not against a
+//!   program set on lying, which runs as the caller anyway;
 //! - the program runs as a foreground child, not `exec`, so the wrapper sees its status, and not
 //!   in the background, where a non-interactive shell would make it ignore SIGINT.
 //!
@@ -54,6 +60,54 @@ pub const START: &[u8] = b"\x1efatbin:start:";
 pub const EXIT: &[u8] = b"\x1efatbin:exit:";
 pub const FAIL: &[u8] = b"\x1efatbin:fail:";
 
+/// A wrapper script and the exit marker (with this run's nonce) that only it writes.
+#[derive(Debug)]
+pub struct Script {
+    text: Vec<u8>,
+    /// `EXIT` + the nonce + `:`; the status follows it.
+    exit_marker: Vec<u8>,
+}
+
+impl Script {
+    /// The start of the exit line this script writes: `\x1efatbin:exit:NONCE:`.
+    pub fn exit_marker(&self) -> &[u8] {
+        &self.exit_marker
+    }
+}
+
+impl std::ops::Deref for Script {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.text
+    }
+}
+
+/// 128 random bits as 32 hex digits, from the kernel's generator.
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: writes at most the remaining length into the buffer.
+        let n = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        match usize::try_from(n) {
+            Ok(n) => filled += n,
+            Err(_) if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {
+            }
+            // Before Linux 3.17 there is no getrandom: /dev/urandom says the same.
+            Err(_) => {
+                use std::io::Read;
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut bytes))
+                    .expect("the kernel's random numbers (/dev/urandom)");
+                break;
+            }
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// What the wrapper runs where.
 #[derive(Debug)]
 pub struct RemoteCommand<'a> {
@@ -68,8 +122,9 @@ pub struct RemoteCommand<'a> {
 }
 
 impl RemoteCommand<'_> {
-    /// The script, as the single word ssh sends.
-    pub fn script(&self) -> Vec<u8> {
+    /// The script, as the single word ssh sends, with a fresh nonce in its exit marker.
+    pub fn script(&self) -> Script {
+        let nonce = nonce();
         let mut s = Vec::with_capacity(512 + self.args.iter().map(|a| a.len() + 3).sum::<usize>());
         s.extend_from_slice(b"cd ");
         push_quoted(&mut s, self.cwd);
@@ -108,9 +163,17 @@ impl RemoteCommand<'_> {
         s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
         push_remote_path(&mut s, self.binary);
         s.extend_from_slice(
-            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:%s\\n' \"$s\" >&3; exit \"$s\"\n",
+            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:",
         );
-        s
+        s.extend_from_slice(nonce.as_bytes());
+        s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
+        let mut exit_marker = EXIT.to_vec();
+        exit_marker.extend_from_slice(nonce.as_bytes());
+        exit_marker.push(b':');
+        Script {
+            text: s,
+            exit_marker,
+        }
     }
 }
 
@@ -153,7 +216,26 @@ mod tests {
         assert_eq!(out.stdout, cwd);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("\x1efatbin:start:"), "{err:?}");
-        assert!(err.ends_with("\x1efatbin:exit:7\n"), "{err:?}");
+        let mut end = script.exit_marker().to_vec();
+        end.extend_from_slice(b"7\n");
+        assert!(out.stderr.ends_with(&end), "{err:?}");
+    }
+
+    /// Each run's exit marker has its own 32-hex-digit nonce.
+    #[test]
+    fn every_script_has_a_fresh_nonce() {
+        let cmd = RemoteCommand {
+            cwd: b"/",
+            binary: b"/bin/true",
+            args: &[],
+            argv0: b"true",
+            env: &[],
+        };
+        let (a, b) = (cmd.script(), cmd.script());
+        assert_ne!(a.exit_marker(), b.exit_marker());
+        let nonce = &a.exit_marker()[EXIT.len()..a.exit_marker().len() - 1];
+        assert_eq!(nonce.len(), 32);
+        assert!(nonce.iter().all(u8::is_ascii_hexdigit));
     }
 
     /// The program's argv[0] is the typed name under bash and zsh, its path under POSIX sh.

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::nodes::Node;
-use crate::remote::{kill_script, EXIT, FAIL, MARK, START};
+use crate::remote::{kill_script, Script, FAIL, MARK, START};
 use crate::ssh::{last_line, Seat, Ssh};
 
 /// How the local standard streams look, which decides `-n`, `-T`/`-tt` and process groups.
@@ -105,7 +105,7 @@ const FORWARDED: [(libc::c_int, &str); 3] = [
 ];
 
 /// Runs `script` on `node` through `seat`'s master.
-pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -> Ended {
+pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal) -> Ended {
     // On a cold seat this ssh connects itself; the proof file says it got that far.
     let proof = seat
         .socket
@@ -123,7 +123,7 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -
     if term.no_stdin {
         cmd.arg("-n").stdin(Stdio::null());
     }
-    Ssh::destination(&mut cmd, node).arg(OsStr::from_bytes(script));
+    Ssh::destination(&mut cmd, node).arg(OsStr::from_bytes(&script[..]));
     if term.tty {
         cmd.stdout(Stdio::piped());
     } else {
@@ -171,7 +171,7 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -
         (None, Some(err)) => (Box::new(err), 2),
         (None, None) => unreachable!("one stream is piped"),
     };
-    let mut pump = Pump::new(out_fd);
+    let mut pump = Pump::new(out_fd, script.exit_marker().to_vec());
     pump.run(stream, &pgid);
     let status = child.wait();
 
@@ -191,17 +191,24 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &[u8], term: Terminal) -
             })),
         },
         (false, _, Some(why)) => Ended::NotStarted(why, last_line(&pump.pre).unwrap_or_default()),
-        (false, _, None) if !seat.warm && !connected => Ended::Unreachable(
-            last_line(&pump.pre)
-                .unwrap_or_else(|| format!("ssh exited with {ssh_code:?} before connecting")),
-        ),
+        (false, _, None) if !seat.warm && !connected => {
+            Ended::Unreachable(last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
+                Some(code) => format!("ssh exited with {code} before connecting"),
+                None => "ssh was killed before connecting".into(),
+            }))
+        }
         (false, _, None) => Ended::NotStarted(
             NotStarted::Transport,
-            last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
-                Some(code) => format!("ssh exited with {code} before the program started"),
-                None => "ssh was killed before the program started".into(),
-            }),
+            last_line(&pump.pre).unwrap_or_else(|| ssh_ended(ssh_code, "the program started")),
         ),
+    }
+}
+
+/// How ssh ended before `what`, in words (never a Rust `Some(255)`).
+fn ssh_ended(code: Option<i32>, what: &str) -> String {
+    match code {
+        Some(code) => format!("ssh exited with {code} before {what}"),
+        None => format!("ssh was killed before {what}"),
     }
 }
 
@@ -263,18 +270,21 @@ struct Pump {
     pre: Vec<u8>,
     started: bool,
     held: Vec<u8>,
+    /// This run's exit line prefix (with its nonce): only the wrapper knows it.
+    exit_marker: Vec<u8>,
     exit: Option<i32>,
     fail: Option<NotStarted>,
     broken: bool,
 }
 
 impl Pump {
-    fn new(out_fd: i32) -> Pump {
+    fn new(out_fd: i32, exit_marker: Vec<u8>) -> Pump {
         Pump {
             out_fd,
             pre: Vec::new(),
             started: false,
             held: Vec::new(),
+            exit_marker,
             exit: None,
             fail: None,
             broken: false,
@@ -330,7 +340,7 @@ impl Pump {
         let mut buf = std::mem::take(&mut self.held);
         buf.extend_from_slice(chunk);
         match buf.iter().rposition(|&b| b == MARK) {
-            Some(i) if could_be_exit(&buf[i..]) => {
+            Some(i) if could_be_exit(&buf[i..], &self.exit_marker) => {
                 self.emit(&buf[..i]);
                 self.held = buf[i..].to_vec();
             }
@@ -345,7 +355,7 @@ impl Pump {
             return;
         }
         let held = std::mem::take(&mut self.held);
-        match parse_exit(&held) {
+        match parse_exit(&held, &self.exit_marker) {
             Some(code) => self.exit = Some(code),
             None => self.emit(&held),
         }
@@ -393,11 +403,11 @@ fn find_line(buf: &[u8], marker: &[u8]) -> Option<(usize, usize, Vec<u8>)> {
 }
 
 /// Whether `tail` (starting at a marker byte) is, or may still become, the final exit line.
-fn could_be_exit(tail: &[u8]) -> bool {
-    if tail.len() <= EXIT.len() {
-        return EXIT.starts_with(tail);
+fn could_be_exit(tail: &[u8], exit: &[u8]) -> bool {
+    if tail.len() <= exit.len() {
+        return exit.starts_with(tail);
     }
-    let Some(rest) = tail.strip_prefix(EXIT) else {
+    let Some(rest) = tail.strip_prefix(exit) else {
         return false;
     };
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -405,8 +415,8 @@ fn could_be_exit(tail: &[u8]) -> bool {
     digits <= 3 && matches!(after, b"" | b"\r" | b"\n" | b"\r\n")
 }
 
-fn parse_exit(tail: &[u8]) -> Option<i32> {
-    let rest = tail.strip_prefix(EXIT)?;
+fn parse_exit(tail: &[u8], exit: &[u8]) -> Option<i32> {
+    let rest = tail.strip_prefix(exit)?;
     let rest = rest.strip_suffix(b"\n")?;
     let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
     std::str::from_utf8(rest).ok()?.parse().ok()
@@ -418,15 +428,32 @@ mod tests {
 
     #[test]
     fn exit_tails() {
-        assert!(could_be_exit(b"\x1e"));
-        assert!(could_be_exit(b"\x1efatbin:ex"));
-        assert!(could_be_exit(b"\x1efatbin:exit:25"));
-        assert!(could_be_exit(b"\x1efatbin:exit:255\n"));
-        assert!(!could_be_exit(b"\x1efatbin:exit:255\nmore"));
-        assert!(!could_be_exit(b"\x1eother"));
-        assert_eq!(parse_exit(b"\x1efatbin:exit:255\n"), Some(255));
-        assert_eq!(parse_exit(b"\x1efatbin:exit:3\r\n"), Some(3));
-        assert_eq!(parse_exit(b"\x1efatbin:exit:3"), None);
+        let m: &[u8] = b"\x1efatbin:exit:n0nce:";
+        assert!(could_be_exit(b"\x1e", m));
+        assert!(could_be_exit(b"\x1efatbin:ex", m));
+        assert!(could_be_exit(b"\x1efatbin:exit:n0nce:25", m));
+        assert!(could_be_exit(b"\x1efatbin:exit:n0nce:255\n", m));
+        assert!(!could_be_exit(b"\x1efatbin:exit:n0nce:255\nmore", m));
+        assert!(!could_be_exit(b"\x1eother", m));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:n0nce:255\n", m), Some(255));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:n0nce:3\r\n", m), Some(3));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:n0nce:3", m), None);
+        // Without the nonce (what a program could print): not this run's marker.
+        assert!(!could_be_exit(b"\x1efatbin:exit:0\n", m));
+        assert_eq!(parse_exit(b"\x1efatbin:exit:0\n", m), None);
+    }
+
+    /// Issue 11, poor errors: "ssh exited with Some(255)" was a Rust Debug value.
+    #[test]
+    fn ssh_endings_are_in_words() {
+        assert_eq!(
+            ssh_ended(Some(255), "connecting"),
+            "ssh exited with 255 before connecting"
+        );
+        assert_eq!(
+            ssh_ended(None, "connecting"),
+            "ssh was killed before connecting"
+        );
     }
 
     #[test]
@@ -444,7 +471,7 @@ mod pump_tests {
     /// Feeds `chunks` through a pump writing to a pipe and returns (output, pump).
     fn pump(chunks: &[&[u8]]) -> (Vec<u8>, Pump) {
         let (r, w) = signal_pipe().unwrap();
-        let mut p = Pump::new(w.as_raw_fd());
+        let mut p = Pump::new(w.as_raw_fd(), b"\x1efatbin:exit:N:".to_vec());
         let group = AtomicU32::new(0);
         for c in chunks {
             p.feed(c, &group);
@@ -462,7 +489,7 @@ mod pump_tests {
         let (out, p) = pump(&[
             b"\x1efatbin:st",
             b"art:77\nhello \x1e",
-            b"fatbin:exit:25",
+            b"fatbin:exit:N:25",
             b"5\n",
         ]);
         assert_eq!(out, b"hello ");
@@ -475,17 +502,26 @@ mod pump_tests {
         let (out, p) = pump(&[
             b"\x1efatbin:start:1\n",
             b"a\x1efatbin:exit:3\nb",
-            b"\x1efatbin:exit:0\n",
+            b"\x1efatbin:exit:N:0\n",
         ]);
         assert_eq!(out, b"a\x1efatbin:exit:3\nb");
         assert_eq!(p.exit, Some(0));
+    }
+
+    /// Issue 11, item 12: a marker without this run's nonce at the end of the program's
+    /// stderr (its wrapper then killed) is output, and no status is believed.
+    #[test]
+    fn a_forged_exit_marker_is_not_believed() {
+        let (out, p) = pump(&[b"\x1efatbin:start:1\n", b"x\x1efatbin:exit:0\n"]);
+        assert_eq!(out, b"x\x1efatbin:exit:0\n");
+        assert_eq!(p.exit, None);
     }
 
     #[test]
     fn our_multiplexing_notice_is_dropped_other_noise_kept() {
         let (out, _) = pump(&[
             b"ControlSocket /r/n.0 already exists, disabling multiplexing\r\nmotd\n\x1efatbin:start:5\nx",
-            b"\x1efatbin:exit:0\n",
+            b"\x1efatbin:exit:N:0\n",
         ]);
         assert_eq!(out, b"motd\nx");
     }

@@ -107,7 +107,7 @@ impl Ssh {
         ])
         .arg(format!("ControlPersist={}", self.persist))
         .arg("-S")
-        .arg(socket);
+        .arg(ssh_escaped(socket));
         if let Some(port) = node.entry.port {
             cmd.arg("-p").arg(port.to_string());
         }
@@ -329,6 +329,20 @@ fn master_state(socket: &Path) -> MasterState {
     }
 }
 
+/// `path` as ssh reads a `ControlPath`: ssh expands `%` tokens in it (`-S` too), so a `%` in
+/// `XDG_RUNTIME_DIR` or the cache directory would name another socket or make ssh fail.
+fn ssh_escaped(path: &Path) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = Vec::with_capacity(path.as_os_str().len());
+    for &b in path.as_os_str().as_bytes() {
+        if b == b'%' {
+            out.push(b'%');
+        }
+        out.push(b);
+    }
+    OsString::from_vec(out)
+}
+
 /// `$XDG_RUNTIME_DIR/fatbin`, else `$XDG_CACHE_HOME/fatbin` (default `~/.cache/fatbin`).
 pub fn runtime_base() -> Result<PathBuf, String> {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| Path::new(d).is_absolute()) {
@@ -383,6 +397,14 @@ pub fn last_line(stderr: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_signs_reach_ssh_doubled() {
+        assert_eq!(
+            ssh_escaped(Path::new("/run/a%b/%%/c")),
+            OsString::from("/run/a%%b/%%%%/c")
+        );
+    }
 
     #[test]
     fn missing_and_dead_sockets_are_told_apart() {

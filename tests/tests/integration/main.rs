@@ -8,3 +8,4 @@ mod migration;
 mod processors;
 mod sharedfs;
 mod slurm;
+mod trust;

@@ -1,0 +1,474 @@
+//! The trust model and runs that go wrong (docs/security.md): what a fresh install looks like
+//! under a permissive umask, closed standard descriptors, odd characters in the directories
+//! migration keeps its sockets in. Real binaries, real files, a real sshd cluster
+//! (`fatbin_tests::cluster`) for the migration cases.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use fatbin_layout::{install, Layout, NewSlot};
+use fatbin_tests::cargo_fatbin_support::{cargo_fatbin_command, run};
+use fatbin_tests::cluster::{self, Cluster, Kind};
+use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
+
+const X86: &str = "x86_64-unknown-linux-musl";
+const ARM: &str = "aarch64-unknown-linux-musl";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// A layout ROOT with only an aarch64 probe: the x86_64 host must migrate it.
+fn arm_only() -> tempfile::TempDir {
+    let root = temp_dir();
+    let slot = NewSlot {
+        slot: "aarch64".parse().unwrap(),
+        source: probe_binary(ARM, None),
+        target: ARM.to_owned(),
+        cpu: None,
+        features: Vec::new(),
+        krate: Some("probe".into()),
+        version: None,
+    };
+    install(&Layout::new(root.path()), "probe", &[slot]).expect("install the probe");
+    root
+}
+
+/// An aarch64 node `n1` that shares the layout at the same path.
+fn arm_cluster(root: &Path) -> Cluster {
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", Kind::Aarch64);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\n",
+        root.display()
+    ));
+    cl
+}
+
+/// `fatbin run --root ROOT probe ARGS` with the cluster's environment, stdin closed.
+fn fatbin(cl: &Cluster, root: &Path, args: &[&[u8]]) -> Command {
+    let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+    cl.env(&mut cmd);
+    cmd.env("FATBIN_FALLBACK", "nodes")
+        .env_remove("FATBIN_ROOT")
+        .env_remove("FATBIN_ARCH")
+        .arg("run")
+        .arg("--root")
+        .arg(root)
+        .arg("probe")
+        .args(args.iter().map(|a| OsString::from_vec(a.to_vec())))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Every regular file under `dir` whose contents include `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if meta.is_file() {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Issue 11, item 9: `cargo fatbin add` under umask 002 (Ubuntu's default) and 000 creates
+/// ROOT and its missing parents 0755, so the launcher's permission checks accept the layout.
+#[test]
+fn installs_under_a_permissive_umask_create_0755_directories_that_run() {
+    for mask in [0o002, 0o000] {
+        let base = temp_dir();
+        let root = base.path().join("share/fatbin");
+        let mut cmd = cargo_fatbin_command(Path::new("."));
+        cmd.arg("add")
+            .arg("tool")
+            .arg(probe_binary(X86, None))
+            .arg("--root")
+            .arg(&root)
+            .arg("--launcher")
+            .arg(host_bin_dir().join("fatbin"))
+            .arg("--color=never");
+        // SAFETY: umask is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::umask(mask);
+                Ok(())
+            });
+        }
+        run(cmd).success();
+        for dir in [
+            base.path().join("share"),
+            root.clone(),
+            root.join("bin"),
+            root.join("bin/tool"),
+            root.join("shims"),
+        ] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(
+                mode,
+                0o755,
+                "umask {mask:03o}: {} is {mode:o}",
+                dir.display()
+            );
+        }
+        let out = Command::new(root.join("shims/tool"))
+            .env_remove("FATBIN_ROOT")
+            .env_remove("FATBIN_ARCH")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "umask {mask:03o}: {}",
+            show(&out)
+        );
+        assert!(
+            text(&out.stdout).starts_with("probe arch=x86_64 "),
+            "{}",
+            show(&out)
+        );
+    }
+}
+
+/// Issue 11, item 10: started with stderr closed (`2>&-`), a migrated run must not write the
+/// remote stderr into a file the launcher opened (the seat lock took fd 2).
+#[test]
+fn a_closed_stderr_never_lands_in_the_launchers_files() {
+    let root = arm_only();
+    let cl = arm_cluster(root.path());
+    let needle = b"remote-stderr-canary-4f1c";
+    let mut cmd = fatbin(&cl, root.path(), &[b"stderr", needle]);
+    cmd.stdout(Stdio::piped());
+    // SAFETY: close is async-signal-safe; the child closes its own fd 2 before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let leaked = files_containing(cl.dir(), needle);
+    assert!(leaked.is_empty(), "remote stderr written into {leaked:?}");
+    let leaked = files_containing(root.path(), needle);
+    assert!(leaked.is_empty(), "remote stderr written into {leaked:?}");
+}
+
+/// Issue 11, item 11: ssh expands `%` in a ControlPath (`-S` too); a `%` in XDG_RUNTIME_DIR
+/// must not break migration.
+#[test]
+fn a_percent_sign_in_the_runtime_dir_still_migrates() {
+    let root = arm_only();
+    let cl = arm_cluster(root.path());
+    // `%d` would be ssh's home directory token, `%%` its escaped percent sign.
+    let run_dir = cl.dir().join("run%d%%x");
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = fatbin(&cl, root.path(), &[b"args", b"a"])
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.stdout, b"a\0", "{}", show(&out));
+    // The master's socket is where the launcher looks for it, under the literal name.
+    let sockets: Vec<_> = std::fs::read_dir(run_dir.join("fatbin/ssh"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        sockets.iter().any(|n| n == "n1.0"),
+        "no socket n1.0 in {sockets:?}"
+    );
+}
+
+/// `fatbin ARGS` with a private config directory, no system inventory.
+fn fatbin_with_config(config: &Path) -> Command {
+    let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+    cmd.env("XDG_CONFIG_HOME", config)
+        .env("XDG_CACHE_HOME", config.join("cache"))
+        .env("XDG_RUNTIME_DIR", config.join("run"))
+        .env("FATBIN_SYSTEM_NODES", config.join("no-system-nodes.toml"))
+        .env("FATBIN_FALLBACK", "nodes")
+        .env_remove("FATBIN_ROOT")
+        .env_remove("FATBIN_ARCH")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Issue 11, item 5: a relative `root` or `cache` would be resolved against whatever
+/// directory the caller or the remote shell is in: refused on every read (exit 2, naming the
+/// file, node and key), and `fatbin nodes add` refuses to write one.
+#[test]
+fn relative_node_paths_are_refused_on_read_and_by_nodes_add() {
+    let root = arm_only();
+    let config = temp_dir();
+    let nodes = config.path().join("fatbin/nodes.toml");
+    for (key, line) in [
+        ("root", "root = \"relative/root\""),
+        ("cache", "shared = false\ncache = \"relcache\""),
+    ] {
+        std::fs::create_dir_all(nodes.parent().unwrap()).unwrap();
+        std::fs::write(
+            &nodes,
+            format!("[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\n{line}\n"),
+        )
+        .unwrap();
+        let out = fatbin_with_config(config.path())
+            .args(["run", "--root"])
+            .arg(root.path())
+            .arg("probe")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}: {}", show(&out));
+        assert!(
+            err.contains("node `n1`")
+                && err.contains(&format!("{key} = "))
+                && err.contains("relative"),
+            "{key}: {err}"
+        );
+    }
+    std::fs::remove_file(&nodes).unwrap();
+    let out = fatbin_with_config(config.path())
+        .args(["nodes", "add", "n1", "--ssh", "n1", "--slot", "aarch64"])
+        .args(["--no-shared", "--cache", "relcache"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("cache = \"relcache\""),
+        "{}",
+        show(&out)
+    );
+    assert!(!nodes.exists(), "nodes add wrote a relative cache");
+}
+
+/// A real unprivileged account other than the caller (created once, `useradd`): the
+/// "attacker" of the trust tests. Returns its uid.
+fn other_user() -> u32 {
+    const NAME: &str = "fatbin-mallory";
+    let id = || Command::new("id").args(["-u", NAME]).output().unwrap();
+    let mut out = id();
+    if !out.status.success() {
+        // Two tests may race to create it: whichever loses finds it there.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
+            .status();
+        out = id();
+    }
+    assert!(
+        out.status.success(),
+        "cannot create the test user {NAME} (useradd, needs root)"
+    );
+    text(&out.stdout).trim().parse().unwrap()
+}
+
+/// Issue 11, item 1: a nodes.toml others can write, or owned by another account, is refused
+/// (exit 126, naming the file and the fix), as a slot would be; the layout's own nodes.toml
+/// may belong to ROOT's owner.
+#[test]
+fn an_inventory_others_could_write_is_refused() {
+    let root = arm_only();
+    let config = temp_dir();
+    let dir = config.path().join("fatbin");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nodes = dir.join("nodes.toml");
+    std::fs::write(&nodes, "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\n").unwrap();
+    let run = || {
+        fatbin_with_config(config.path())
+            .args(["run", "--root"])
+            .arg(root.path())
+            .arg("probe")
+            .output()
+            .unwrap()
+    };
+    let refused = |out: &Output, what: &str| {
+        assert_eq!(out.status.code(), Some(126), "{what}: {}", show(out));
+        assert!(
+            text(&out.stderr).contains("refusing the node inventory"),
+            "{what}: {}",
+            show(out)
+        );
+    };
+    std::fs::set_permissions(&nodes, std::fs::Permissions::from_mode(0o666)).unwrap();
+    refused(&run(), "world-writable file");
+    std::fs::set_permissions(&nodes, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused(&run(), "world-writable directory");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mallory = other_user();
+    std::os::unix::fs::chown(&nodes, Some(mallory), None).unwrap();
+    refused(&run(), "another account's file");
+    // The same file in a layout ROOT owned by that account is the layout owner's to write.
+    std::fs::remove_file(&nodes).unwrap();
+    let layout_nodes = Layout::new(root.path()).nodes_file();
+    std::fs::write(&layout_nodes, "[settings]\nconnect_timeout = 1\n").unwrap();
+    std::os::unix::fs::chown(&layout_nodes, Some(mallory), None).unwrap();
+    std::os::unix::fs::chown(root.path(), Some(mallory), None).unwrap();
+    let out = run();
+    assert!(
+        !text(&out.stderr).contains("refusing the node inventory"),
+        "ROOT's owner's file refused: {}",
+        show(&out)
+    );
+    // ... but not once ROOT belongs to someone else.
+    std::os::unix::fs::chown(root.path(), Some(0), None).unwrap();
+    refused(
+        &run(),
+        "layout file owned by neither root, you, nor ROOT's owner",
+    );
+}
+
+/// Issue 11, item 1: `fatbin nodes add` writes the per-user file 0600 in a 0700 directory
+/// and a layout's 0644, whatever the umask.
+#[test]
+fn nodes_add_writes_fixed_modes_under_any_umask() {
+    for mask in [0o000, 0o077] {
+        let root = temp_dir();
+        let config = temp_dir();
+        for to in [None, Some("layout")] {
+            let mut cmd = fatbin_with_config(config.path());
+            cmd.args(["nodes", "add", "n1", "--ssh", "n1", "--slot", "aarch64"]);
+            if let Some(to) = to {
+                cmd.args(["--to", to]).arg("--layout").arg(root.path());
+            }
+            // SAFETY: umask is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask);
+                    Ok(())
+                });
+            }
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let user_dir = config.path().join("fatbin");
+        assert_eq!(mode(&user_dir), 0o700, "umask {mask:03o}");
+        assert_eq!(
+            mode(&user_dir.join("nodes.toml")),
+            0o600,
+            "umask {mask:03o}"
+        );
+        assert_eq!(
+            mode(&Layout::new(root.path()).nodes_file()),
+            0o644,
+            "umask {mask:03o}"
+        );
+    }
+}
+
+/// Issue 11, item 13: the staged copy an install killed mid-way left behind (named for its
+/// dead process) makes `verify` name the fix, and the next install, holding the lock, removes
+/// it; a temporary file of a live process is kept.
+#[test]
+fn temp_files_of_dead_installs_are_named_by_verify_and_removed_by_the_next_install() {
+    let root = arm_only();
+    let layout = Layout::new(root.path());
+    let dir = layout.program_dir("probe");
+    // A pid above the kernel's pid_max: that process is certainly gone.
+    let dead = dir.join(".aarch64.tmp-4999999-0");
+    std::fs::write(&dead, vec![0u8; 1 << 20]).unwrap();
+    let live = dir.join(format!(".aarch64.tmp-{}-7", std::process::id()));
+    std::fs::write(&live, b"being written").unwrap();
+    let problems = fatbin_layout::verify::verify(&layout, None).unwrap();
+    let about_dead: Vec<String> = problems
+        .iter()
+        .filter(|p| p.path == dead)
+        .map(|p| p.to_string())
+        .collect();
+    assert!(
+        about_dead.len() == 1
+            && about_dead[0].contains("interrupted install (fix: install `probe` again"),
+        "{problems:?}"
+    );
+    let slot = NewSlot {
+        slot: "aarch64".parse().unwrap(),
+        source: probe_binary(ARM, None),
+        target: ARM.to_owned(),
+        cpu: None,
+        features: Vec::new(),
+        krate: Some("probe".into()),
+        version: None,
+    };
+    install(&layout, "probe", &[slot]).unwrap();
+    assert!(
+        !dead.exists(),
+        "the dead install's temporary file is still there"
+    );
+    assert!(live.exists(), "a live process's temporary file was removed");
+    std::fs::remove_file(&live).unwrap();
+    let problems = fatbin_layout::verify::verify(&layout, None).unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+/// Issue 11, item 2 (the local half): a layout the local checks refuse (a world-writable ROOT,
+/// program directory or slot) is refused with 126 before migrating too, not run on a node.
+#[test]
+fn a_layout_refused_locally_is_not_migrated_either() {
+    let root = arm_only();
+    let cl = arm_cluster(root.path());
+    let layout = Layout::new(root.path());
+    let slot = layout.slot_path("probe", "aarch64".parse().unwrap());
+    for (path, mode, restore) in [
+        (root.path().to_owned(), 0o777, 0o755),
+        (layout.program_dir("probe"), 0o777, 0o755),
+        (slot.clone(), 0o757, 0o755),
+    ] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = fatbin(&cl, root.path(), &[]).output().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(restore)).unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(126),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+        assert!(
+            text(&out.stderr).contains("refusing to run") && out.stdout.is_empty(),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+    }
+    // Put right, it migrates.
+    let out = fatbin(&cl, root.path(), &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
