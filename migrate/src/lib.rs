@@ -1,8 +1,9 @@
 //! fatbin-migrate: running a request on another node when this host can run no slot of it.
 //!
 //! The interface is small: a [`Request`] (the program, its manifest, its slots best first, the
-//! command line), an [`Engine`] (the route the request takes: today [`Engine::Ssh`], the nodes
-//! of the inventory over OpenSSH; a scheduler such as Slurm goes beside it), and the result of
+//! command line), an [`Engine`] (the route the request takes: [`Engine::Ssh`], the nodes of the
+//! inventory over OpenSSH, or [`Engine::Slurm`], the site's scheduler through `srun`, see
+//! [`slurm`]), and the result of
 //! [`Engine::run`]: the exit status the launcher exits with, or one [`Error`] that carries its
 //! own. The node inventory ([`nodes`]) is public because `fatbin nodes` edits it, and
 //! [`probe::Prober`] asks nodes what they run.

@@ -380,14 +380,7 @@ fn relay(mut from: impl Read) -> Seen {
                     out.extend_from_slice(&line);
                 }
                 line.clear();
-            } else if !(line.starts_with(b"srun: ") || line.starts_with(b"slurmstepd: "))
-                && !b"srun: ".starts_with(&line)
-                && !b"slurmstepd: ".starts_with(&line)
-            {
-                out.extend_from_slice(&line);
-                line.clear();
-                passing = true;
-            } else if line.len() > 4096 {
+            } else if !maybe_slurms(&line) || line.len() > 4096 {
                 out.extend_from_slice(&line);
                 line.clear();
                 passing = true;
@@ -400,6 +393,14 @@ fn relay(mut from: impl Read) -> Seen {
         let _ = to.write_all(&line);
     }
     seen
+}
+
+/// Whether a partial line may still turn out to be one of srun's or slurmstepd's own.
+fn maybe_slurms(line: &[u8]) -> bool {
+    // slurmstepd names itself `slurmstepd` or `slurmstepd-NODE`.
+    [&b"srun: "[..], b"slurmstepd"]
+        .iter()
+        .any(|p| line.starts_with(p) || p.starts_with(line))
 }
 
 /// `srun: error: NODE: task 0: Exited with exit code N` (or `: Killed`, `: Terminated`...).
@@ -419,7 +420,7 @@ fn note(seen: &mut Seen, line: &[u8]) {
     {
         seen.refused
             .get_or_insert_with(|| line["srun: error: ".len()..].trim().to_owned());
-    } else if line.starts_with("slurmstepd: error: execve(): ") {
+    } else if line.starts_with("slurmstepd") && line.contains(": error: execve(): ") {
         seen.exec_failed
             .get_or_insert_with(|| line.trim().to_owned());
     } else if line.contains("CANCELLED AT") || line.contains("DUE TO TIME LIMIT") {
@@ -556,6 +557,14 @@ mod tests {
         );
         let seen = relay(&b"slurmstepd: error: execve(): /x/fatbin: Exec format error\nsrun: error: v3: task 0: Exited with exit code 8"[..]);
         assert!(seen.refused.is_none() && seen.exec_failed.is_some());
+        let seen = relay(
+            &b"slurmstepd-arm: error: *** STEP 34.0 ON arm CANCELLED AT 2026-11-30T15:17:30 ***\n"
+                [..],
+        );
+        assert!(seen.ended.is_some());
+        let seen =
+            relay(&b"slurmstepd-v3: error: execve(): /x/fatbin: No such file or directory\n"[..]);
+        assert!(seen.exec_failed.is_some());
         let seen = relay(&b"program says srun: error: Unable to allocate resources: no\n"[..]);
         assert!(seen.refused.is_none());
         assert!(is_task_report(
