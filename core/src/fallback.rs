@@ -1,12 +1,14 @@
 //! The `FATBIN_FALLBACK` grammar: what to try, in order, when no slot runs natively.
 //!
-//! A comma-separated list of `nodes` and `qemu` (spaces around words allowed, repeats
+//! A comma-separated list of `slurm`, `nodes` and `qemu` (spaces around words allowed, repeats
 //! ignored); `none` or an empty value means no fallback at all. Unset means
 //! [`DEFAULT`]. Anything else is an error the full launcher reports.
 
 /// What to try when no slot runs natively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {
+    /// Submit the request to Slurm (a `[slurm.NAME]` route of the inventory).
+    Slurm,
     /// Migrate the request to a node from `ROOT/nodes.toml`.
     Nodes,
     /// Emulate a slot with qemu-user.
@@ -14,11 +16,12 @@ pub enum Fallback {
 }
 
 /// The order when `FATBIN_FALLBACK` is unset.
-pub const DEFAULT: [Fallback; 2] = [Fallback::Nodes, Fallback::Qemu];
+pub const DEFAULT: [Fallback; 3] = [Fallback::Slurm, Fallback::Nodes, Fallback::Qemu];
 
 impl Fallback {
     pub const fn name(self) -> &'static str {
         match self {
+            Fallback::Slurm => "slurm",
             Fallback::Nodes => "nodes",
             Fallback::Qemu => "qemu",
         }
@@ -28,7 +31,7 @@ impl Fallback {
 /// A parsed `FATBIN_FALLBACK`: each fallback at most once, in the order given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Order {
-    items: [Option<Fallback>; 2],
+    items: [Option<Fallback>; 3],
 }
 
 impl Order {
@@ -51,6 +54,7 @@ pub fn parse(value: &str) -> Result<Order, &str> {
     let mut order = Order::default();
     for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         match word {
+            "slurm" => order.push(Fallback::Slurm),
             "nodes" => order.push(Fallback::Nodes),
             "qemu" => order.push(Fallback::Qemu),
             "none" => {}
@@ -82,6 +86,7 @@ mod tests {
         assert_eq!(order("none"), Ok(Vec::new()));
         assert_eq!(order(" qemu , nodes "), Ok(std::vec![Qemu, Nodes]));
         assert_eq!(order("nodes,qemu,nodes"), Ok(std::vec![Nodes, Qemu]));
+        assert_eq!(order("qemu,slurm,nodes"), Ok(std::vec![Qemu, Slurm, Nodes]));
         assert_eq!(order(",,"), Ok(Vec::new()));
         assert_eq!(order("nodes,bogus"), Err("bogus"));
         assert_eq!(order("NODES"), Err("NODES"));

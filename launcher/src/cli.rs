@@ -56,7 +56,14 @@ pub(crate) const TABLE: Table = Table {
         Spec {
             name: "host",
             alias: None,
-            flags: &[HELP, VERSION],
+            flags: &[
+                Flag::switch(
+                    "--slurm-features",
+                    "Print only the Slurm Features this node should carry (slot names).",
+                ),
+                HELP,
+                VERSION,
+            ],
             operands: Operands::None,
             about: "Print this host's processor, x86-64 level and usable CPU features.",
         },
@@ -79,8 +86,8 @@ pub(crate) const TABLE: Table = Table {
 Environment:
   FATBIN_ROOT      layout root (see --root)
   FATBIN_ARCH      forced slot (see --arch)
-  FATBIN_FALLBACK  what to try when no slot runs natively, in order: `nodes,qemu` (default),
-                   any subset, or `none`
+  FATBIN_FALLBACK  what to try when no slot runs natively, in order: `slurm,nodes,qemu`
+                   (default; routes not configured are skipped), any subset, or `none`
   FATBIN_DEPTH     set by the launcher for the program it runs (recursion guard)
 
 Shims: ROOT/shims/PROG is a symlink to the launcher; with ROOT/shims on PATH, `PROG ARGS`
@@ -104,7 +111,9 @@ pub(crate) enum Command {
         program: OsString,
         explain: bool,
     },
-    Host,
+    Host {
+        slurm_features: bool,
+    },
     List {
         opts: Opts,
     },
@@ -189,7 +198,9 @@ fn command(mut p: Parsed) -> Result<Command> {
             program: operands.next().expect("the table requires PROG"),
             explain: p.has("--explain"),
         },
-        Some("host") => Command::Host,
+        Some("host") => Command::Host {
+            slurm_features: p.has("--slurm-features"),
+        },
         Some("list") => Command::List { opts },
         Some("nodes") => Command::Nodes(p.rest),
         other => unreachable!("no command `{other:?}` in the table"),
@@ -260,7 +271,18 @@ mod tests {
 
     #[test]
     fn the_other_commands() {
-        assert!(matches!(parse_words(&["host"]), Ok(Command::Host)));
+        assert!(matches!(
+            parse_words(&["host"]),
+            Ok(Command::Host {
+                slurm_features: false
+            })
+        ));
+        assert!(matches!(
+            parse_words(&["host", "--slurm-features"]),
+            Ok(Command::Host {
+                slurm_features: true
+            })
+        ));
         assert!(matches!(parse_words(&["--help"]), Ok(Command::Help)));
         assert!(matches!(parse_words(&["help"]), Ok(Command::Help)));
         assert!(matches!(parse_words(&["which", "-h"]), Ok(Command::Help)));
@@ -326,7 +348,7 @@ mod tests {
         for needle in [
             "  fatbin run [--arch SLOT] [--root ROOT] [--argv0 ARG0] PROG [ARGS...]\n",
             "  fatbin which PROG [--arch SLOT] [--root ROOT] [--explain]\n",
-            "  fatbin host\n",
+            "  fatbin host [--slurm-features]\n",
             "  fatbin list [--root ROOT]\n",
             "  fatbin nodes ...\n",
             "  fatbin --help | --version\n",

@@ -6,6 +6,7 @@
 //! the slot's ELF header, and the `execve`.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 
 use fatbin_layout::{Layout, Manifest};
 
@@ -33,8 +34,38 @@ pub struct Launch<'a> {
 /// with the error.
 pub(crate) fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
     let depth = exec::enter(req.program)?;
-    let decision = plan::decide(req.layout, req.program, manifest, req.forced)?;
-    match decision.route? {
+    let mut decision = plan::decide(req.layout, req.program, manifest, req.forced)?;
+    // The route moves out; the rest of the decision stays, for the fallbacks after it.
+    let mut route = std::mem::replace(&mut decision.route, Err(Error::Usage(String::new())))?;
+    loop {
+        match run_route(req, manifest, &decision, route, depth)? {
+            Ran::Done(code) => return Ok(code),
+            // A migration that provably did not start the program: the next fallback.
+            Ran::NotStarted(engine, e) => {
+                route = match plan::after(req.layout, req.program, manifest, &decision, engine) {
+                    Ok(next) => next,
+                    Err(_) => return Ok(e.report()),
+                };
+                let _ = writeln!(std::io::stderr(), "fatbin: {e}; trying the next fallback");
+            }
+        }
+    }
+}
+
+/// How a route ended, when it returned at all.
+enum Ran {
+    Done(i32),
+    NotStarted(Engine, fatbin_migrate::Error),
+}
+
+fn run_route(
+    req: &Launch<'_>,
+    manifest: &Manifest,
+    decision: &plan::Decision,
+    route: Route,
+    depth: u32,
+) -> Result<Ran> {
+    match route {
         Route::Native { path, .. } => {
             let mut argv: Vec<&OsStr> = Vec::with_capacity(req.args.len() + 1);
             argv.extend(req.argv0);
@@ -53,9 +84,9 @@ pub(crate) fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
             let argv: Vec<&OsStr> = argv.iter().map(OsString::as_os_str).collect();
             Err(exec::exec(&qemu, &argv, depth, req.program))
         }
-        Route::Migrate => {
-            let slots: Vec<_> = decision.candidates.iter().map(|c| c.slot).collect();
-            let migrated = Engine::Ssh.run(&MigrateRequest {
+        Route::Migrate(engine) => {
+            let slots = decision.slots();
+            let migrated = engine.run(&MigrateRequest {
                 root: req.layout.root(),
                 program: req.program,
                 manifest,
@@ -63,7 +94,11 @@ pub(crate) fn launch(req: &Launch<'_>, manifest: &Manifest) -> Result<i32> {
                 argv0: req.argv0.unwrap_or_default(),
                 args: req.args,
             });
-            Ok(migrated.unwrap_or_else(fatbin_migrate::Error::report))
+            Ok(match migrated {
+                Ok(code) => Ran::Done(code),
+                Err(e) if !e.may_have_started() => Ran::NotStarted(engine, e),
+                Err(e) => Ran::Done(e.report()),
+            })
         }
     }
 }

@@ -125,7 +125,11 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             println!("fatbin {}", env!("CARGO_PKG_VERSION"));
             Ok(0)
         }
-        Command::Host => Ok(report::host()),
+        Command::Host { slurm_features } => Ok(if slurm_features {
+            report::slurm_features()
+        } else {
+            report::host()
+        }),
         Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;

@@ -13,6 +13,7 @@ use fatbin_migrate::nodes::{
     destination_problem, node_name_problem, Inventory, Node, NodeEntry, NodesFile, Paths, Source,
 };
 use fatbin_migrate::probe::{Probed, Prober, RootSeen};
+use fatbin_migrate::slurm::{self, SlurmEntry, SlurmRoute};
 
 use crate::args::{ArgError, Flag, Operands, Parsed, Spec, Table};
 
@@ -46,8 +47,24 @@ const TABLE: Table = Table {
                     "--ssh",
                     "DEST",
                     "How to reach the node: an ssh alias, host or user@host.",
+                ),
+                Flag::switch(
+                    "--slurm",
+                    "A Slurm route instead: srun places each request on a node whose Features \
+                     name a slot.",
+                ),
+                Flag::value("--partition", "P", "Slurm: the partition to submit to."),
+                Flag::value(
+                    "--srun-arg",
+                    "ARG",
+                    "Slurm: one more srun argument (repeat).",
                 )
-                .required(),
+                .repeats(),
+                Flag::value(
+                    "--launcher",
+                    "PATH",
+                    "Slurm: the launcher on the nodes (default: fatbin beside this one).",
+                ),
                 Flag::value("--port", "N", "The node's ssh port."),
                 Flag::value("--slot", "SLOT", "A slot the node runs (repeat for each).").repeats(),
                 Flag::value(
@@ -67,7 +84,7 @@ const TABLE: Table = Table {
                 ),
             ],
             operands: Operands::One("NAME"),
-            about: "Add or update a node.",
+            about: "Add or update a node (--ssh DEST) or a Slurm route (--slurm).",
         },
         Spec {
             name: "remove",
@@ -88,7 +105,7 @@ const TABLE: Table = Table {
                 "Write the slots found into the node's entry.",
             )],
             operands: Operands::Optional("NAME"),
-            about: "Ask nodes over ssh what they can run.",
+            about: "Ask nodes over ssh (Slurm: sinfo) what they can run.",
         },
         Spec {
             name: "check",
@@ -188,6 +205,35 @@ fn text_value(parsed: &Parsed, flag: &str) -> Result<Option<String>, String> {
 }
 fn list(paths: &Paths) -> Result<i32, String> {
     let inv = Inventory::load(paths)?;
+    let routes = slurm::load(paths)?;
+    if !routes.is_empty() {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "SLURM\tPARTITION\tSLOTS\tROOT\tSRUN-ARGS\tFROM");
+        for r in &routes {
+            let slots: Vec<String> = r.entry.slots.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                r.name,
+                r.entry.partition.as_deref().unwrap_or("(default)"),
+                if slots.is_empty() {
+                    "(node features)".to_owned()
+                } else {
+                    slots.join(",")
+                },
+                r.entry.root.as_deref().unwrap_or("(same as here)"),
+                if r.entry.srun_args.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.entry.srun_args.join(" ")
+                },
+                r.source.name()
+            );
+        }
+        if inv.nodes.is_empty() {
+            return Ok(0);
+        }
+    }
     if inv.nodes.is_empty() {
         println!("no nodes (add one with `fatbin nodes add NAME --ssh HOST --slot SLOT`)");
         return Ok(0);
@@ -237,6 +283,14 @@ fn file_for(paths: &Paths, which: Option<String>) -> Result<(Source, PathBuf), S
 }
 
 fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
+    if parsed.has("--slurm") {
+        return add_slurm(paths, parsed, name);
+    }
+    for flag in ["--partition", "--srun-arg", "--launcher"] {
+        if parsed.value(flag).is_some() {
+            return Err(format!("{flag} is for a Slurm route: add --slurm"));
+        }
+    }
     let dest = text_value(parsed, "--ssh")?
         .ok_or("add needs --ssh DEST (an ssh alias, host or user@host)")?;
     let port = text_value(parsed, "--port")?
@@ -245,15 +299,7 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
                 .map_err(|_| format!("--port {p}: not a port number"))
         })
         .transpose()?;
-    let slots = parsed
-        .values("--slot")
-        .map(|s| {
-            s.to_str()
-                .ok_or_else(|| "--slot: the value is not UTF-8".to_owned())?
-                .parse::<SlotName>()
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let slots = slot_values(parsed)?;
     let node_root = text_value(parsed, "--root")?;
     let cache = text_value(parsed, "--cache")?;
     let shared = !parsed.has("--no-shared");
@@ -305,7 +351,90 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
     Ok(0)
 }
 
+/// The `--slot` values.
+fn slot_values(parsed: &Parsed) -> Result<Vec<SlotName>, String> {
+    parsed
+        .values("--slot")
+        .map(|s| {
+            s.to_str()
+                .ok_or_else(|| "--slot: the value is not UTF-8".to_owned())?
+                .parse::<SlotName>()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn add_slurm(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
+    for flag in ["--ssh", "--port", "--cache", "--no-shared"] {
+        if parsed.has(flag) || parsed.value(flag).is_some() {
+            return Err(format!("{flag} is for an ssh node, not a Slurm route"));
+        }
+    }
+    if let Some(why) = node_name_problem(name) {
+        return Err(format!("route name `{name}`: {why}"));
+    }
+    let partition = text_value(parsed, "--partition")?;
+    if let Some(p) = &partition {
+        if let Some(why) = slurm::word_problem(p) {
+            return Err(format!("--partition {p:?}: {why}"));
+        }
+    }
+    let srun_args = parsed
+        .values("--srun-arg")
+        .map(|a| {
+            a.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| "--srun-arg: the value is not UTF-8".to_owned())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = text_value(parsed, "--root")?;
+    let launcher = text_value(parsed, "--launcher")?;
+    for (flag, value) in [("--root", &root), ("--launcher", &launcher)] {
+        if let Some(v) = value {
+            if !v.starts_with('/') {
+                return Err(format!("{flag} {v}: must be an absolute path on the nodes"));
+            }
+        }
+    }
+    let entry = SlurmEntry {
+        partition,
+        srun_args,
+        slots: slot_values(parsed)?,
+        root,
+        launcher,
+    };
+    let (source, path) = file_for(paths, text_value(parsed, "--to")?)?;
+    let mut file = NodesFile::read(&path)?;
+    if file.nodes.contains_key(name) {
+        return Err(format!(
+            "{} has an ssh node `{name}`: a Slurm route needs a name of its own",
+            path.display()
+        ));
+    }
+    let replaced = file.slurm.insert(name.to_owned(), entry).is_some();
+    file.write(&path)?;
+    println!(
+        "{} Slurm route `{name}` in {} ({})",
+        if replaced { "updated" } else { "added" },
+        path.display(),
+        source.name()
+    );
+    Ok(0)
+}
+
 fn remove(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
+    if let Some(route) = slurm::load(paths)?.into_iter().find(|r| r.name == name) {
+        let path = paths.get(route.source).expect("read from there").to_owned();
+        let mut file = NodesFile::read(&path)?;
+        file.slurm.remove(name);
+        file.write(&path)?;
+        println!(
+            "removed Slurm route `{name}` from {} ({})",
+            path.display(),
+            route.source.name()
+        );
+        return Ok(0);
+    }
     let from = text_value(parsed, "--from")?;
     let (source, path) = match from {
         Some(f) => file_for(paths, Some(f))?,
@@ -353,6 +482,10 @@ fn selected<'i>(inv: &'i Inventory, name: Option<&str>) -> Result<Vec<&'i Node>,
 }
 
 fn probe(paths: &Paths, name: Option<&str>, save: bool) -> Result<i32, String> {
+    let routes = slurm::load(paths)?;
+    if let Some(route) = name.and_then(|n| routes.iter().find(|r| r.name == n)) {
+        return probe_slurm(paths, route, save);
+    }
     let inv = Inventory::load(paths)?;
     let prober = Prober::new(&inv)?;
     let mut code = 0;
@@ -380,7 +513,102 @@ fn probe(paths: &Paths, name: Option<&str>, save: bool) -> Result<i32, String> {
     Ok(code)
 }
 
+/// `probe` of a Slurm route: the node Features that are slot names (`sinfo`).
+fn probe_slurm(paths: &Paths, route: &SlurmRoute, save: bool) -> Result<i32, String> {
+    let features = slurm::features(&route.entry)?;
+    let slots: Vec<SlotName> = slurm::slot_features(&features);
+    let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
+    println!(
+        "{}: Slurm features {}; runs slots {}",
+        route.name,
+        features.join(","),
+        names.join(", ")
+    );
+    if save {
+        let path = paths.get(route.source).expect("read from there").to_owned();
+        let mut file = NodesFile::read(&path)?;
+        if let Some(e) = file.slurm.get_mut(&route.name) {
+            e.slots = slots;
+        }
+        file.write(&path)?;
+        println!("  saved to {}", path.display());
+    }
+    Ok(0)
+}
+
+/// `check` of a Slurm route: srun found, the controller answers, which slot Features exist,
+/// and ROOT visible on a node of each (one small step per Feature).
+fn check_slurm(route: &SlurmRoute, root: Option<&std::path::Path>) -> Result<i32, String> {
+    let srun = slurm::client("srun")?;
+    let features = match slurm::features(&route.entry) {
+        Ok(f) => f,
+        Err(e) => {
+            println!("{}: controller does not answer: {e}", route.name);
+            return Ok(EXIT_NODE_FAILED);
+        }
+    };
+    let slots = match route.served() {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{}: {e}", route.name);
+            return Ok(EXIT_NODE_FAILED);
+        }
+    };
+    println!(
+        "{}: srun {}, controller answers, features {}",
+        route.name,
+        srun.display(),
+        features.join(",")
+    );
+    let mut code = 0;
+    if slots.is_empty() {
+        println!(
+            "  no slot served: no node{} has a Feature that is a slot name",
+            match &route.entry.partition {
+                Some(p) => format!(" of partition `{p}`"),
+                None => String::new(),
+            }
+        );
+        code = EXIT_NODE_FAILED;
+    }
+    for slot in &slots {
+        let Some(root) = root else { break };
+        let root = route.root_on_node(root);
+        let mut cmd = std::process::Command::new(&srun);
+        cmd.args(["--quiet", "--ntasks=1", "--nodes=1", "--chdir=/"])
+            .arg(format!("--constraint={slot}"));
+        if let Some(p) = &route.entry.partition {
+            cmd.arg(format!("--partition={p}"));
+        }
+        let ok = cmd
+            .args(&route.entry.srun_args)
+            .args(["--", "/bin/test", "-d"])
+            .arg(&root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            println!(
+                "  slot {slot}: ROOT visible at {} on a node",
+                root.display()
+            );
+        } else {
+            code = EXIT_NODE_FAILED;
+            println!(
+                "  slot {slot}: ROOT not visible at {} (or no node ran the check)",
+                root.display()
+            );
+        }
+    }
+    Ok(code)
+}
+
 fn check(paths: &Paths, root: Option<&std::path::Path>, name: Option<&str>) -> Result<i32, String> {
+    let routes = slurm::load(paths)?;
+    if let Some(route) = name.and_then(|n| routes.iter().find(|r| r.name == n)) {
+        return check_slurm(route, root);
+    }
     let inv = Inventory::load(paths)?;
     let prober = Prober::new(&inv)?;
     let mut code = 0;

@@ -2,7 +2,8 @@
 //!
 //! A forced slot (`--arch`, `FATBIN_ARCH`) runs natively when the host can run it, else under
 //! qemu. Otherwise the best native slot wins; when there is none, the fallbacks run in the
-//! order `FATBIN_FALLBACK` gives (default `nodes,qemu`). A route that runs a slot here is
+//! order `FATBIN_FALLBACK` gives (default `slurm,nodes,qemu`; routes that are not configured
+//! are skipped). A route that runs a slot here is
 //! only chosen once the slot and its directories pass the checks of [`check`].
 //!
 //! [`decide`] is the only place that decides: `run` and every shim call execute its
@@ -25,8 +26,17 @@ pub use fatbin_core::env::{ARCH_VAR, FALLBACK_VAR};
 /// launcher applies too).
 pub use fatbin_core::fallback::Fallback;
 
-/// The fallback order from `FATBIN_FALLBACK`: comma-separated `nodes` and `qemu`; `none` or
-/// an empty value for no fallback at all.
+/// The migration engine of a fallback that migrates.
+pub(crate) fn engine(fallback: Fallback) -> Option<fatbin_migrate::Engine> {
+    match fallback {
+        Fallback::Slurm => Some(fatbin_migrate::Engine::Slurm),
+        Fallback::Nodes => Some(fatbin_migrate::Engine::Ssh),
+        Fallback::Qemu => None,
+    }
+}
+
+/// The fallback order from `FATBIN_FALLBACK`: comma-separated `slurm`, `nodes` and `qemu`;
+/// `none` or an empty value for no fallback at all.
 pub fn fallbacks() -> Result<Vec<Fallback>> {
     match std::env::var_os(FALLBACK_VAR) {
         None => Ok(fatbin_core::fallback::DEFAULT.to_vec()),
@@ -38,14 +48,14 @@ pub fn fallbacks() -> Result<Vec<Fallback>> {
 pub fn parse_fallbacks(value: &std::ffi::OsStr) -> Result<Vec<Fallback>> {
     let value = value.to_str().ok_or_else(|| {
         Error::Usage(format!(
-            "{FALLBACK_VAR} is not UTF-8; use e.g. `nodes,qemu`"
+            "{FALLBACK_VAR} is not UTF-8; use e.g. `slurm,nodes,qemu`"
         ))
     })?;
     match fatbin_core::fallback::parse(value) {
         Ok(order) => Ok(order.iter().collect()),
         Err(other) => Err(Error::Usage(format!(
             "{FALLBACK_VAR}: unknown fallback `{other}` (use a comma-separated list of \
-             `nodes` and `qemu`, or `none`)"
+             `slurm`, `nodes` and `qemu`, or `none`)"
         ))),
     }
 }
@@ -87,8 +97,8 @@ pub(crate) enum Route {
         qemu: PathBuf,
         path: PathBuf,
     },
-    /// Run the request on another node ([`fatbin_migrate`]).
-    Migrate,
+    /// Run the request on another node through this engine ([`fatbin_migrate`]).
+    Migrate(fatbin_migrate::Engine),
 }
 
 impl Route {
@@ -96,7 +106,7 @@ impl Route {
     pub(crate) fn slot(&self) -> Option<SlotName> {
         match self {
             Route::Native { slot, .. } | Route::Emulate { slot, .. } => Some(*slot),
-            Route::Migrate => None,
+            Route::Migrate(_) => None,
         }
     }
 }
@@ -195,7 +205,7 @@ fn checked(inp: &Inputs<'_>, route: Route) -> Result<Route> {
         let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
         check::check_slot(path, inp.program, *slot, root_owner)?;
     }
-    if let Route::Migrate = &route {
+    if let Route::Migrate(_) = &route {
         // The node runs a file of this layout (shared, or shipped from here): whoever could
         // write the chain here would choose what runs there as the caller, so the local
         // checks come before this route too.
@@ -216,10 +226,18 @@ fn route(inp: &Inputs<'_>) -> Result<Route> {
     if let Some(best) = inp.candidates.iter().find(|c| c.is_native()) {
         return Ok(native(inp, best.slot));
     }
+    fallback_route(inp)
+}
+
+/// The first of the fallbacks that can serve the request, or why none can.
+fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
     for fallback in inp.fallbacks {
         match fallback {
-            Fallback::Nodes if fatbin_migrate::Engine::Ssh.is_configured(inp.layout.root()) => {
-                return Ok(Route::Migrate)
+            Fallback::Slurm | Fallback::Nodes => {
+                let engine = engine(*fallback).expect("a migrating fallback");
+                if engine.is_configured(inp.layout.root()) {
+                    return Ok(Route::Migrate(engine));
+                }
             }
             Fallback::Qemu => {
                 for c in emulation_order(inp.candidates) {
@@ -228,10 +246,37 @@ fn route(inp: &Inputs<'_>) -> Result<Route> {
                     }
                 }
             }
-            Fallback::Nodes => {}
         }
     }
     Err(nothing_runs(inp))
+}
+
+/// The route of the fallbacks after `failed`, for a migration that failed before the program
+/// started (`run` then tries the next; one that may have started it never does).
+pub(crate) fn after(
+    layout: &Layout,
+    program: &str,
+    manifest: &Manifest,
+    decision: &Decision,
+    failed: fatbin_migrate::Engine,
+) -> Result<Route> {
+    let rest: Vec<Fallback> = decision
+        .fallbacks
+        .iter()
+        .copied()
+        .skip_while(|&f| engine(f) != Some(failed))
+        .skip(1)
+        .collect();
+    let inputs = Inputs {
+        host: &decision.host,
+        layout,
+        program,
+        manifest,
+        candidates: &decision.candidates,
+        forced: None,
+        fallbacks: &rest,
+    };
+    fallback_route(&inputs).and_then(|r| checked(&inputs, r))
 }
 
 fn native(inp: &Inputs<'_>, slot: SlotName) -> Route {
@@ -302,6 +347,10 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
     }
     for f in inp.fallbacks {
         let why = match f {
+            Fallback::Slurm => format!(
+                "no Slurm route configured (`fatbin nodes add NAME --slurm`, in {})",
+                shown(&inp.layout.nodes_file())
+            ),
             Fallback::Nodes => {
                 format!("no nodes configured in {}", shown(&inp.layout.nodes_file()))
             }

@@ -27,7 +27,11 @@ pub(crate) fn which(
     let mut out = std::io::stdout().lock();
     if !explain {
         let _ = match decision.route? {
-            Route::Migrate => writeln!(out, "migrate: {program} runs on another node"),
+            Route::Migrate(engine) => writeln!(
+                out,
+                "migrate: {program} runs on another node ({})",
+                engine.name()
+            ),
             route => writeln!(out, "{}", what_runs(program, manifest, &route)),
         };
         return Ok(0);
@@ -90,17 +94,24 @@ pub(crate) fn which(
     }
     let _ = out.write_all(text.as_bytes());
     let slots = decision.slots();
-    let _ = fatbin_migrate::Engine::Ssh.explain(
-        &fatbin_migrate::Request {
-            root: &root.path,
-            program,
-            manifest,
-            slots: &slots,
-            argv0: std::ffi::OsStr::new(program),
-            args: &[],
-        },
-        &mut out,
-    );
+    let request = fatbin_migrate::Request {
+        root: &root.path,
+        program,
+        manifest,
+        slots: &slots,
+        argv0: std::ffi::OsStr::new(program),
+        args: &[],
+    };
+    // Every configured migration route, in the fallback order.
+    for engine in decision
+        .fallbacks
+        .iter()
+        .filter_map(|&f| crate::plan::engine(f))
+    {
+        if engine == fatbin_migrate::Engine::Ssh || engine.is_configured(&root.path) {
+            let _ = engine.explain(&request, &mut out);
+        }
+    }
     let _ = match &decision.route {
         Ok(route) => writeln!(out, "runs: {}", what_runs(program, manifest, route)),
         Err(e) => writeln!(out, "runs: nothing\n{e}"),
@@ -128,8 +139,25 @@ fn what_runs(program: &str, manifest: &Manifest, route: &Route) -> String {
             let words: Vec<_> = argv.iter().map(|w| w.to_string_lossy()).collect();
             words.join(" ")
         }
-        Route::Migrate => "on another node (migration)".to_owned(),
+        Route::Migrate(engine) => format!("on another node (migration: {})", engine.name()),
     }
+}
+
+/// `fatbin host --slurm-features`: the Features a Slurm node with this processor should carry,
+/// comma-separated as `slurm.conf` takes them: the slot names of its own architecture it runs
+/// natively, lowest level first (`x86_64,x86_64-v2,x86_64-v3` on an x86-64-v3 CPU).
+pub fn slurm_features() -> i32 {
+    let host = Host::detect();
+    let Some(arch) = host.arch else {
+        eprintln!("fatbin: this processor is not one fatbin knows: {host}");
+        return fatbin_layout::exit::EXIT_CANNOT_EXECUTE;
+    };
+    let mut features = vec![arch.to_string()];
+    if arch == Arch::X86_64 {
+        features.extend((2..=host.x86_64_level()).map(|l| format!("x86_64-v{l}")));
+    }
+    println!("{}", features.join(","));
+    0
 }
 
 /// `fatbin host`: the processor, its x86-64 level, usable features and emulators.

@@ -1,8 +1,9 @@
 //! fatbin-migrate: running a request on another node when this host can run no slot of it.
 //!
 //! The interface is small: a [`Request`] (the program, its manifest, its slots best first, the
-//! command line), an [`Engine`] (the route the request takes: today [`Engine::Ssh`], the nodes
-//! of the inventory over OpenSSH; a scheduler such as Slurm goes beside it), and the result of
+//! command line), an [`Engine`] (the route the request takes: [`Engine::Ssh`], the nodes of the
+//! inventory over OpenSSH, or [`Engine::Slurm`], the site's scheduler through `srun`, see
+//! [`slurm`]), and the result of
 //! [`Engine::run`]: the exit status the launcher exits with, or one [`Error`] that carries its
 //! own. The node inventory ([`nodes`]) is public because `fatbin nodes` edits it, and
 //! [`probe::Prober`] asks nodes what they run.
@@ -28,6 +29,7 @@ mod quote;
 mod remote;
 mod session;
 mod ship;
+pub mod slurm;
 mod ssh;
 
 use std::ffi::{OsStr, OsString};
@@ -72,6 +74,8 @@ pub struct Request<'a> {
 pub enum Engine {
     /// The nodes of the inventory (`nodes.toml`), over the system's OpenSSH client.
     Ssh,
+    /// The site's Slurm scheduler (`[slurm.NAME]` in `nodes.toml`), through `srun`.
+    Slurm,
 }
 
 impl Engine {
@@ -79,6 +83,7 @@ impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Ssh => "nodes",
+            Engine::Slurm => "slurm",
         }
     }
 
@@ -87,6 +92,8 @@ impl Engine {
     pub fn is_configured(self, root: &Path) -> bool {
         match self {
             Engine::Ssh => Paths::new(Some(root)).any_exists(),
+            // Parses the files: asked only when no slot runs here.
+            Engine::Slurm => slurm::load(&Paths::new(Some(root))).is_ok_and(|r| !r.is_empty()),
         }
     }
 
@@ -96,6 +103,7 @@ impl Engine {
         ignore_sigpipe();
         match self {
             Engine::Ssh => run_ssh(req),
+            Engine::Slurm => slurm::run(req),
         }
     }
 
@@ -103,6 +111,7 @@ impl Engine {
     pub fn explain(self, req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         match self {
             Engine::Ssh => explain_ssh(req, out),
+            Engine::Slurm => slurm::explain(req, out),
         }
     }
 }
@@ -112,6 +121,8 @@ impl Engine {
 pub struct Error {
     code: i32,
     message: String,
+    /// False only when the program provably did not start (nothing ran, no input was read).
+    may_have_started: bool,
 }
 
 impl Error {
@@ -119,7 +130,20 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            may_have_started: true,
         }
+    }
+
+    /// Marks a failure that happened before anything of the request ran.
+    pub(crate) fn not_started(mut self) -> Error {
+        self.may_have_started = false;
+        self
+    }
+
+    /// Whether the program may have started: then the request must not run anywhere else
+    /// (a request never runs twice); when not, the launcher may try its next fallback.
+    pub fn may_have_started(&self) -> bool {
+        self.may_have_started
     }
 
     /// A bad inventory, setting or `fatbin nodes` argument.
@@ -221,7 +245,10 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     let ssh_client = Ssh::new(&plan.inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
     let (candidates, skipped) = plan.candidates(req.slots, Some(&ssh_client), true);
     if candidates.is_empty() && skipped.is_empty() {
-        return fail(EXIT_NOT_FOUND, no_node_message(req, &plan.inventory));
+        // Nothing was attempted: the next fallback may run it.
+        return Err(
+            Error::new(EXIT_NOT_FOUND, no_node_message(req, &plan.inventory)).not_started(),
+        );
     }
     let cwd = std::env::current_dir().or_else(|e| {
         fail(

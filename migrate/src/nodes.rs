@@ -121,6 +121,9 @@ pub struct NodesFile {
     pub settings: Settings,
     #[serde(default)]
     pub nodes: BTreeMap<String, NodeEntry>,
+    /// Slurm routes (`[slurm.NAME]`, see [`crate::slurm`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slurm: BTreeMap<String, crate::slurm::SlurmEntry>,
 }
 
 fn is_default(s: &Settings) -> bool {

@@ -480,3 +480,469 @@ fn slurm_exit_status_passes_through() {
         show(&out)
     );
 }
+
+// The Slurm route of the launcher, against the same cluster.
+
+const X86_TARGET: &str = "x86_64-unknown-linux-musl";
+const ARM_TARGET: &str = "aarch64-unknown-linux-musl";
+
+/// The launcher pair on every node, under one path (`DIR/bin/fatbin`: the x86_64 build on the
+/// x86_64 nodes, the aarch64 build on `arm`), installed once per test process.
+fn node_launcher(cl: &SlurmCluster) -> PathBuf {
+    static INSTALLED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            fatbin_tests::install_launcher(ARM_TARGET, &cl.aarch64_bin());
+            fatbin_tests::install_launcher(X86_TARGET, &cl.node_bin())
+        })
+        .clone()
+}
+
+/// A layout ROOT with the probe as `probe` for (slot, target, cpu), whose `nodes.toml` names
+/// one Slurm route, `site`, written by `fatbin nodes add`; and a private XDG directory.
+struct Site {
+    root: tempfile::TempDir,
+    xdg: tempfile::TempDir,
+    launcher: PathBuf,
+}
+
+impl Site {
+    fn new(cl: &SlurmCluster, slots: &[(&str, &str, Option<&str>)], route: &[&str]) -> Site {
+        let root = temp_dir();
+        let new: Vec<fatbin_layout::NewSlot> = slots
+            .iter()
+            .map(|(slot, target, cpu)| {
+                let mut new = fatbin_layout::NewSlot::from_file(
+                    slot.parse().unwrap(),
+                    probe_binary(target, *cpu),
+                );
+                new.target = (*target).to_owned();
+                new.cpu = cpu.map(str::to_owned);
+                new
+            })
+            .collect();
+        fatbin_layout::install(&fatbin_layout::Layout::new(root.path()), "probe", &new).unwrap();
+        let site = Site {
+            root,
+            xdg: temp_dir(),
+            launcher: node_launcher(cl),
+        };
+        let mut add = site.nodes(cl);
+        add.args(["add", "site", "--slurm", "--to", "layout", "--launcher"])
+            .arg(&site.launcher)
+            .args(route);
+        let out = add.output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+        site
+    }
+
+    /// Environment of a user of the cluster, with this site's files only.
+    fn env<'c>(&self, cl: &SlurmCluster, cmd: &'c mut Command) -> &'c mut Command {
+        cl.env(cmd)
+            .env("XDG_CONFIG_HOME", self.xdg.path().join("config"))
+            .env("XDG_CACHE_HOME", self.xdg.path().join("cache"))
+            .env("XDG_STATE_HOME", self.xdg.path().join("state"))
+            .env("FATBIN_SYSTEM_NODES", self.xdg.path().join("none.toml"))
+            .env_remove("FATBIN_ROOT")
+            .env_remove("FATBIN_ARCH")
+            .env_remove("FATBIN_ENV")
+            .env("FATBIN_FALLBACK", "slurm")
+            .current_dir("/tmp")
+            .stdin(Stdio::null())
+    }
+
+    /// `fatbin nodes --layout ROOT ...` on this host.
+    fn nodes(&self, cl: &SlurmCluster) -> Command {
+        let mut cmd = Command::new(self.launcher.with_file_name("fatbin-full"));
+        self.env(cl, &mut cmd)
+            .arg("nodes")
+            .arg("--layout")
+            .arg(self.root.path());
+        cmd
+    }
+
+    /// `fatbin run --root ROOT probe ARGS` by this x86_64 host's launcher.
+    fn run(&self, cl: &SlurmCluster, args: &[&[u8]]) -> Command {
+        let mut cmd = Command::new(self.launcher.with_file_name("fatbin-full"));
+        self.env(cl, &mut cmd);
+        self.run_args(&mut cmd, args);
+        cmd
+    }
+
+    /// The same by the aarch64 launcher under qemu-aarch64 (a host where no x86_64 slot runs).
+    fn run_from_arm(&self, cl: &SlurmCluster, args: &[&[u8]]) -> Command {
+        let mut cmd = Command::new("qemu-aarch64-static");
+        self.env(cl, &mut cmd)
+            .arg(cl.aarch64_bin().join("fatbin-full"));
+        self.run_args(&mut cmd, args);
+        cmd
+    }
+
+    fn run_args(&self, cmd: &mut Command, args: &[&[u8]]) {
+        cmd.args(["run", "--root"])
+            .arg(self.root.path())
+            .arg("probe")
+            .args(args.iter().map(|a| std::ffi::OsStr::from_bytes(a)));
+    }
+}
+
+fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    out
+}
+
+#[test]
+fn slurm_route_nodes_add_list_probe_check_remove() {
+    let cl = slurm::shared();
+    let site = Site::new(
+        cl,
+        &[("aarch64", ARM_TARGET, None)],
+        &["--srun-arg=--time=5"],
+    );
+    let list = text(&ok(site.nodes(cl).arg("list")).stdout);
+    assert!(
+        list.contains("site\t(default)\t(node features)\t(same as here)\t--time=5\tlayout"),
+        "{list}"
+    );
+    let probed = text(&ok(site.nodes(cl).args(["probe", "site", "--save"])).stdout);
+    for slot in ["x86_64", "x86_64-v2", "x86_64-v3", "aarch64"] {
+        assert!(probed.contains(slot), "{probed}");
+    }
+    let list = text(&ok(site.nodes(cl).arg("list")).stdout);
+    assert!(list.contains("aarch64"), "{list}");
+    let checked = text(&ok(site.nodes(cl).args(["check", "site"])).stdout);
+    assert!(checked.contains("controller answers"), "{checked}");
+    assert_eq!(checked.matches("ROOT visible").count(), 4, "{checked}");
+    // A partition that does not exist: the check fails, and says so.
+    let out = site
+        .nodes(cl)
+        .args([
+            "add",
+            "site",
+            "--slurm",
+            "--to",
+            "layout",
+            "--partition",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let out = site.nodes(cl).args(["check", "site"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // Flags of the other kind of entry are refused.
+    let out = site
+        .nodes(cl)
+        .args(["add", "x", "--slurm", "--ssh", "h"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    ok(site.nodes(cl).args(["remove", "site"]));
+    let list = text(&ok(site.nodes(cl).arg("list")).stdout);
+    assert!(!list.contains("site"), "{list}");
+}
+
+#[test]
+fn slurm_route_runs_an_aarch64_only_program_on_the_aarch64_node() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &[]);
+    let out = ok(&mut site.run(cl, &[]));
+    assert!(
+        text(&out.stdout).starts_with("probe arch=aarch64 "),
+        "{}",
+        show(&out)
+    );
+    let out = ok(&mut site.run(cl, &[b"env", b"SLURMD_NODENAME"]));
+    assert_eq!(text(&out.stdout), format!("{ARM}\0"));
+    // which --explain shows the route and what srun is asked.
+    let mut which = Command::new(site.launcher.with_file_name("fatbin-full"));
+    site.env(cl, &mut which)
+        .args(["which", "probe", "--explain", "--root"])
+        .arg(site.root.path());
+    let explained = text(&ok(&mut which).stdout);
+    for needle in [
+        "slurm: route site (layout), slots aarch64",
+        "--constraint=aarch64 --prefer=aarch64",
+        "runs: on another node (migration: slurm)",
+    ] {
+        assert!(explained.contains(needle), "{needle}: {explained}");
+    }
+}
+
+#[test]
+fn slurm_route_places_x86_slots_by_level() {
+    let cl = slurm::shared();
+    let v3_only = Site::new(cl, &[("x86_64-v3", X86_TARGET, Some("x86-64-v3"))], &[]);
+    let both = Site::new(
+        cl,
+        &[
+            ("x86_64-v3", X86_TARGET, Some("x86-64-v3")),
+            ("x86_64", X86_TARGET, None),
+        ],
+        &[],
+    );
+    let node = |site: &Site| {
+        let out = ok(&mut site.run_from_arm(cl, &[b"env", b"SLURMD_NODENAME"]));
+        text(&out.stdout).trim_end_matches('\0').to_owned()
+    };
+    {
+        let _placement = cl.placement();
+        for _ in 0..3 {
+            assert_eq!(node(&v3_only), V3);
+            assert_eq!(node(&both), V3);
+        }
+        let out = ok(&mut both.run_from_arm(cl, &[]));
+        assert!(
+            text(&out.stdout).contains(" level=x86-64-v3 "),
+            "{}",
+            show(&out)
+        );
+    }
+    // The v3 node busy: the request goes to the baseline node. (Its launcher picks the best
+    // slot of its own CPU, which on this one-machine cluster is the same v3 CPU: the level it
+    // runs proves nothing here, the node does.)
+    let _busy = cl.occupy(V3);
+    assert_eq!(node(&both), BASELINE);
+}
+
+#[test]
+fn slurm_route_keeps_argv_cwd_env_streams_and_statuses() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &[]);
+    // Arguments byte-exact: quotes, globs, spaces, newlines, empty, non-UTF-8, option-like.
+    let corpus: Vec<&[u8]> = vec![
+        b"",
+        b" ",
+        b"a b",
+        b"it's",
+        b"\"q\"",
+        b"$HOME",
+        b"`id`",
+        b"*",
+        b"--help",
+        b"-n",
+        b"line\nbreak",
+        b"tab\there",
+        b"\xff\xfe",
+        b"\\",
+        b";|&<>",
+        b"--",
+    ];
+    let mut args: Vec<&[u8]> = vec![b"args"];
+    args.extend(corpus.iter().copied());
+    let out = ok(&mut site.run(cl, &args));
+    let mut want = Vec::new();
+    for a in &corpus {
+        want.extend_from_slice(a);
+        want.push(0);
+    }
+    assert_eq!(out.stdout, want, "{}", show(&out));
+    // argv[0] as typed (not the path slurmstepd found), the caller's directory.
+    let out = ok(&mut site.run(cl, &[b"argv0"]));
+    assert_eq!(text(&out.stdout), "probe");
+    let dir = temp_dir();
+    let out = ok(site.run(cl, &[b"pwd"]).current_dir(dir.path()));
+    assert_eq!(text(&out.stdout), dir.path().to_str().unwrap());
+    // The allowlist and FATBIN_ENV pass; anything else does not.
+    let out = ok(site
+        .run(
+            cl,
+            &[b"env", b"LANG", b"MY_VAR", b"SECRET", b"FATBIN_FALLBACK"],
+        )
+        .env("LANG", "C.UTF-8")
+        .env("MY_VAR", "a,b c")
+        .env("SECRET", "s")
+        .env("FATBIN_ENV", "MY_VAR"));
+    assert_eq!(text(&out.stdout), "C.UTF-8\0a,b c\0\0none\0");
+    // Exit statuses, 137 after SIGKILL, stderr.
+    for code in [0, 1, 2, 8, 42, 126, 127, 128, 254, 255] {
+        let c = code.to_string();
+        let out = site.run(cl, &[b"exit", c.as_bytes()]).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+        assert!(out.stderr.is_empty(), "{}", show(&out));
+    }
+    let out = site.run(cl, &[b"signal", b"9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+    let out = ok(&mut site.run(cl, &[b"stderr", b"to stderr"]));
+    assert_eq!(text(&out.stderr), "to stderr");
+    // 10 MB through stdin, back through stdout.
+    let data: Vec<u8> = (0..10_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut child = site
+        .run(cl, &[b"cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout == data, "{} bytes back", out.stdout.len());
+}
+
+#[test]
+fn slurm_route_signals_reach_the_program() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &[]);
+    let dir = temp_dir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (sig, name) in [(libc::SIGINT, "INT"), (libc::SIGTERM, "TERM")] {
+        let file = dir.path().join(name);
+        let child = site
+            .run(cl, &[b"wait-signal", file.as_os_str().as_bytes()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&file).unwrap_or_default() != "ready\n" {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the program did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let started = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}");
+        let got = std::fs::read_to_string(&file).unwrap();
+        if sig == libc::SIGINT {
+            assert!(got.contains(name), "{name}: {got}: {}", show(&out));
+            assert_eq!(out.status.code(), Some(128 + sig), "{name}: {}", show(&out));
+        } else {
+            // srun turns SIGTERM into cancelling the step (SIGKILL): the request ends at once,
+            // reported as stopped by Slurm, but the program cannot catch it (docs/migration.md).
+            assert_eq!(out.status.code(), Some(137), "{name}: {}", show(&out));
+            assert!(
+                text(&out.stderr).contains("was stopped by Slurm"),
+                "{}",
+                show(&out)
+            );
+        }
+    }
+}
+
+#[test]
+fn slurm_route_that_starts_nothing_hands_on_to_the_next_fallback() {
+    let cl = slurm::shared();
+    // The route may use only the baseline node: no node it may use has the aarch64 Feature.
+    let site = Site::new(
+        cl,
+        &[("aarch64", ARM_TARGET, None)],
+        &["--slot", "aarch64", "--srun-arg=--nodelist=baseline"],
+    );
+    let out = site.run(cl, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("Slurm route `site`: no job started for `probe`"),
+        "{}",
+        show(&out)
+    );
+    // With qemu next, qemu runs it (once: one line of output).
+    let out = ok(site.run(cl, &[]).env("FATBIN_FALLBACK", "slurm,qemu"));
+    assert_eq!(text(&out.stdout).lines().count(), 1, "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("probe arch=aarch64 "));
+    assert!(
+        text(&out.stderr).contains("trying the next fallback"),
+        "{}",
+        show(&out)
+    );
+    // A program that ran and failed is never run again.
+    let ran = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &[]);
+    let out = ran
+        .run(cl, &[b"exit", b"3"])
+        .env("FATBIN_FALLBACK", "slurm,qemu")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+}
+
+#[test]
+fn slurm_route_serves_200_requests_16_at_a_time() {
+    let cl = slurm::shared();
+    let site = std::sync::Arc::new(Site::new(
+        cl,
+        &[
+            ("x86_64-v3", X86_TARGET, Some("x86-64-v3")),
+            ("x86_64", X86_TARGET, None),
+        ],
+        &[
+            "--slot",
+            "x86_64",
+            "--slot",
+            "x86_64-v3",
+            "--slot",
+            "aarch64",
+        ],
+    ));
+    let _placement = cl.placement();
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let site = site.clone();
+            std::thread::spawn(move || {
+                let cl = slurm::shared();
+                (0..200)
+                    .filter(|i| i % 16 == w)
+                    .map(|_| {
+                        let out = site
+                            .run_from_arm(cl, &[b"env", b"SLURMD_NODENAME"])
+                            .output()
+                            .unwrap();
+                        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+                        text(&out.stdout).trim_end_matches('\0').to_owned()
+                    })
+                    .collect::<Vec<String>>()
+            })
+        })
+        .collect();
+    let nodes: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 200);
+    let on = |n: &str| nodes.iter().filter(|x| *x == n).count();
+    assert_eq!(on(V3) + on(BASELINE), 200, "{nodes:?}");
+    assert!(on(V3) > 0, "{nodes:?}");
+    eprintln!(
+        "200 requests: {} on {V3}, {} on {BASELINE}",
+        on(V3),
+        on(BASELINE)
+    );
+}
+
+/// `ci/bench-slurm.sh`: a request migrated through the route against the same binary run by
+/// `srun -C FEATURE ROOT/bin/PROG/SLOT` typed by hand, in one hyperfine run.
+#[test]
+#[ignore = "a benchmark: run by ci/bench-slurm.sh"]
+fn slurm_route_benchmark() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &["--slot", "aarch64"]);
+    let runs = std::env::var("RUNS").unwrap_or_else(|_| "50".into());
+    let slot = site.root.path().join("bin/probe/aarch64");
+    let mut cmd = Command::new("hyperfine");
+    site.env(cl, &mut cmd)
+        .args(["-N", "--style", "basic", "--warmup", "3", "--runs", &runs])
+        .args(
+            std::env::var("EXPORT_JSON")
+                .map(|j| vec!["--export-json".to_owned(), j])
+                .unwrap_or_default(),
+        )
+        .arg(format!(
+            "{} run --root {} probe",
+            site.launcher.display(),
+            site.root.path().display()
+        ))
+        .arg(format!("srun --quiet -C aarch64 {}", slot.display()))
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    assert!(cmd.status().unwrap().success());
+}
