@@ -117,7 +117,7 @@ pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
     };
     let prepared = prepare(&args.cargo, &args.targets, &key)?;
     let root = resolve_root(args.root.as_deref(), Some(&prepared.fatbin))?;
-    let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin));
+    let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin), &shell)?;
     let built = compile(&args.cargo, &prepared, &shell)?;
     fatbin_layout::fsutil::create_dirs(&root)?;
     let layout = Layout::new(&root);

@@ -83,7 +83,7 @@ pub(crate) fn add(args: &AddOptions, shell: Shell) -> Result<()> {
         new.target = triple.clone();
     }
     let report = fatbin_layout::install(&layout, &args.program, &[new])?;
-    let launcher = resolve_launcher(args.launcher.as_deref(), None);
+    let launcher = resolve_launcher(args.launcher.as_deref(), None, &shell)?;
     write_shims(
         &layout,
         std::slice::from_ref(&args.program),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::options::CargoOptions;
+use crate::status::Shell;
 
 /// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -150,20 +151,99 @@ pub(crate) fn resolve_root(
 
 /// The node-local launcher `ROOT/shims/fatbin` points to: `--launcher` over `FATBIN_LAUNCHER`
 /// over Cargo.toml over the `fatbin` next to this executable, then `fatbin` on PATH.
+///
+/// A found launcher outside any cargo target directory is preferred; when every one found
+/// (not configured) is inside one, as in a checkout where `cargo-fatbin` runs from
+/// `target/release`, the first is copied with its `fatbin-full` to a stable place first ([`stable_launcher_dir`]): shims into a target directory break on
+/// `cargo clean`. A configured path is the user's choice and is kept as given.
 pub(crate) fn resolve_launcher(
     cli: Option<&Path>,
     project: Option<&FatbinMetadata>,
-) -> Option<PathBuf> {
+    shell: &Shell,
+) -> Result<Option<PathBuf>> {
     let configured = cli
         .map(Path::to_owned)
         .or_else(|| std::env::var_os("FATBIN_LAUNCHER").map(PathBuf::from))
         .or_else(|| project.and_then(|p| p.launcher.clone()));
     if let Some(path) = configured {
-        return Some(std::path::absolute(&path).unwrap_or(path));
+        return Ok(Some(std::path::absolute(&path).unwrap_or(path)));
     }
     let beside = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(|d| d.join("fatbin")))
         .filter(|p| p.is_file());
-    beside.or_else(|| which::which("fatbin").ok())
+    let found: Vec<PathBuf> = beside
+        .into_iter()
+        .chain(which::which("fatbin").ok())
+        .collect();
+    let real = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    if let Some(stable) = found.iter().find(|p| !in_cargo_target_dir(&real(p))) {
+        return Ok(Some(stable.clone()));
+    }
+    let Some(real) = found.first().map(real) else {
+        return Ok(None);
+    };
+    let dir = stable_launcher_dir().ok_or_else(|| {
+        Error::Other(format!(
+            "the only `fatbin` launcher found, {}, is in a cargo target directory, where \
+             shims would break on `cargo clean`, and there is no HOME to copy it to; install \
+             it (`cargo install --path launcher`) or pass --launcher PATH",
+            real.display()
+        ))
+    })?;
+    let copied = copy_launcher_pair(&real, &dir)?;
+    shell.note(
+        "Launcher",
+        format!(
+            "{} is in a cargo target directory; shims use a copy in {} (survives `cargo \
+             clean`; pass --launcher PATH to choose another)",
+            real.display(),
+            dir.display()
+        ),
+    );
+    Ok(Some(copied))
+}
+
+/// Whether `path` lies in a cargo target directory: an ancestor holds the `CACHEDIR.TAG`
+/// cargo writes there, naming cargo.
+fn in_cargo_target_dir(path: &Path) -> bool {
+    path.ancestors().skip(1).any(|dir| {
+        std::fs::read_to_string(dir.join("CACHEDIR.TAG")).is_ok_and(|tag| tag.contains("cargo"))
+    })
+}
+
+/// Where a launcher found in a cargo target directory is copied: `$XDG_DATA_HOME/fatbin/
+/// launcher`, by default `~/.local/share/fatbin/launcher` (beside the user's other installed
+/// programs' data, on the node's own disk unless HOME is shared).
+pub(crate) fn stable_launcher_dir() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|home| home.join(".local/share"))
+        })?;
+    Some(data.join("fatbin/launcher"))
+}
+
+/// Copies `fatbin` and the `fatbin-full` beside it into `dir`, each by a rename so a shim
+/// call meanwhile runs the old or the new file, never a torn one. Returns `dir/fatbin`.
+fn copy_launcher_pair(fast: &Path, dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    for name in ["fatbin-full", "fatbin"] {
+        let from = fast.with_file_name(name);
+        let to = dir.join(name);
+        let staged = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .tempfile_in(dir)
+            .map_err(Error::io(dir))?;
+        std::fs::copy(&from, staged.path()).map_err(Error::io(&from))?;
+        std::fs::set_permissions(staged.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(Error::io(staged.path()))?;
+        staged.persist(&to).map_err(|e| Error::io(&to)(e.error))?;
+    }
+    Ok(dir.join("fatbin"))
 }

@@ -1033,3 +1033,98 @@ fn the_portable_shim_runs_the_launcher_the_layout_carries() {
     ));
     assert_eq!(out.stdout, b"m\0", "{}", stderr(&out));
 }
+
+// ---------------------------------------------------------------------------------------
+// However it is installed
+
+/// `cargo install --path launcher` with the host's default (gnu) target gives a static fast
+/// launcher: no program interpreter, no shared libraries, so a shim call does not pay for
+/// the dynamic loader. It runs a shim call natively and hands the rest to its `fatbin-full`.
+#[test]
+fn cargo_install_with_the_default_target_gives_a_static_fast_launcher() {
+    let install_root = fatbin_tests::temp_dir();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["install", "--quiet", "--path"])
+        .arg(fatbin_tests::workspace_root().join("launcher"))
+        .arg("--root")
+        .arg(install_root.path())
+        // Its own target dir (cached between runs), so the workspace's is left alone.
+        .arg("--target-dir")
+        .arg(fatbin_tests::workspace_root().join("target/cargo-install"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET");
+    fatbin_tests::run_ok(&mut cmd, "cargo install --path launcher");
+    let installed = install_root.path().join("bin/fatbin");
+    let headers = output(Command::new("readelf").args(["-l", "-d"]).arg(&installed));
+    assert!(headers.status.success(), "{}", stderr(&headers));
+    let headers = stdout(&headers);
+    assert!(
+        !headers.contains("INTERP") && !headers.contains("NEEDED"),
+        "the installed fast launcher is not static:\n{headers}"
+    );
+
+    // The installed pair as the node's launcher.
+    let t = baseline_layout();
+    for name in ["fatbin", "fatbin-full"] {
+        std::fs::copy(
+            install_root.path().join("bin").join(name),
+            t.launcher.with_file_name(name),
+        )
+        .unwrap();
+    }
+    let out = output(&mut t.run("probe"));
+    assert_ran(&out, "level=baseline ");
+    let forced = output(t.run("probe").env("FATBIN_ARCH", "x86_64"));
+    assert_ran(&forced, "level=baseline ");
+}
+
+/// `cargo fatbin add` without `--launcher`, run from a checkout's target directory (a copy of
+/// one: its `CACHEDIR.TAG` and the binaries), does not point the shims into it: the launcher
+/// pair is copied to `$XDG_DATA_HOME/fatbin/launcher`, said so, and the shims still work
+/// after the target directory is gone (`cargo clean`).
+#[test]
+fn shims_made_from_a_checkout_survive_cargo_clean() {
+    let dir = fatbin_tests::temp_dir();
+    let built = fatbin_tests::host_bin_dir();
+    let target = dir.path().join("checkout/target");
+    let bin = target.join("debug");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(
+        fatbin_tests::workspace_root().join("target/CACHEDIR.TAG"),
+        target.join("CACHEDIR.TAG"),
+    )
+    .unwrap();
+    for name in ["cargo-fatbin", "fatbin", "fatbin-full"] {
+        std::fs::copy(built.join(name), bin.join(name)).unwrap();
+    }
+    let data = dir.path().join("data");
+    let root = dir.path().join("root");
+    let mut add = Command::new(bin.join("cargo-fatbin"));
+    clean_env(&mut add)
+        .args(["fatbin", "add", "probe"])
+        .arg(probe_binary(X86, None))
+        .arg("--root")
+        .arg(&root)
+        .args(["--color", "never"])
+        .env("XDG_DATA_HOME", &data)
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("FATBIN_LAUNCHER");
+    let out = output(&mut add);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stable = data.join("fatbin/launcher");
+    assert!(
+        stderr(&out).contains(&stable.display().to_string()),
+        "where the launcher went is not said:\n{}",
+        stderr(&out)
+    );
+    let linked = std::fs::read_link(root.join("shims/fatbin")).unwrap();
+    assert_eq!(linked, stable.join("fatbin"));
+
+    std::fs::remove_dir_all(&target).unwrap();
+    let mut run = Command::new(root.join("shims/probe"));
+    assert_ran(&output(clean_env(&mut run)), "level=baseline ");
+    // Handed over to the copied full launcher too.
+    let mut forced = Command::new(root.join("shims/probe"));
+    let forced = output(clean_env(&mut forced).env("FATBIN_ARCH", "x86_64"));
+    assert_ran(&forced, "level=baseline ");
+}
