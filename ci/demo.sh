@@ -71,6 +71,30 @@ out=$(FATBIN_ARCH=aarch64 cat --build)
 echo "$out"
 expect "forced aarch64 slot" 'this is the aarch64 build' "$out"
 
+say "Migrating: a program with only an aarch64 slot, typed here, runs on an aarch64 test node over ssh"
+# A test node: a real sshd on loopback whose binfmt_misc (in its own user namespace) runs
+# aarch64 binaries; this host cannot run them natively, and qemu is switched off below, so
+# the request must migrate. The node sees the same ROOT (it is this machine's filesystem).
+armroot=$demo/armroot
+mkdir -p "$armroot" && chmod 755 "$armroot"
+cargo fatbin install --path examples/cat --root "$armroot" --launcher "$demo/local/bin/fatbin" \
+  --target aarch64-unknown-linux-musl
+cluster=$demo/cluster
+"$repo/ci/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true  # a rerun starts afresh
+rm -rf "$cluster"
+trap '"$repo/ci/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
+NO_BASHRC=1 "$repo/ci/cluster/node.sh" "$cluster" arm aarch64 >/dev/null
+mkdir -p "$demo/xdg/config" "$demo/xdg/cache" "$demo/xdg/run"
+chmod 700 "$demo/xdg/run"
+fatbin nodes remove arm --layout "$armroot" --from layout >/dev/null 2>&1 || true  # a rerun
+FATBIN_SSH_CONFIG=$cluster/ssh_config fatbin nodes add arm --ssh arm --slot aarch64 \
+  --layout "$armroot" --to layout
+out=$(FATBIN_SSH_CONFIG=$cluster/ssh_config XDG_CONFIG_HOME=$demo/xdg/config \
+  XDG_CACHE_HOME=$demo/xdg/cache XDG_RUNTIME_DIR=$demo/xdg/run FATBIN_FALLBACK=nodes \
+  FATBIN_SYSTEM_NODES=$demo/xdg/none.toml "$armroot/shims/cat" --build)
+echo "$out"
+expect "migrated to the aarch64 node" 'this is the aarch64 build' "$out"
+
 say "Verifying the whole layout (checksums, headers versus slot names, permissions)"
 cargo fatbin verify "$root"
 
