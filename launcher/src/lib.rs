@@ -14,7 +14,6 @@ pub(crate) mod exec;
 /// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.
 #[cfg(test)]
 mod fast_agrees;
-pub(crate) mod fstype;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;

@@ -45,7 +45,11 @@ pub(crate) fn which(
         shown(&root.path),
         root.source.describe()
     );
-    let _ = writeln!(text, "filesystem: {}", crate::fstype::describe(&root.path));
+    let _ = writeln!(
+        text,
+        "filesystem: {}",
+        fatbin_layout::fstype::describe(&root.path)
+    );
     let _ = writeln!(text, "host:    {}", decision.host);
     if let Some(f) = decision.forced {
         let _ = writeln!(text, "forced:  {} (by {})", f.slot, f.by);

@@ -254,39 +254,10 @@ impl LayoutLock {
     }
 }
 
-/// `statfs(2)` magic numbers of network filesystems, FUSE included (sshfs and the other
-/// FUSE clients share one): where `flock` may stay on one client.
-const NETWORK_MAGICS: &[u64] = &[
-    0x6969,      // NFS
-    0x6573_5546, // FUSE
-    0x00c3_6400, // CephFS
-    0xff53_4d42, // CIFS
-    0xfe53_4d42, // SMB3
-    0x0102_1997, // 9p
-    0x5346_414f, // AFS
-    0x6b41_4653, // AFS
-    0x4750_4653, // GPFS
-    0x0bd0_0bd0, // Lustre
-    0x1983_0326, // BeeGFS
-    0x7461_636f, // OCFS2
-    0x0116_1970, // GFS2
-];
-
-/// Whether `dir` is on a network filesystem (see [`NETWORK_MAGICS`]).
+/// Whether `dir` is on a filesystem other machines may share (see
+/// [`crate::fstype::may_be_networked`]).
 fn is_network_filesystem(dir: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into the zeroed struct it is given; c is a valid C string.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    // f_type's C type differs between C libraries; the magic numbers are 32-bit.
-    #[allow(clippy::unnecessary_cast)]
-    let magic = st.f_type as u64 & 0xffff_ffff;
-    NETWORK_MAGICS.contains(&magic)
+    crate::fstype::magic(dir).is_some_and(crate::fstype::may_be_networked)
 }
 
 impl Drop for LayoutLock {

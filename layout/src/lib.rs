@@ -21,6 +21,7 @@
 pub mod arch;
 pub mod error;
 pub mod exit;
+pub mod fstype;
 pub mod fsutil;
 pub mod identify;
 pub mod install;

@@ -2,6 +2,9 @@
 //! caches names and attributes on each client, so an install on another machine shows up
 //! late, and the launcher says so (docs/layout.md, "Shared filesystems").
 //!
+//! The install lock asks too ([`may_be_networked`]): where `flock` may stay on one client,
+//! it takes an owner file as well.
+//!
 //! The kind comes from `statfs(2)`'s `f_type` magic number; FUSE filesystems all share one,
 //! so for them the mount's type in /proc/self/mountinfo (`fuse.sshfs`) names the real one.
 
@@ -44,7 +47,7 @@ const NETWORK_FUSE: &[&str] = &[
 
 /// Where ROOT is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FsKind {
+pub enum FsKind {
     /// A network filesystem, by name (`NFS`, `fuse.sshfs`).
     Network(String),
     /// A FUSE filesystem not known to be networked (its type, `fuse.NAME`, when known).
@@ -54,7 +57,7 @@ pub(crate) enum FsKind {
 }
 
 /// The `statfs` magic number of the filesystem holding `path`.
-pub(crate) fn magic(path: &Path) -> Option<u64> {
+pub fn magic(path: &Path) -> Option<u64> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: statfs writes into the zeroed struct it is given; c is a valid C string.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
@@ -67,7 +70,7 @@ pub(crate) fn magic(path: &Path) -> Option<u64> {
 }
 
 /// The kind of `magic`, with the FUSE mount type `fuse_type` (`fuse.sshfs`) when it is FUSE.
-pub(crate) fn classify(magic: u64, fuse_type: Option<&str>) -> FsKind {
+pub fn classify(magic: u64, fuse_type: Option<&str>) -> FsKind {
     if let Some((_, name)) = NETWORK.iter().find(|(m, _)| *m == magic) {
         return FsKind::Network((*name).to_owned());
     }
@@ -129,7 +132,7 @@ fn unescape(field: &str) -> String {
 }
 
 /// The kind of filesystem `path` is on, `None` when statfs fails (no such ROOT).
-pub(crate) fn kind_of(path: &Path) -> Option<(FsKind, u64)> {
+pub fn kind_of(path: &Path) -> Option<(FsKind, u64)> {
     let magic = magic(path)?;
     let fuse_type = if magic == FUSE {
         mount_type(path)
@@ -139,8 +142,15 @@ pub(crate) fn kind_of(path: &Path) -> Option<(FsKind, u64)> {
     Some((classify(magic, fuse_type.as_deref()), magic))
 }
 
+/// Whether a filesystem of this magic number may be shared with other machines: a known
+/// network one, or any FUSE filesystem (sshfs and the other FUSE clients share one number,
+/// and the install lock does not read mountinfo to tell them apart).
+pub fn may_be_networked(magic: u64) -> bool {
+    magic == FUSE || NETWORK.iter().any(|(m, _)| *m == magic)
+}
+
 /// One line for `--explain`.
-pub(crate) fn describe(path: &Path) -> String {
+pub fn describe(path: &Path) -> String {
     match kind_of(path) {
         None => "unknown (statfs failed)".to_owned(),
         Some((FsKind::Local, magic)) => format!("local (statfs type {magic:#x})"),
@@ -174,6 +184,12 @@ mod tests {
         );
         assert_eq!(classify(0xef53, None), FsKind::Local); // ext4
         assert_eq!(classify(0x0102_1994, None), FsKind::Local); // tmpfs
+    }
+
+    #[test]
+    fn fuse_and_network_filesystems_may_be_networked() {
+        assert!(may_be_networked(FUSE) && may_be_networked(0x6969));
+        assert!(!may_be_networked(0xef53) && !may_be_networked(0x0102_1994));
     }
 
     #[test]
