@@ -22,6 +22,7 @@
 
 mod balance;
 mod faults;
+mod handshake;
 mod messages;
 pub mod nodes;
 pub mod probe;
@@ -43,6 +44,7 @@ use fatbin_layout::{Manifest, SlotName};
 
 use self::balance::Policy;
 use self::faults::{Down, Faults};
+use self::handshake::{door_pause, ConnectFailure, DOOR_RETRIES};
 use self::messages::{all_down_message, no_node_message, not_started_message};
 use self::nodes::{Inventory, Node, Paths};
 use self::session::{Ended, NotStarted, Terminal};
@@ -271,31 +273,44 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     // 255 unless every attempt got as far as the node and failed there for another reason.
     let mut code_if_all_fail = None;
 
-    'nodes: for (node, slot) in candidates {
-        let mut seat = match ssh_client.seat(node) {
-            Ok(seat) => seat,
-            Err(reason) => {
-                failures.push(format!(
-                    "node `{}` ({}): {reason}",
-                    node.name, node.entry.ssh
-                ));
-                continue;
+    let mut seats = SeatQueue::new(candidates);
+    'nodes: while let Some((node, slot, mut seat)) = seats.next(&ssh_client, &mut failures) {
+        // Nothing ran on `node`: say so (OpenSSH's lines for a host key), remember it as down
+        // unless its host key is the matter (that is shown on every run, never skipped
+        // quietly), and try the next node.
+        let unreachable = |failure: ConnectFailure, failures: &mut Vec<String>| {
+            failure.show(node);
+            if failure.host_key.is_none() {
+                plan.faults.mark_down(&node.name, &failure.reason);
             }
+            failures.push(format!(
+                "node `{}` ({}): {}",
+                node.name, node.entry.ssh, failure.reason
+            ));
         };
         // Shipping needs the connection before the session: open the master explicitly.
         if !seat.warm && needs_shipping(req, node, slot, &shipped) {
-            if let Err(reason) = ssh_client.open_master(node, &mut seat) {
-                // Nothing ran: only the connection was attempted. Remember, and try the next.
-                plan.faults.mark_down(&node.name, &reason);
+            if let Err(failure) = ssh_client.open_master(node, &mut seat) {
                 code_if_all_fail = Some(EXIT_TRANSPORT);
-                failures.push(format!(
-                    "node `{}` ({}): {reason}",
-                    node.name, node.entry.ssh
-                ));
+                unreachable(failure, &mut failures);
                 continue;
             }
         }
+        // Cold: one handshake per node at a time; the others wait for its master.
+        let handshake = if seat.warm {
+            None
+        } else {
+            match ssh_client.handshake(node, &mut seat) {
+                Ok(handshake) => handshake,
+                Err(failure) => {
+                    code_if_all_fail = Some(EXIT_TRANSPORT);
+                    unreachable(failure, &mut failures);
+                    continue;
+                }
+            }
+        };
         let mut reshipped = false;
+        let mut door_retries = 0;
         loop {
             let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
             let script = remote::RemoteCommand {
@@ -306,19 +321,25 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                 env: &env_refs,
             }
             .script();
-            match session::run(&ssh_client, node, &seat, &script, term) {
+            let cold = !seat.warm;
+            match session::run(&ssh_client, node, &seat, handshake.as_ref(), &script, term) {
                 Ended::Finished(code) => {
                     plan.faults.mark_up(&node.name);
                     return Ok(code);
                 }
-                Ended::Unreachable(reason) => {
-                    // ssh never got as far as connecting: nothing ran. Remember, try the next.
-                    plan.faults.mark_down(&node.name, &reason);
+                Ended::Unreachable(failure) => {
+                    // Cut at the door before anything ran (a full MaxStartups queue): try the
+                    // same node again, still holding its handshake.
+                    if cold && failure.cut_at_the_door() && door_retries < DOOR_RETRIES {
+                        door_retries += 1;
+                        std::thread::sleep(door_pause(door_retries));
+                        continue;
+                    }
+                    if let Some(h) = &handshake {
+                        h.failed(&failure);
+                    }
                     code_if_all_fail = Some(EXIT_TRANSPORT);
-                    failures.push(format!(
-                        "node `{}` ({}): {reason}",
-                        node.name, node.entry.ssh
-                    ));
+                    unreachable(failure, &mut failures);
                     continue 'nodes;
                 }
                 Ended::Lost(detail) => {
@@ -359,6 +380,83 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
         all_down_message(req, &failures, &skipped),
     )
+}
+
+/// The candidates in order, each with a seat on its masters. A node whose seats are all taken
+/// is passed over for now; when no other candidate is left, the run queues for the first seat
+/// that frees on any of them, at most [`ssh::SEAT_WAIT`] (the per-node cap, docs/migration.md).
+struct SeatQueue<'i> {
+    ahead: std::collections::VecDeque<(&'i Node, SlotName)>,
+    full: Vec<(&'i Node, SlotName)>,
+    deadline: Option<std::time::Instant>,
+}
+
+impl<'i> SeatQueue<'i> {
+    fn new(candidates: Vec<(&'i Node, SlotName)>) -> SeatQueue<'i> {
+        SeatQueue {
+            ahead: candidates.into(),
+            full: Vec::new(),
+            deadline: None,
+        }
+    }
+
+    fn next(
+        &mut self,
+        ssh_client: &Ssh,
+        failures: &mut Vec<String>,
+    ) -> Option<(&'i Node, SlotName, ssh::Seat)> {
+        while let Some((node, slot)) = self.ahead.pop_front() {
+            match ssh_client.try_seat(node) {
+                Ok(Some(seat)) => return Some((node, slot, seat)),
+                Ok(None) => self.full.push((node, slot)),
+                Err(reason) => failures.push(format!(
+                    "node `{}` ({}): {reason}",
+                    node.name, node.entry.ssh
+                )),
+            }
+        }
+        if self.full.is_empty() {
+            return None;
+        }
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| std::time::Instant::now() + ssh::SEAT_WAIT);
+        loop {
+            for i in 0..self.full.len() {
+                let (node, slot) = self.full[i];
+                match ssh_client.try_seat(node) {
+                    Ok(Some(seat)) => {
+                        self.full.remove(i);
+                        return Some((node, slot, seat));
+                    }
+                    Ok(None) => {}
+                    Err(reason) => {
+                        self.full.remove(i);
+                        failures.push(format!(
+                            "node `{}` ({}): {reason}",
+                            node.name, node.entry.ssh
+                        ));
+                        break;
+                    }
+                }
+            }
+            if self.full.is_empty() {
+                return None;
+            }
+            if std::time::Instant::now() >= deadline {
+                for (node, _) in self.full.drain(..) {
+                    failures.push(format!(
+                        "node `{}` ({}): {}",
+                        node.name,
+                        node.entry.ssh,
+                        ssh_client.busy_message(node)
+                    ));
+                }
+                return None;
+            }
+            std::thread::sleep(handshake::POLL);
+        }
+    }
 }
 
 fn needs_shipping(req: &Request<'_>, node: &Node, slot: SlotName, shipped: &ship::Shipped) -> bool {

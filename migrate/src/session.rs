@@ -17,12 +17,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 
+use crate::handshake::{ConnectFailure, Handshake};
 use crate::nodes::Node;
 use crate::remote::{kill_script, Script, FAIL, MARK, START};
-use crate::ssh::{last_line, Seat, Ssh};
+use crate::ssh::{last_line, log_reason, session_was_opened, Seat, Ssh};
 
 /// How the local standard streams look, which decides `-n`, `-T`/`-tt` and process groups.
 #[derive(Debug, Clone, Copy)]
@@ -83,8 +84,9 @@ pub enum Ended {
     NotStarted(NotStarted, String),
     /// The program started, then the connection ended without its status.
     Lost(String),
-    /// ssh never connected (no master, and the connection proof was not written): nothing ran.
-    Unreachable(String),
+    /// Provably nothing ran: a cold ssh never authenticated (no proof file), or a warm one's
+    /// session request was never answered by its master (it died first: a frozen node).
+    Unreachable(ConnectFailure),
 }
 
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -104,15 +106,29 @@ const FORWARDED: [(libc::c_int, &str); 3] = [
     (libc::SIGHUP, "HUP"),
 ];
 
-/// Runs `script` on `node` through `seat`'s master.
-pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal) -> Ended {
-    // On a cold seat this ssh connects itself; the proof file says it got that far.
+/// Runs `script` on `node` through `seat`'s master. On a cold seat this ssh makes the
+/// connection itself, under `handshake`, which is released as soon as it is authenticated (the
+/// master listens then) and kept when it fails, for the caller to retry or give up.
+pub fn run(
+    ssh: &Ssh,
+    node: &Node,
+    seat: &Seat,
+    handshake: Option<&Handshake>,
+    script: &Script,
+    term: Terminal,
+) -> Ended {
+    // Cold: the proof file says this ssh authenticated. Warm: the log says the session opened.
     let proof = seat
         .socket
         .with_file_name(format!(".up-{}", std::process::id()));
+    let log = seat
+        .socket
+        .with_file_name(format!(".log-{}", std::process::id()));
     let _ = std::fs::remove_file(&proof);
+    let _ = std::fs::remove_file(&log);
+    let log_proof = seat.warm && !term.tty;
     let mut cmd = ssh.command(node, &seat.socket);
-    ssh.session_options(&mut cmd, seat, &proof);
+    ssh.session_options(&mut cmd, seat, &proof, log_proof.then_some(log.as_path()));
     if term.tty {
         // A tty session ends with "Shared connection to HOST closed." at ssh's default
         // LogLevel; a local run prints nothing like it. Errors still show.
@@ -157,6 +173,11 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal)
             )
         }
     };
+    let ended = Arc::new(AtomicBool::new(false));
+    let watcher = handshake.filter(|_| !seat.warm).map(|h| {
+        let (h, proof, ended) = (h.clone(), proof.clone(), Arc::clone(&ended));
+        std::thread::spawn(move || release_when_authenticated(&h, &proof, &ended))
+    });
     let pgid = Arc::new(AtomicU32::new(0));
     let forwarder = {
         let pgid = Arc::clone(&pgid);
@@ -174,6 +195,10 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal)
     let mut pump = Pump::new(out_fd, script.exit_marker().to_vec());
     pump.run(stream, &pgid);
     let status = child.wait();
+    ended.store(true, Ordering::SeqCst);
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
 
     // Stop the forwarder: a zero byte is not a signal.
     let _ = (&sig_write).write_all(&[0]);
@@ -182,25 +207,54 @@ pub fn run(ssh: &Ssh, node: &Node, seat: &Seat, script: &Script, term: Terminal)
 
     let ssh_code = status.ok().and_then(|s| s.code());
     let connected = std::fs::remove_file(&proof).is_ok();
+    let log = if log_proof {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        text
+    } else {
+        String::new()
+    };
+    // ssh's reason: on stderr (cold), or in the debug log (warm).
+    let reason = last_line(&pump.pre).or_else(|| log_reason(&log));
     match (pump.started, pump.exit, pump.fail) {
         (true, Some(code), _) => Ended::Finished(code),
         (true, None, _) => match ssh_code {
             Some(code) if code != 255 => Ended::Finished(code),
-            _ => Ended::Lost(last_line(&pump.pre).unwrap_or_else(|| {
+            _ => Ended::Lost(reason.unwrap_or_else(|| {
                 "the connection closed without the program's exit status".into()
             })),
         },
-        (false, _, Some(why)) => Ended::NotStarted(why, last_line(&pump.pre).unwrap_or_default()),
+        (false, _, Some(why)) => Ended::NotStarted(why, reason.unwrap_or_default()),
         (false, _, None) if !seat.warm && !connected => {
-            Ended::Unreachable(last_line(&pump.pre).unwrap_or_else(|| match ssh_code {
-                Some(code) => format!("ssh exited with {code} before connecting"),
-                None => "ssh was killed before connecting".into(),
+            Ended::Unreachable(ConnectFailure::from_stderr(&pump.pre, || {
+                ssh_ended(ssh_code, "connecting")
             }))
+        }
+        (false, _, None) if log_proof && !session_was_opened(&log) => {
+            Ended::Unreachable(ConnectFailure::new(reason.unwrap_or_else(|| {
+                "the master connection ended before the session opened".into()
+            })))
         }
         (false, _, None) => Ended::NotStarted(
             NotStarted::Transport,
-            last_line(&pump.pre).unwrap_or_else(|| ssh_ended(ssh_code, "the program started")),
+            reason.unwrap_or_else(|| ssh_ended(ssh_code, "the program started")),
         ),
+    }
+}
+
+/// Holds the node's handshake until this cold ssh is authenticated (its `LocalCommand` wrote
+/// `proof`: the master is listening), then lets the runs waiting for it through. When ssh ends
+/// without the proof, the handshake stays held: the caller retries or gives up on the node.
+fn release_when_authenticated(handshake: &Handshake, proof: &std::path::Path, ended: &AtomicBool) {
+    loop {
+        if proof.exists() {
+            handshake.release();
+            return;
+        }
+        if ended.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

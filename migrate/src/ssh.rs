@@ -6,15 +6,26 @@
 //! applies as it does for a plain `ssh`. `FATBIN_SSH` replaces the client program and
 //! `FATBIN_SSH_CONFIG` is passed as `-F FILE` (the tests use it).
 //!
-//! A master is opened explicitly (`ssh -M -N -f`) before a session, so that a node that cannot
-//! be reached fails there, where provably nothing ran, and the request can go to another node.
 //! Before reusing a socket we say hello to the master ourselves, with a timeout: a dead socket
-//! is removed and a wedged master is abandoned instead of hanging the run.
+//! is removed and a wedged master is abandoned instead of hanging the run. A master that is
+//! alive here but whose node froze is found by its own keepalives (`ServerAliveInterval` 2 s,
+//! 3 missed: about 6 to 8 s), after which it exits and the sessions waiting on it end.
+//!
+//! Every session carries a proof of whether it could have started anything, whatever the
+//! connection mode: a cold session (no master yet) is `ControlMaster=yes`, so it always makes
+//! its own connection and its `LocalCommand` proof file appears once it is authenticated; a
+//! warm session (through a master) logs at debug level into a private file (`-v -E`), where the
+//! master's reply to the session request (`master session id`) shows that the command was sent.
+//! Without the proof, nothing ran and the request may go to another node.
+//!
+//! The first handshake to a node is made by one run at a time ([`crate::handshake`]).
 //!
 //! sshd allows `MaxSessions` (10) sessions per connection. A run holds one of
 //! [`SEATS_PER_MASTER`] seat locks for its master and may open one more session to forward a
 //! signal, so a master never carries more than 10; when all seats are taken, the next run opens
-//! another master (`NAME.1`, `NAME.2`, ...).
+//! another master (`NAME.1`, `NAME.2`, ...), up to [`MAX_MASTERS`]: at most
+//! [`MAX_RUNS_PER_NODE`] runs of one user on one machine go to one node at once. Further runs
+//! queue for a free seat, at most [`SEAT_WAIT`].
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -23,10 +34,11 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fatbin_layout::fsutil::{self, LockMode};
 
+use crate::handshake::{door_pause, ConnectFailure, Handshake, DOOR_RETRIES, POLL};
 use crate::nodes::{Node, Settings};
 
 /// sshd's default `MaxSessions`: sessions one connection may carry.
@@ -35,8 +47,15 @@ const SSHD_MAX_SESSIONS: usize = 10;
 const SESSIONS_PER_SEAT: usize = 2;
 /// Seats per master: 10 / 2 = 5.
 const SEATS_PER_MASTER: usize = SSHD_MAX_SESSIONS / SESSIONS_PER_SEAT;
-/// Masters per node before we give up and run without multiplexing.
+/// Masters per node (each one connection, `NAME.0` to `NAME.7`).
 const MAX_MASTERS: usize = 8;
+/// The per-node cap: runs of one user on one machine on one node at once.
+pub const MAX_RUNS_PER_NODE: usize = MAX_MASTERS * SEATS_PER_MASTER;
+/// How long a run waits for a free seat when the node already carries [`MAX_RUNS_PER_NODE`].
+pub const SEAT_WAIT: Duration = Duration::from_secs(30);
+/// sshd's keepalive answers a master waits for: a frozen node is given up in 6 to 8 s.
+const SERVER_ALIVE_INTERVAL: u32 = 2;
+const SERVER_ALIVE_COUNT_MAX: u32 = 3;
 
 /// How long a master may take to answer our hello before it is treated as wedged.
 const HELLO_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -100,9 +119,9 @@ impl Ssh {
             "-o",
             &format!("ConnectTimeout={}", self.connect_timeout),
             "-o",
-            "ServerAliveInterval=5",
+            &format!("ServerAliveInterval={SERVER_ALIVE_INTERVAL}"),
             "-o",
-            "ServerAliveCountMax=3",
+            &format!("ServerAliveCountMax={SERVER_ALIVE_COUNT_MAX}"),
             "-o",
         ])
         .arg(format!("ControlPersist={}", self.persist))
@@ -124,20 +143,49 @@ impl Ssh {
         self.control_dir.join(format!("{}.{index}", node.name))
     }
 
-    /// Takes a seat on a live master for `node`, opening the master when needed.
+    /// Takes a seat on a live master for `node`, opening the master when needed (for
+    /// `fatbin nodes`, which runs its own commands over it).
     ///
     /// `Err` means the node could not be reached: nothing ran there.
     pub fn connect(&self, node: &Node) -> Result<Seat, String> {
         let mut seat = self.seat(node)?;
         if !seat.warm {
-            self.open_master(node, &mut seat)?;
+            self.open_master(node, &mut seat).map_err(|f| {
+                f.show(node);
+                f.reason
+            })?;
         }
         Ok(seat)
     }
 
-    /// Takes a seat without connecting: `warm` says whether its master is alive. A dead or
-    /// wedged socket is cleared so that the next ssh can become the master.
+    /// Takes a seat, waiting up to [`SEAT_WAIT`] for one when every master is full.
     pub fn seat(&self, node: &Node) -> Result<Seat, String> {
+        let deadline = Instant::now() + SEAT_WAIT;
+        loop {
+            if let Some(seat) = self.try_seat(node)? {
+                return Ok(seat);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.busy_message(node));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Why a node that stayed full for [`SEAT_WAIT`] was not used.
+    pub fn busy_message(&self, node: &Node) -> String {
+        format!(
+            "all {MAX_RUNS_PER_NODE} seats on `{}` stayed busy for {} s ({MAX_MASTERS} \
+             connections of {SEATS_PER_MASTER} runs)",
+            node.name,
+            SEAT_WAIT.as_secs()
+        )
+    }
+
+    /// Takes a seat without connecting or waiting: `None` when every master is full, else a
+    /// seat whose `warm` says whether its master is alive. A dead or wedged socket is cleared
+    /// so that the next ssh can become the master.
+    pub fn try_seat(&self, node: &Node) -> Result<Option<Seat>, String> {
         // ssh binds the master at SOCKET.XXXXXXXXXXXXXXXX, then renames it; sun_path holds 107
         // bytes. Too long a path would make every master fail, which must not read as a dead node.
         let longest = self.socket(node, MAX_MASTERS - 1);
@@ -163,27 +211,69 @@ impl Ssh {
                     false
                 }
             };
-            return Ok(Seat {
+            return Ok(Some(Seat {
                 socket,
                 warm,
                 _lock: lock,
-            });
+            }));
         }
-        Err(format!(
-            "all {} masters to `{}` are busy ({} runs at once)",
-            MAX_MASTERS,
-            node.name,
-            MAX_MASTERS * SEATS_PER_MASTER
-        ))
+        Ok(None)
     }
 
-    /// The options for a session on `seat`: through its master when it is warm; otherwise this
-    /// ssh connects itself and becomes the master (`ControlMaster=auto` + `ControlPersist`: one
-    /// handshake, as cheap as a plain ssh), and `LocalCommand` creates `proof` once it is
-    /// connected and authenticated, so a failure without `proof` provably ran nothing.
-    pub fn session_options(&self, cmd: &mut Command, seat: &Seat, proof: &Path) {
+    /// For a cold `seat`: waits for the right to make the node's handshake (one at a time per
+    /// node, see [`crate::handshake`]). `Ok(None)` when the master came up meanwhile (the seat
+    /// is warm now); `Ok(Some)` when this run is to connect; `Err` when the wait ran out or the
+    /// run before gave up on the node: nothing ran.
+    pub fn handshake(
+        &self,
+        node: &Node,
+        seat: &mut Seat,
+    ) -> Result<Option<Handshake>, ConnectFailure> {
+        // Named after the node's first socket, so it follows however sockets are named.
+        let handshake = Handshake::acquire(&self.socket(node, 0), self.handshake_wait())?;
+        match master_state(&seat.socket) {
+            MasterState::Alive => {
+                seat.warm = true;
+                Ok(None)
+            }
+            MasterState::Missing => Ok(Some(handshake)),
+            MasterState::Dead | MasterState::Wedged => {
+                let _ = std::fs::remove_file(&seat.socket);
+                Ok(Some(handshake))
+            }
+        }
+    }
+
+    /// How long a run waits for another run's handshake to the same node: its connect
+    /// timeout and its retries, with room for authentication.
+    fn handshake_wait(&self) -> Duration {
+        let attempt = u64::from(self.connect_timeout) + 3;
+        Duration::from_secs(attempt * u64::from(DOOR_RETRIES + 1))
+    }
+
+    /// The options for a session on `seat`, with what proves afterwards whether it could have
+    /// started anything. Warm: through the master (`ControlMaster=no`), logging into `log`
+    /// (see [`session_was_opened`]). Cold: this ssh connects itself and becomes the master
+    /// (`ControlMaster=yes` + `ControlPersist`: one handshake, as cheap as a plain ssh; never
+    /// `auto`, which could join another run's master and leave no proof), and `LocalCommand`
+    /// creates `proof` once it is authenticated, so a failure without `proof` ran nothing.
+    ///
+    /// `log` is `None` for a tty session: at debug level the ssh of a tty session prints
+    /// "Shared connection to HOST closed." on the user's terminal, whatever `-E` says. Such a
+    /// warm session has no proof, so a failure before its start marker is not failed over
+    /// (safe, as before; tty runs are interactive).
+    pub fn session_options(
+        &self,
+        cmd: &mut Command,
+        seat: &Seat,
+        proof: &Path,
+        log: Option<&Path>,
+    ) {
         if seat.warm {
             cmd.args(["-o", "ControlMaster=no"]);
+            if let Some(log) = log {
+                cmd.args(["-v", "-E"]).arg(log);
+            }
             return;
         }
         let mut touch = b": > ".to_vec();
@@ -195,7 +285,7 @@ impl Ssh {
         cmd.current_dir("/");
         cmd.args([
             "-o",
-            "ControlMaster=auto",
+            "ControlMaster=yes",
             "-o",
             "PermitLocalCommand=yes",
             "-o",
@@ -204,41 +294,64 @@ impl Ssh {
     }
 
     /// Opens the master for `seat` explicitly (`ssh -M -N -f`): no command runs, so a failure
-    /// here provably ran nothing.
-    pub fn open_master(&self, node: &Node, seat: &mut Seat) -> Result<(), String> {
-        // Serialise opening a master, so two cold runs do not both start one on this path.
+    /// here provably ran nothing. Makes the node's handshake in turn with other runs, and
+    /// retries a connection cut at the door.
+    pub fn open_master(&self, node: &Node, seat: &mut Seat) -> Result<(), ConnectFailure> {
+        let Some(handshake) = self.handshake(node, seat)? else {
+            return Ok(());
+        };
         let socket = &seat.socket;
-        let guard = lock_file(&with_suffix(socket, ".master"))?;
-        match master_state(socket) {
-            MasterState::Alive => {
+        let mut attempt = 0;
+        loop {
+            let mut cmd = self.command(node, socket);
+            cmd.args(["-o", "ControlMaster=yes", "-N", "-f"])
+                .current_dir("/");
+            Ssh::destination(&mut cmd, node);
+            // `-f` forks after authentication and the background master points its stdio at
+            // /dev/null, so reading stderr to its end waits for exactly the connection attempt.
+            let out = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .map_err(|e| {
+                    ConnectFailure::new(format!("cannot run {}: {e}", self.program.display()))
+                })?;
+            if out.status.success() {
                 seat.warm = true;
+                handshake.release();
                 return Ok(());
             }
-            MasterState::Missing => {}
-            MasterState::Dead | MasterState::Wedged => {
-                let _ = std::fs::remove_file(socket);
+            let failure = ConnectFailure::from_stderr(&out.stderr, || {
+                format!("ssh exited with {}", out.status)
+            });
+            if failure.cut_at_the_door() && attempt < DOOR_RETRIES {
+                attempt += 1;
+                std::thread::sleep(door_pause(attempt));
+                continue;
             }
-        }
-        let mut cmd = self.command(node, socket);
-        cmd.args(["-o", "ControlMaster=yes", "-N", "-f"])
-            .current_dir("/");
-        Ssh::destination(&mut cmd, node);
-        // `-f` forks after authentication and the background master points its stdio at
-        // /dev/null, so reading stderr to its end waits for exactly the connection attempt.
-        let out = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
-        drop(guard);
-        if out.status.success() {
-            seat.warm = true;
-            Ok(())
-        } else {
-            Err(last_line(&out.stderr).unwrap_or_else(|| format!("ssh exited with {}", out.status)))
+            handshake.failed(&failure);
+            return Err(failure);
         }
     }
+}
+
+/// Whether a warm session's debug log (`-v -E LOG`) shows that its command may have reached
+/// the node: the master answered the session request (it sends the command to the node before
+/// it answers), or ssh fell back to a connection of its own and authenticated. Neither: the
+/// session never got that far, and nothing ran.
+pub fn session_was_opened(log: &str) -> bool {
+    ["master session id", "Authenticated to", "Sending command"]
+        .iter()
+        .any(|s| log.contains(s))
+}
+
+/// The last line of a warm session's debug log that is not debug chatter: its reason.
+pub fn log_reason(log: &str) -> Option<String> {
+    log.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with("debug") && !l.starts_with("OpenSSH_"))
+        .map(str::to_owned)
 }
 
 /// A session slot on a master: held (by a file lock) for the whole run.

@@ -9,6 +9,10 @@
 //!   run there while the host itself refuses them (`Exec format error`);
 //! - [`Cluster::add_blackhole`]: a TCP port that accepts and never speaks, a node that hangs.
 //!
+//! Faults: [`Cluster::kill_node`] (gone: connections refused), [`Cluster::freeze_node`] (every
+//! process of the node stopped: connections hang, open masters stop answering),
+//! [`Cluster::change_host_key`] (same node, a host key known_hosts does not have).
+//!
 //! Each cluster gets its own XDG config/cache/runtime directories, so inventory, down-node
 //! memory and control sockets never leak between tests or into the user's home.
 //!
@@ -199,21 +203,15 @@ impl Cluster {
     /// Starts a node and waits until its sshd accepts connections. Programs run there see
     /// `FATBIN_TEST_NODE=<name>`, so a test can tell which node ran a request.
     pub fn add_node(&mut self, name: &str, kind: Kind) -> &Node {
+        self.add_node_with(name, kind, "")
+    }
+
+    /// [`Cluster::add_node`] with more sshd_config lines (`ForceCommand`, `MaxStartups`...).
+    pub fn add_node_with(&mut self, name: &str, kind: Kind, extra_config: &str) -> &Node {
         let d = self.dir().to_owned();
         let port = free_port();
+        self.new_host_key(name);
         let key = d.join(format!("host-{name}"));
-        crate::run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                .arg(&key),
-            "ssh-keygen (host key)",
-        );
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        let public: Vec<&str> = public.split_whitespace().take(2).collect();
-        self.append(
-            "known_hosts",
-            &format!("fatbin-{name} {}\n", public.join(" ")),
-        );
         let config = d.join(format!("sshd-{name}.conf"));
         std::fs::write(
             &config,
@@ -222,13 +220,61 @@ impl Cluster {
                  PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPrintMotd no\n\
                  PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv FATBIN_TEST_NODE={name}\n\
-                 Subsystem sftp /usr/lib/openssh/sftp-server\n",
+                 Subsystem sftp /usr/lib/openssh/sftp-server\n{extra_config}",
                 key.display(),
                 d.display()
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(d.join(format!("sshd-{name}.log"))).unwrap();
+        self.host_entry(name, port);
+        self.nodes.push(Node {
+            name: name.to_owned(),
+            port,
+            kind,
+            child: None,
+        });
+        self.start_sshd(name);
+        self.nodes.last().unwrap()
+    }
+
+    /// Makes a host key for `name` (replacing any) without telling known_hosts.
+    fn new_host_key(&self, name: &str) -> String {
+        let key = self.dir().join(format!("host-{name}"));
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        crate::run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&key),
+            "ssh-keygen (host key)",
+        );
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let public: Vec<&str> = public.split_whitespace().take(2).collect();
+        public.join(" ")
+    }
+
+    /// (Re)starts node `name`'s sshd from its config and waits for its banner.
+    fn start_sshd(&mut self, name: &str) {
+        let d = self.dir().to_owned();
+        if !std::fs::read_to_string(d.join("known_hosts"))
+            .unwrap()
+            .contains(&format!("fatbin-{name} "))
+        {
+            let public = std::fs::read_to_string(d.join(format!("host-{name}.pub"))).unwrap();
+            let public: Vec<&str> = public.split_whitespace().take(2).collect();
+            self.append(
+                "known_hosts",
+                &format!("fatbin-{name} {}\n", public.join(" ")),
+            );
+        }
+        let config = d.join(format!("sshd-{name}.conf"));
+        let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
+        let (port, kind) = (node.port, node.kind);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join(format!("sshd-{name}.log")))
+            .unwrap();
         let sshd = format!("exec /usr/sbin/sshd -D -e -f {}", config.display());
         let mut cmd = match kind {
             Kind::Native => {
@@ -252,13 +298,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start sshd");
-        self.host_entry(name, port);
-        self.nodes.push(Node {
-            name: name.to_owned(),
-            port,
-            kind,
-            child: Some(child),
-        });
+        node.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -269,7 +309,7 @@ impl Cluster {
                     break;
                 }
             }
-            let node = self.nodes.last_mut().unwrap();
+            let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
             if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "sshd for node {name} exited ({status}): {}",
@@ -282,7 +322,34 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.nodes.last().unwrap()
+    }
+
+    /// Restarts node `name` with a new host key that known_hosts does not have: what a
+    /// reinstalled node, or a man in the middle, looks like to ssh.
+    pub fn change_host_key(&mut self, name: &str) {
+        self.kill_node(name);
+        self.new_host_key(name);
+        self.start_sshd(name);
+    }
+
+    /// Freezes a node: SIGSTOP to its sshd and every process under it (connections, sessions,
+    /// programs), as a hung machine looks from outside: TCP still accepts, nothing answers.
+    pub fn freeze_node(&self, name: &str) {
+        let node = self.nodes.iter().find(|n| n.name == name).unwrap();
+        let pid = node.child.as_ref().expect("a running node").id();
+        // A process forked while we walk the tree is caught by the next walk.
+        for _ in 0..3 {
+            signal_tree(pid, libc::SIGSTOP);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Lets a frozen node run again (SIGCONT to its whole tree).
+    pub fn thaw_node(&self, name: &str) {
+        let node = self.nodes.iter().find(|n| n.name == name).unwrap();
+        if let Some(child) = &node.child {
+            signal_tree(child.id(), libc::SIGCONT);
+        }
     }
 
     /// A "node" whose port accepts TCP connections and never sends a byte.
@@ -372,6 +439,11 @@ impl Drop for Cluster {
 
 /// SIGKILLs `pid` and all its descendants (found through /proc), children first found first.
 pub fn kill_tree(pid: u32) {
+    signal_tree(pid, libc::SIGKILL);
+}
+
+/// Sends `signal` to `pid` and all its descendants (found through /proc).
+pub fn signal_tree(pid: u32, signal: libc::c_int) {
     let mut all = vec![pid];
     let mut i = 0;
     while i < all.len() {
@@ -381,7 +453,7 @@ pub fn kill_tree(pid: u32) {
     }
     for p in all {
         // SAFETY: kill has no memory effects.
-        unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
+        unsafe { libc::kill(p as libc::pid_t, signal) };
     }
 }
 
