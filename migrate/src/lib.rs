@@ -275,6 +275,20 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
 
     let mut seats = SeatQueue::new(candidates);
     'nodes: while let Some((node, slot, mut seat)) = seats.next(&ssh_client, &mut failures) {
+        // After a failure, skip a node another run found down meanwhile: a run that meets a
+        // frozen rack pays for the first of its nodes, not for each.
+        if !failures.is_empty() {
+            if let Some(down) = newly_down(&plan, node, &skipped) {
+                failures.push(format!(
+                    "node `{}` ({}): skipped, found down {} s ago by another run: {}",
+                    node.name,
+                    node.entry.ssh,
+                    faults::now().saturating_sub(down.since),
+                    down.reason
+                ));
+                continue;
+            }
+        }
         // Nothing ran on `node`: say so (OpenSSH's lines for a host key), remember it as down
         // unless its host key is the matter (that is shown on every run, never skipped
         // quietly), and try the next node.
@@ -380,6 +394,18 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
         all_down_message(req, &failures, &skipped),
     )
+}
+
+/// `node`'s down mark, when one was made after this run chose its candidates (`skipped` holds
+/// the marks it saw then).
+fn newly_down(plan: &Plan, node: &Node, skipped: &[(&Node, Down)]) -> Option<Down> {
+    if skipped.iter().any(|(n, _)| n.name == node.name) {
+        return None;
+    }
+    plan.faults
+        .current(plan.inventory.settings.down_for())
+        .into_iter()
+        .find(|d| d.name == node.name)
 }
 
 /// The candidates in order, each with a seat on its masters. A node whose seats are all taken

@@ -207,7 +207,24 @@ impl Cluster {
     }
 
     /// [`Cluster::add_node`] with more sshd_config lines (`ForceCommand`, `MaxStartups`...).
+    /// A `SetEnv` line there is merged into the node's own (sshd reads only the first), e.g.
+    /// `SetEnv SHLVL=3`, which keeps the node's bash from reading ~/.bashrc for every command
+    /// (Debian's bash does for ssh commands unless SHLVL says it is nested): a heavy .bashrc
+    /// (pyenv's rehash lock...) would otherwise dominate a load test.
     pub fn add_node_with(&mut self, name: &str, kind: Kind, extra_config: &str) -> &Node {
+        let mut set_env = format!("FATBIN_TEST_NODE={name}");
+        let extra_config: String = extra_config
+            .lines()
+            .filter(|line| match line.strip_prefix("SetEnv ") {
+                Some(vars) => {
+                    set_env.push(' ');
+                    set_env.push_str(vars.trim());
+                    false
+                }
+                None => true,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
         let d = self.dir().to_owned();
         let port = free_port();
         self.new_host_key(name);
@@ -219,7 +236,7 @@ impl Cluster {
                 "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}/authorized_keys\n\
                  PidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nPrintMotd no\n\
-                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv FATBIN_TEST_NODE={name}\n\
+                 PrintLastLog no\nLogLevel ERROR\nMaxSessions 10\nSetEnv {set_env}\n\
                  Subsystem sftp /usr/lib/openssh/sftp-server\n{extra_config}",
                 key.display(),
                 d.display()

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use fatbin_layout::{install, Layout, NewSlot};
@@ -20,6 +22,10 @@ use fatbin_tests::cluster::{self, Cluster, Kind};
 use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
 
 const ARM: &str = "aarch64-unknown-linux-musl";
+
+/// sshd_config for nodes under load: their bash skips ~/.bashrc (see `Cluster::add_node_with`),
+/// so the tests measure the transport, not this machine's login scripts.
+const NO_BASHRC: &str = "SetEnv SHLVL=3\n";
 
 /// A layout ROOT whose `probe` has only an aarch64 slot: the x86_64 host must migrate it.
 fn arm_layout() -> tempfile::TempDir {
@@ -116,7 +122,7 @@ fn a_cold_burst_beyond_maxstartups_and_the_per_node_cap_loses_no_request() {
     let records = records_dir();
     let mut cl = Cluster::new();
     // Three pending handshakes at most: what a busy sshd's `MaxStartups` looks like, small.
-    cl.add_node_with("n1", Kind::Aarch64, "MaxStartups 3\n");
+    cl.add_node_with("n1", Kind::Aarch64, &format!("MaxStartups 3\n{NO_BASHRC}"));
     cl.write_nodes(&format!(
         "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\n",
         root.path().display()
@@ -347,4 +353,102 @@ fn a_frozen_node_under_an_open_connection_fails_over_quickly() {
     for id in ["after1", "after2", "after3"] {
         assert_eq!(runs[id], ["b"], "{runs:?}");
     }
+}
+/// Issue 14, the cluster test: 16 sshd nodes, 400 requests 32 at a time, a quarter of the nodes
+/// frozen (SIGSTOP) after the first 100. Every request succeeds or fails with the documented
+/// status, none runs twice (counted per request, after the frozen nodes are let go again), and
+/// the whole run ends within its bound.
+#[test]
+fn four_hundred_requests_on_sixteen_nodes_with_a_quarter_frozen_midway() {
+    const NODES: usize = 16;
+    const REQUESTS: usize = 400;
+    const AT_ONCE: usize = 32;
+    cluster::require(true);
+    let root = arm_layout();
+    let records = records_dir();
+    let mut cl = Cluster::new();
+    let mut inventory = String::from("[settings]\nconnect_timeout = 2\n");
+    for i in 0..NODES {
+        let name = format!("n{i:02}");
+        cl.add_node_with(&name, Kind::Aarch64, NO_BASHRC);
+        inventory.push_str(&format!(
+            "[nodes.{name}]\nssh = \"{name}\"\nslots = [\"aarch64\"]\nroot = \"{}\"\n",
+            root.path().display()
+        ));
+    }
+    cl.write_nodes(&inventory);
+
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Output, Duration)>> = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let frozen: Vec<String> = (0..NODES / 4).map(|i| format!("n{i:02}")).collect();
+    std::thread::scope(|s| {
+        for _ in 0..AT_ONCE {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= REQUESTS {
+                    return;
+                }
+                let t = Instant::now();
+                let out = record(&cl, root.path(), records.path(), &format!("q{i}"), 100)
+                    .output()
+                    .unwrap();
+                results.lock().unwrap().push((i, out, t.elapsed()));
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        while done.load(Ordering::SeqCst) < REQUESTS / 4 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for name in &frozen {
+            cl.freeze_node(name);
+        }
+    });
+    let elapsed = started.elapsed();
+    // Let the frozen nodes go: a request the launcher gave up on must not run now either.
+    for name in &frozen {
+        cl.thaw_node(name);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(_, _, took)| std::cmp::Reverse(*took));
+    for (i, out, took) in results.iter().take(3) {
+        eprintln!("slow: q{i} took {took:?}: {}", show(out));
+    }
+    let runs = executions(records.path());
+    let mut failed = 0;
+    let mut slowest = Duration::ZERO;
+    for (i, out, took) in &results {
+        slowest = slowest.max(*took);
+        let ran = runs.get(&format!("q{i}")).map_or(0, Vec::len);
+        assert!(ran <= 1, "request q{i} ran {ran} times: {runs:?}");
+        if out.status.code() == Some(0) {
+            assert_eq!(ran, 1, "q{i} succeeded without running: {}", show(out));
+            assert_eq!(String::from_utf8_lossy(&out.stdout), format!("q{i}\n"));
+        } else {
+            assert_documented_failure(out);
+            failed += 1;
+        }
+    }
+    assert_eq!(results.len(), REQUESTS);
+    eprintln!(
+        "{REQUESTS} requests on {NODES} nodes, {AT_ONCE} at a time, {} frozen after {}: \
+         {failed} failed with 255, slowest {slowest:?}, all in {elapsed:?}",
+        frozen.len(),
+        REQUESTS / 4
+    );
+    // Only runs caught on a node as it froze may fail (their program may have started).
+    assert!(failed <= AT_ONCE, "{failed} requests failed");
+    // Bounds with room for a loaded 2-core machine: a request meets at most the four frozen
+    // nodes (6 to 8 s of keepalives each, or a 2 s connect timeout), most far less.
+    assert!(
+        slowest < Duration::from_secs(60),
+        "slowest request {slowest:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(240),
+        "the run took {elapsed:?}"
+    );
 }
