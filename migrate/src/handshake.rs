@@ -226,6 +226,17 @@ mod tests {
     }
 
     #[test]
+    fn only_opensshs_own_lines_are_shown() {
+        let text = "ControlSocket /r/a.0 already exists, disabling multiplexing\r\n\
+            ControlSocket note kept\n\u{1e}fatbin:fail:cwd\n\n\
+            Host key verification failed.\r\n";
+        assert_eq!(
+            ssh_lines(text),
+            "ControlSocket note kept\nHost key verification failed.\n"
+        );
+    }
+
+    #[test]
     fn maxstartups_drops_are_cut_at_the_door() {
         for line in [
             "kex_exchange_identification: read: Connection reset by peer",
@@ -260,6 +271,40 @@ mod tests {
         // A run that did not wait does not inherit an old failure: it tries itself.
         let fresh = Handshake::acquire(&n, Duration::from_secs(1));
         assert!(fresh.is_ok());
+    }
+
+    #[test]
+    fn a_record_counts_only_from_the_wait_on_and_keeps_host_key_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("c.0");
+        let before = SystemTime::now() - Duration::from_secs(5);
+        let held = Handshake::acquire(&socket, Duration::from_secs(1)).unwrap();
+        held.failed(&ConnectFailure {
+            reason: "Host key verification failed.".into(),
+            host_key: Some("@@@ WARNING @@@\nHost key verification failed.\n".into()),
+        });
+        let record = with_suffix(&socket, ".failed");
+        let got = failure_since(&record, before).expect("a failure after `before`");
+        assert_eq!(got.reason, "Host key verification failed.");
+        assert_eq!(
+            got.host_key.as_deref(),
+            Some("@@@ WARNING @@@\nHost key verification failed.\n")
+        );
+        let later = SystemTime::now() + Duration::from_secs(5);
+        assert_eq!(failure_since(&record, later), None, "an older failure");
+        // Without OpenSSH's lines, the record is a plain failure.
+        let held = Handshake::acquire(&socket, Duration::from_secs(1)).unwrap();
+        held.failed(&ConnectFailure::new("Connection refused"));
+        assert_eq!(failure_since(&record, before).unwrap().host_key, None);
+    }
+
+    #[test]
+    fn door_pauses_grow_and_stay_short() {
+        let pauses: Vec<Duration> = (1..=DOOR_RETRIES).map(door_pause).collect();
+        for (i, p) in pauses.iter().enumerate() {
+            let base = Duration::from_millis(150 * (i as u64 + 1));
+            assert!(*p >= base && *p < base + Duration::from_millis(97), "{p:?}");
+        }
     }
 
     #[test]

@@ -537,6 +537,28 @@ mod tests {
         assert_eq!(master_state(&path), MasterState::Wedged);
     }
 
+    /// What `ssh -v -E LOG` writes for a warm session (OpenSSH 9.2), cut short.
+    #[test]
+    fn a_warm_sessions_log_tells_whether_the_command_may_have_left() {
+        let opened = "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024\r\n\
+            debug1: Reading configuration data /tmp/ssh_config\r\n\
+            debug1: mux_client_request_session: master session id: 2\r\n";
+        assert!(session_was_opened(opened));
+        let master_died = "OpenSSH_9.2p1 Debian-2+deb12u3, OpenSSL 3.0.15 3 Sep 2024\r\n\
+            debug1: Reading configuration data /tmp/ssh_config\r\n\
+            mux_client_request_session: read from master failed: Broken pipe\r\n";
+        assert!(!session_was_opened(master_died));
+        assert_eq!(
+            log_reason(master_died).as_deref(),
+            Some("mux_client_request_session: read from master failed: Broken pipe")
+        );
+        // The master was gone and ssh connected on its own: it may have run the command.
+        assert!(session_was_opened(
+            "debug1: Authenticated to n1 ([127.0.0.1]:2222) using \"publickey\".\n"
+        ));
+        assert_eq!(log_reason("OpenSSH_9.2p1\ndebug1: x\n"), None);
+    }
+
     #[test]
     fn seats_run_out_per_master() {
         let dir = tempfile::tempdir().unwrap();
