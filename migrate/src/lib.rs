@@ -29,6 +29,7 @@ mod quote;
 mod remote;
 mod session;
 mod ship;
+mod signals;
 pub mod slurm;
 mod ssh;
 
@@ -181,8 +182,9 @@ fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Error> {
     Err(Error::new(code, message))
 }
 
-/// Nodes to try with the slot each runs, best first; and the nodes skipped as down.
-type Candidates<'i> = (Vec<(&'i Node, SlotName)>, Vec<(&'i Node, Down)>);
+/// Nodes to try with the slot each runs, best first; then the nodes marked down with the slot
+/// each would run, oldest mark first (tried only when every other candidate failed).
+type Candidates<'i> = (Vec<(&'i Node, SlotName)>, Vec<(&'i Node, SlotName, Down)>);
 
 /// The loaded inventory and the settings derived from it.
 #[derive(Debug)]
@@ -217,17 +219,18 @@ impl Plan {
         })
     }
 
-    /// Candidates best slot first, balanced within a slot; and the nodes skipped as down.
+    /// Candidates best slot first, balanced within a slot; and the nodes marked down.
     fn candidates(&self, slots: &[SlotName], ssh: Option<&Ssh>, advance: bool) -> Candidates<'_> {
         let down = self.faults.current(self.inventory.settings.down_for());
-        let mut skipped = Vec::new();
+        let mut marked = Vec::new();
         let mut groups: Vec<Vec<&Node>> = vec![Vec::new(); slots.len()];
         for node in &self.inventory.nodes {
-            let Some((rank, _)) = node.best_slot(slots) else {
+            let Some((rank, slot)) = node.best_slot(slots) else {
                 continue;
             };
-            match down.iter().find(|d| d.name == node.name) {
-                Some(d) => skipped.push((node, d.clone())),
+            let key = ssh::connection_key(node);
+            match down.iter().find(|d| d.key == key) {
+                Some(d) => marked.push((node, slot, d.clone())),
                 None => groups[rank].push(node),
             }
         }
@@ -236,15 +239,40 @@ impl Plan {
             balance::order(self.policy, group, &self.cache_dir, ssh, advance);
             out.extend(group.iter().map(|n| (*n, slots[rank])));
         }
-        (out, skipped)
+        // The longest-down node first: it has had the most time to come back.
+        marked.sort_by_key(|(_, _, d)| d.since);
+        (out, marked)
     }
 }
 
 fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
+    // From here on a SIGINT, SIGTERM or SIGHUP is noted rather than fatal, so that it can end
+    // the request cleanly: before the program started, nothing may run anywhere after it.
+    let _signals = signals::Catch::install();
     let plan = Plan::load(req.root)?;
+    signals::check(req)?;
     let ssh_client = Ssh::new(&plan.inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
-    let (candidates, skipped) = plan.candidates(req.slots, Some(&ssh_client), true);
-    if candidates.is_empty() && skipped.is_empty() {
+    // A client that cannot run is this machine's problem: say so once, mark no node down.
+    if let Err(e) = std::fs::metadata(&ssh_client.program).and_then(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+        }
+    }) {
+        return Err(Error::new(
+            EXIT_TRANSPORT,
+            format!(
+                "cannot migrate `{}`: the ssh client {} cannot run: {e} (check FATBIN_SSH)",
+                req.program,
+                ssh_client.program.display()
+            ),
+        )
+        .not_started());
+    }
+    let (candidates, marked) = plan.candidates(req.slots, Some(&ssh_client), true);
+    if candidates.is_empty() && marked.is_empty() {
         // Nothing was attempted: the next fallback may run it.
         return Err(
             Error::new(EXIT_NOT_FOUND, no_node_message(req, &plan.inventory)).not_started(),
@@ -270,8 +298,31 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     let mut failures: Vec<String> = Vec::new();
     // 255 unless every attempt got as far as the node and failed there for another reason.
     let mut code_if_all_fail = None;
+    // Nodes marked down are tried too, after every other candidate failed: a blip must not
+    // leave a request with nowhere to go while the nodes may well be back.
+    let attempts = candidates
+        .into_iter()
+        .map(|(node, slot)| (node, slot, None))
+        .chain(marked.iter().map(|(node, slot, d)| (*node, *slot, Some(d))));
 
-    'nodes: for (node, slot) in candidates {
+    'nodes: for (node, slot, mark) in attempts {
+        signals::check(req)?;
+        let tried_anyway = mark.map_or(String::new(), |d| {
+            format!(
+                " (marked down {} s ago, tried anyway)",
+                faults::now().saturating_sub(d.since)
+            )
+        });
+        // Marks the node down if it is to blame, and records the failure for the message.
+        let unreachable = |reason: String, failures: &mut Vec<String>| {
+            if faults::blames_node(&reason) {
+                plan.faults.mark_down(node, &reason);
+            }
+            failures.push(format!(
+                "node `{}` ({}): {reason}{tried_anyway}",
+                node.name, node.entry.ssh
+            ));
+        };
         let mut seat = match ssh_client.seat(node) {
             Ok(seat) => seat,
             Err(reason) => {
@@ -286,18 +337,22 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         if !seat.warm && needs_shipping(req, node, slot, &shipped) {
             if let Err(reason) = ssh_client.open_master(node, &mut seat) {
                 // Nothing ran: only the connection was attempted. Remember, and try the next.
-                plan.faults.mark_down(&node.name, &reason);
                 code_if_all_fail = Some(EXIT_TRANSPORT);
-                failures.push(format!(
-                    "node `{}` ({}): {reason}",
-                    node.name, node.entry.ssh
-                ));
+                unreachable(reason, &mut failures);
                 continue;
             }
         }
         let mut reshipped = false;
         loop {
-            let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
+            signals::check(req)?;
+            let binary = match binary_on_node(req, node, slot, &ssh_client, &seat, &shipped) {
+                Ok(binary) => binary,
+                Err(e) => {
+                    // Shipping only copies a file: nothing of the request ran yet.
+                    signals::check(req)?;
+                    return Err(e);
+                }
+            };
             let script = remote::RemoteCommand {
                 cwd: cwd.as_os_str().as_bytes(),
                 binary: &binary,
@@ -308,17 +363,13 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             .script();
             match session::run(&ssh_client, node, &seat, &script, term) {
                 Ended::Finished(code) => {
-                    plan.faults.mark_up(&node.name);
+                    plan.faults.mark_up(node);
                     return Ok(code);
                 }
                 Ended::Unreachable(reason) => {
                     // ssh never got as far as connecting: nothing ran. Remember, try the next.
-                    plan.faults.mark_down(&node.name, &reason);
                     code_if_all_fail = Some(EXIT_TRANSPORT);
-                    failures.push(format!(
-                        "node `{}` ({}): {reason}",
-                        node.name, node.entry.ssh
-                    ));
+                    unreachable(reason, &mut failures);
                     continue 'nodes;
                 }
                 Ended::Lost(detail) => {
@@ -330,6 +381,11 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                     return fail(EXIT_TRANSPORT, message);
                 }
                 Ended::NotStarted(why, detail) => {
+                    if why != NotStarted::Transport {
+                        // The wrapper answered: whatever went wrong, the node is not down.
+                        plan.faults.mark_up(node);
+                    }
+                    signals::check(req)?;
                     let (code, message) =
                         not_started_message(req, node, slot, &cwd, &binary, why, &detail);
                     if why == NotStarted::Missing && !node.entry.shared {
@@ -355,9 +411,10 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             }
         }
     }
+    signals::check(req)?;
     fail(
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
-        all_down_message(req, &failures, &skipped),
+        all_down_message(req, &failures, &[]),
     )
 }
 
@@ -458,7 +515,7 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             "  migration: no nodes configured (fatbin nodes add NAME --ssh HOST --slot SLOT)"
         );
     }
-    let (candidates, skipped) = plan.candidates(req.slots, None, false);
+    let (candidates, marked) = plan.candidates(req.slots, None, false);
     writeln!(out, "  migration: balance {}", plan.policy.name())?;
     for (i, (node, slot)) in candidates.iter().enumerate() {
         let where_ = if node.entry.shared {
@@ -480,13 +537,19 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             if i == 0 { "  <- next" } else { "" }
         )?;
     }
-    for (node, d) in &skipped {
+    let longest = plan.inventory.settings.down_for();
+    let now = faults::now();
+    for (node, _, d) in &marked {
+        let ago = now.saturating_sub(d.since);
         writeln!(
             out,
-            "    -  node {} (ssh {}): skipped, marked down {} s ago: {}",
+            "    -  node {} (ssh {}): skipped, marked down {ago} s ago ({} failure{} in a row, \
+             skipped {} s more; tried anyway if every other node fails): {}",
             node.name,
             node.entry.ssh,
-            faults::now().saturating_sub(d.since),
+            d.failures,
+            if d.failures == 1 { "" } else { "s" },
+            d.period(longest).saturating_sub(ago),
             d.reason
         )?;
     }
@@ -496,6 +559,40 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Closes the master connections of node `name` (or of every node) and removes the state no
+/// run needs any more: free lock files of closed masters, connection proofs of dead runs,
+/// round-robin counters not advanced for a day. Returns one line per closed master, then one
+/// summary line (`fatbin nodes disconnect`).
+pub fn disconnect(root: Option<&Path>, name: Option<&str>) -> Result<Vec<String>, Error> {
+    let inventory = Inventory::load(&Paths::new(root))?;
+    if let Some(name) = name {
+        if inventory.get(name).is_none() {
+            return Err(Error::usage(format!("no node `{name}` in the inventory")));
+        }
+    }
+    let ssh_client = Ssh::new(&inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
+    let done = ssh::disconnect(&ssh_client, name);
+    let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_USAGE, e))?;
+    let counters = balance::clean_counters(&cache_dir, std::time::Duration::from_secs(86400));
+    let mut lines: Vec<String> = done
+        .closed
+        .iter()
+        .map(|socket| format!("closed {socket}"))
+        .collect();
+    lines.push(format!(
+        "{} connection{} closed, {} stale file{} removed",
+        done.closed.len(),
+        if done.closed.len() == 1 { "" } else { "s" },
+        done.cleaned + counters,
+        if done.cleaned + counters == 1 {
+            ""
+        } else {
+            "s"
+        },
+    ));
+    Ok(lines)
 }
 
 /// The launcher keeps SIGPIPE at its default for the programs it execs; a migration (and

@@ -29,7 +29,13 @@ impl Shipped {
     }
 
     fn line(node: &Node, sha: &str) -> String {
-        format!("{}\t{}\t{}\n", node.name, node.cache_on_node(), sha)
+        // Keyed by the connection, not the name: a node moved to another host has nothing yet.
+        format!(
+            "{}\t{}\t{}\n",
+            crate::ssh::connection_key(node),
+            node.cache_on_node(),
+            sha
+        )
     }
 
     pub fn contains(&self, node: &Node, sha: &str) -> bool {

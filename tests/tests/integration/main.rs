@@ -5,6 +5,7 @@ mod cargo_fatbin;
 mod launcher;
 mod layout;
 mod migration;
+mod migration_state;
 mod processors;
 mod sharedfs;
 mod slurm;
