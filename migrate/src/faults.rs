@@ -159,11 +159,29 @@ impl Faults {
         let _ = fatbin_layout::fsutil::write_atomic(&self.path, text.as_bytes(), 0o600);
     }
 
-    /// Remembers that `node` could not be reached, and why; one more failure in a row.
-    pub fn mark_down(&self, node: &Node, reason: &str) {
+    /// The mark of `node`, in force or not.
+    pub fn get(&self, node: &Node) -> Option<Down> {
+        let key = connection_key(node);
+        self.all().into_iter().find(|d| d.key == key)
+    }
+
+    /// Remembers that `node` could not be reached, and why: one more failure in a row. `seen`
+    /// is the mark in force when the attempt began at `tried_at` (None: the node was not
+    /// skipped). Runs that fail together saw one outage and count once: a mark another run set
+    /// or raised during this attempt is left as it is, so a burst does not push the backoff to
+    /// its cap at once.
+    pub fn mark_down(&self, node: &Node, reason: &str, tried_at: u64, seen: Option<&Down>) {
         let key = connection_key(node);
         self.update(|all| {
-            let failures = all.iter().find(|d| d.key == key).map_or(0, |d| d.failures);
+            let failures = match (all.iter().find(|d| d.key == key), seen) {
+                (None, _) => 0,
+                // Raised by another run since this one saw it.
+                (Some(d), Some(seen)) if d != seen => d.failures.saturating_sub(1),
+                // Set by another run during this attempt (a mark in force when it began would
+                // have been seen; an expired one is older than the attempt).
+                (Some(d), None) if d.since >= tried_at => d.failures.saturating_sub(1),
+                (Some(d), _) => d.failures,
+            };
             all.retain(|d| d.key != key);
             all.push(Down {
                 name: node.name.clone(),
@@ -210,8 +228,8 @@ mod tests {
         let f = Faults::new(dir.path());
         let (a, b) = (node("a", "host-a"), node("b", "host-b"));
         assert!(f.current(60).is_empty());
-        f.mark_down(&a, "Connection refused\tagain");
-        f.mark_down(&b, "timeout");
+        f.mark_down(&a, "Connection refused\tagain", now(), None);
+        f.mark_down(&b, "timeout", now(), None);
         let down = f.current(60);
         assert_eq!(down.len(), 2);
         assert_eq!(down[0].reason, "Connection refused again");
@@ -226,7 +244,7 @@ mod tests {
     fn a_moved_node_is_not_down() {
         let dir = tempfile::tempdir().unwrap();
         let f = Faults::new(dir.path());
-        f.mark_down(&node("a", "old-host"), "Connection refused");
+        f.mark_down(&node("a", "old-host"), "Connection refused", now(), None);
         let moved = node("a", "new-host");
         let down = f.current(60);
         assert_eq!(down.len(), 1);
@@ -242,12 +260,14 @@ mod tests {
         let a = node("a", "a");
         let mut periods = Vec::new();
         for _ in 0..6 {
-            f.mark_down(&a, "Connection refused");
+            // Each attempt saw the last mark (tried anyway): failures in a row.
+            let seen = f.get(&a);
+            f.mark_down(&a, "Connection refused", now(), seen.as_ref());
             periods.push(f.all()[0].period(60));
         }
         assert_eq!(periods, [5, 10, 20, 40, 60, 60]);
         f.mark_up(&a);
-        f.mark_down(&a, "Connection refused");
+        f.mark_down(&a, "Connection refused", now(), None);
         assert_eq!(f.all()[0].failures, 1);
         assert_eq!(f.all()[0].period(60), 5);
         assert_eq!(
@@ -260,6 +280,35 @@ mod tests {
         assert!(!mark.in_force(mark.since + 5, 60));
     }
 
+    /// Runs that fail together count one failure; a later attempt counts one more.
+    #[test]
+    fn concurrent_failures_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Faults::new(dir.path());
+        let a = node("a", "a");
+        // Eight runs found it up and failed together.
+        let began = now();
+        for _ in 0..8 {
+            f.mark_down(&a, "Connection refused", began, None);
+        }
+        assert_eq!(f.all()[0].failures, 1);
+        // Eight runs saw that mark, tried anyway and failed together.
+        let seen = f.get(&a);
+        for _ in 0..8 {
+            f.mark_down(&a, "Connection refused", now(), seen.as_ref());
+        }
+        assert_eq!(f.all()[0].failures, 2);
+        // The mark expired (set long ago); a run that found the node up fails again.
+        let expired = "a\t".to_owned() + &connection_key(&a) + "\t1000\t2\tx\n";
+        std::fs::write(dir.path().join("down"), expired).unwrap();
+        f.mark_down(&a, "Connection refused", now(), None);
+        assert_eq!(
+            f.all()[0].failures,
+            3,
+            "a failure in a row after the period"
+        );
+    }
+
     #[test]
     fn old_and_damaged_lines_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
@@ -270,7 +319,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.all().len(), 1, "damaged lines are ignored");
-        f.mark_down(&node("b", "b"), "Connection refused");
+        f.mark_down(&node("b", "b"), "Connection refused", now(), None);
         let names: Vec<String> = f.all().into_iter().map(|d| d.name).collect();
         assert_eq!(names, ["b"], "a mark from 1970 is forgotten");
     }

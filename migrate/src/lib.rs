@@ -307,6 +307,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
 
     'nodes: for (node, slot, mark) in attempts {
         signals::check(req)?;
+        let tried_at = faults::now();
         let tried_anyway = mark.map_or(String::new(), |d| {
             format!(
                 " (marked down {} s ago, tried anyway)",
@@ -316,7 +317,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         // Marks the node down if it is to blame, and records the failure for the message.
         let unreachable = |reason: String, failures: &mut Vec<String>| {
             if faults::blames_node(&reason) {
-                plan.faults.mark_down(node, &reason);
+                plan.faults.mark_down(node, &reason, tried_at, mark);
             }
             failures.push(format!(
                 "node `{}` ({}): {reason}{tried_anyway}",

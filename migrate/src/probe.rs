@@ -74,6 +74,7 @@ impl Prober {
             }
             _ => "echo reachable".to_owned(),
         };
+        let (tried_at, seen) = (faults::now(), self.faults.get(node));
         match self.remote_output(node, &script) {
             Ok(out) => {
                 self.faults.mark_up(node);
@@ -86,7 +87,8 @@ impl Prober {
             }
             Err(e) => {
                 if faults::blames_node(&e.to_string()) {
-                    self.faults.mark_down(node, &e.to_string());
+                    self.faults
+                        .mark_down(node, &e.to_string(), tried_at, seen.as_ref());
                 }
                 Err(e)
             }
