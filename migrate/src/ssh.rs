@@ -358,7 +358,11 @@ pub fn disconnect(ssh: &Ssh, name: Option<&str>) -> Disconnected {
             continue;
         }
         if lock_of.is_some() {
-            // Only a lock nobody holds; held while it is unlinked, so no run is in between.
+            // Only a lock nobody holds, and only of a master that is gone. A run that opened the
+            // file just before it is unlinked may still lock the old inode while the next run
+            // creates a new one: then two runs share one seat of the new master, and if every
+            // other seat is taken too, sshd (MaxSessions) may refuse one session. That needs a
+            // run starting during a disconnect, on a node whose 5 seats then all fill up.
             let Ok(lock) = File::open(&path) else {
                 continue;
             };
