@@ -76,12 +76,11 @@ export FATBIN_SSH_CONFIG=$work/cluster/ssh_config XDG_CONFIG_HOME=$work/config \
   FATBIN_SYSTEM_NODES=$work/none.toml
 cfg=$work/cluster/ssh_config
 sock=$work/plain.sock
-ours_sock=$work/run/fatbin/ssh/arm.0
 "$root/shims/hello" >/dev/null </dev/null   # sanity: migrates, opens our master
 
 plain_warm="ssh -F $cfg -o ControlMaster=auto -o ControlPath=$sock -o ControlPersist=600 arm $root/bin/hello/aarch64"
 plain_cold="ssh -F $cfg -o ControlMaster=no -o ControlPath=none arm $root/bin/hello/aarch64"
-close_ours="ssh -F $cfg -o ControlPath=$ours_sock -O exit arm"
+close_ours="$work/node/fatbin nodes disconnect arm"
 
 hyperfine -N --style basic --warmup 10 --runs "$runs" \
   --export-json "$work/warm.json" \

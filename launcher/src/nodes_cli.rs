@@ -1,4 +1,4 @@
-//! `fatbin nodes …`: list, add, remove, probe and check the nodes of the inventory.
+//! `fatbin nodes …`: list, add, remove, probe, check and disconnect the nodes of the inventory.
 //!
 //! The command line and what it prints; the inventory and the connections to the nodes are
 //! the migration crate's ([`fatbin_migrate::nodes`], [`fatbin_migrate::probe`]).
@@ -114,6 +114,13 @@ const TABLE: Table = Table {
             operands: Operands::Optional("NAME"),
             about: "Reachable? ROOT visible? (clears down marks)",
         },
+        Spec {
+            name: "disconnect",
+            alias: None,
+            flags: &[],
+            operands: Operands::Optional("NAME"),
+            about: "Close the ssh master connections kept open to the nodes; remove stale locks.",
+        },
     ],
     footer: "\
 Files, first definition of a node wins: $XDG_CONFIG_HOME/fatbin/nodes.toml (user),
@@ -182,6 +189,12 @@ fn dispatch(args: &[OsString], shim_root: Option<PathBuf>) -> Result<i32, String
         Some("remove") => remove(&paths, &parsed, name.expect("the table requires NAME")),
         Some("probe") => probe(&paths, name, parsed.has("--save")),
         Some("check") => check(&paths, root.as_deref(), name),
+        Some("disconnect") => {
+            for line in fatbin_migrate::disconnect(root.as_deref(), name)? {
+                println!("{line}");
+            }
+            Ok(0)
+        }
         other => unreachable!("no command `{other:?}` in the table"),
     }
 }
@@ -692,7 +705,7 @@ mod tests {
         for (words, message) in [
             (
                 &["frob"][..],
-                "unknown command `frob` (commands: list, add, remove, probe, check)",
+                "unknown command `frob` (commands: list, add, remove, probe, check, disconnect)",
             ),
             (&["list", "extra"], "list takes no arguments"),
             (

@@ -4,15 +4,21 @@
 //!   consecutive runs start at consecutive nodes;
 //! - `random`: a fresh random start each run;
 //! - `least-loaded`: fewest runs from this machine on the node right now (counted from the
-//!   seat locks of its master connections; no extra round trip).
+//!   seat locks of its master connections; no extra round trip); nodes with equal load are
+//!   taken round-robin, so sequential runs (load 0 everywhere) spread like `round-robin`
+//!   instead of all landing on the first node of the inventory.
 //!
 //! Only the start rotates: the other candidates follow, for failover.
+//!
+//! The counter of a group is the file `rr-HASH` in the cache directory, HASH naming the
+//! group's connections (see [`crate::ssh::connection_key`]). `fatbin nodes disconnect`
+//! removes counters nobody advanced for a day ([`clean_counters`]).
 
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 use crate::nodes::Node;
-use crate::ssh::{busy_seats, lock_file, Ssh};
+use crate::ssh::{busy_seats, connection_key, lock_file, Ssh};
 
 /// A balancing policy, from `[settings] balance` or `FATBIN_BALANCE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,19 +61,48 @@ pub fn order(
     if group.len() < 2 {
         return;
     }
+    let round_robin = |group: &mut [&Node]| {
+        let key: Vec<String> = group.iter().map(|n| connection_key(n)).collect();
+        let start = next_counter(cache_dir, &key.join(","), advance) % group.len();
+        group.rotate_left(start);
+    };
     match policy {
-        Policy::RoundRobin => {
-            let key: Vec<&str> = group.iter().map(|n| n.name.as_str()).collect();
-            let start = next_counter(cache_dir, &key.join(","), advance) % group.len();
-            group.rotate_left(start);
-        }
+        Policy::RoundRobin => round_robin(group),
         Policy::Random => group.rotate_left(random() as usize % group.len()),
         Policy::LeastLoaded => {
+            // Rotate first, then a stable sort by load: ties keep the rotated order.
+            round_robin(group);
             if let Some(ssh) = ssh {
                 group.sort_by_cached_key(|n| busy_seats(ssh, n));
             }
         }
     }
+}
+
+/// Removes round-robin counters not advanced for `older_than`: groups of nodes that no longer
+/// exist (or no longer look alike) would otherwise leave their files forever. Returns how many.
+pub fn clean_counters(cache_dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(cache_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let is_counter = name.len() == 19
+            && name.starts_with("rr-")
+            && name[3..].bytes().all(|b| b.is_ascii_hexdigit());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= older_than);
+        if is_counter && old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn random() -> u64 {
@@ -139,6 +174,35 @@ mod tests {
             assert_eq!(group.len(), 3, "every candidate stays for failover");
         }
         assert_eq!(firsts, ["a", "b", "c", "a"]);
+    }
+
+    /// Issue 14, item 7: with no load anywhere, least-loaded rotates instead of always
+    /// starting at the first node of the inventory.
+    #[test]
+    fn least_loaded_breaks_ties_round_robin() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = [node("a"), node("b"), node("c")];
+        let mut firsts = Vec::new();
+        for _ in 0..3 {
+            let mut group: Vec<&Node> = nodes.iter().collect();
+            // No ssh: no load measure, every node ties.
+            order(Policy::LeastLoaded, &mut group, dir.path(), None, true);
+            firsts.push(group[0].name.clone());
+        }
+        assert_eq!(firsts, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn only_old_counters_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = [node("a"), node("b")];
+        let mut group: Vec<&Node> = nodes.iter().collect();
+        order(Policy::RoundRobin, &mut group, dir.path(), None, true);
+        std::fs::write(dir.path().join("down"), "").unwrap();
+        let day = std::time::Duration::from_secs(86400);
+        assert_eq!(clean_counters(dir.path(), day), 0, "a fresh counter stays");
+        assert_eq!(clean_counters(dir.path(), std::time::Duration::ZERO), 1);
+        assert!(dir.path().join("down").exists(), "only counters go");
     }
 
     #[test]

@@ -30,6 +30,7 @@ mod quote;
 mod remote;
 mod session;
 mod ship;
+mod signals;
 pub mod slurm;
 mod ssh;
 
@@ -183,8 +184,9 @@ fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Error> {
     Err(Error::new(code, message))
 }
 
-/// Nodes to try with the slot each runs, best first; and the nodes skipped as down.
-type Candidates<'i> = (Vec<(&'i Node, SlotName)>, Vec<(&'i Node, Down)>);
+/// Nodes to try with the slot each runs, best first; then the nodes marked down with the slot
+/// each would run, oldest mark first (tried only when every other candidate failed).
+type Candidates<'i> = (Vec<(&'i Node, SlotName)>, Vec<(&'i Node, SlotName, Down)>);
 
 /// The loaded inventory and the settings derived from it.
 #[derive(Debug)]
@@ -219,17 +221,18 @@ impl Plan {
         })
     }
 
-    /// Candidates best slot first, balanced within a slot; and the nodes skipped as down.
+    /// Candidates best slot first, balanced within a slot; and the nodes marked down.
     fn candidates(&self, slots: &[SlotName], ssh: Option<&Ssh>, advance: bool) -> Candidates<'_> {
         let down = self.faults.current(self.inventory.settings.down_for());
-        let mut skipped = Vec::new();
+        let mut marked = Vec::new();
         let mut groups: Vec<Vec<&Node>> = vec![Vec::new(); slots.len()];
         for node in &self.inventory.nodes {
-            let Some((rank, _)) = node.best_slot(slots) else {
+            let Some((rank, slot)) = node.best_slot(slots) else {
                 continue;
             };
-            match down.iter().find(|d| d.name == node.name) {
-                Some(d) => skipped.push((node, d.clone())),
+            let key = ssh::connection_key(node);
+            match down.iter().find(|d| d.key == key) {
+                Some(d) => marked.push((node, slot, d.clone())),
                 None => groups[rank].push(node),
             }
         }
@@ -238,15 +241,40 @@ impl Plan {
             balance::order(self.policy, group, &self.cache_dir, ssh, advance);
             out.extend(group.iter().map(|n| (*n, slots[rank])));
         }
-        (out, skipped)
+        // The longest-down node first: it has had the most time to come back.
+        marked.sort_by_key(|(_, _, d)| d.since);
+        (out, marked)
     }
 }
 
 fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
+    // From here on a SIGINT, SIGTERM or SIGHUP is noted rather than fatal, so that it can end
+    // the request cleanly: before the program started, nothing may run anywhere after it.
+    let _signals = signals::Catch::install();
     let plan = Plan::load(req.root)?;
+    signals::check(req)?;
     let ssh_client = Ssh::new(&plan.inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
-    let (candidates, skipped) = plan.candidates(req.slots, Some(&ssh_client), true);
-    if candidates.is_empty() && skipped.is_empty() {
+    // A client that cannot run is this machine's problem: say so once, mark no node down.
+    if let Err(e) = std::fs::metadata(&ssh_client.program).and_then(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+        }
+    }) {
+        return Err(Error::new(
+            EXIT_TRANSPORT,
+            format!(
+                "cannot migrate `{}`: the ssh client {} cannot run: {e} (check FATBIN_SSH)",
+                req.program,
+                ssh_client.program.display()
+            ),
+        )
+        .not_started());
+    }
+    let (candidates, marked) = plan.candidates(req.slots, Some(&ssh_client), true);
+    if candidates.is_empty() && marked.is_empty() {
         // Nothing was attempted: the next fallback may run it.
         return Err(
             Error::new(EXIT_NOT_FOUND, no_node_message(req, &plan.inventory)).not_started(),
@@ -272,13 +300,21 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     let mut failures: Vec<String> = Vec::new();
     // 255 unless every attempt got as far as the node and failed there for another reason.
     let mut code_if_all_fail = None;
-
-    let mut seats = SeatQueue::new(candidates);
-    'nodes: while let Some((node, slot, mut seat)) = seats.next(&ssh_client, &mut failures) {
+    // Nodes marked down come after every other candidate, oldest mark first: a blip must not
+    // leave a request with nowhere to go while the nodes may well be back.
+    let attempts = candidates
+        .into_iter()
+        .map(|(node, slot)| (node, slot, None))
+        .chain(marked.iter().map(|(node, slot, d)| (*node, *slot, Some(d))))
+        .collect();
+    let mut seats = SeatQueue::new(attempts);
+    'nodes: while let Some((node, slot, mark, mut seat)) = seats.next(&ssh_client, &mut failures) {
+        signals::check(req)?;
         // After a failure, skip a node another run found down meanwhile: a run that meets a
-        // frozen rack pays for the first of its nodes, not for each.
-        if !failures.is_empty() {
-            if let Some(down) = newly_down(&plan, node, &skipped) {
+        // frozen rack pays for the first of its nodes, not for each. (Nodes marked down before
+        // this run chose are tried anyway, last.)
+        if !failures.is_empty() && mark.is_none() {
+            if let Some(down) = newly_down(&plan, node) {
                 failures.push(format!(
                     "node `{}` ({}): skipped, found down {} s ago by another run: {}",
                     node.name,
@@ -289,22 +325,30 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                 continue;
             }
         }
+        let tried_at = faults::now();
+        let tried_anyway = mark.map_or(String::new(), |d| {
+            format!(
+                " (marked down {} s ago, tried anyway)",
+                faults::now().saturating_sub(d.since)
+            )
+        });
         // Nothing ran on `node`: say so (OpenSSH's lines for a host key), remember it as down
-        // unless its host key is the matter (that is shown on every run, never skipped
-        // quietly), and try the next node.
+        // when the node is to blame, unless its host key is the matter (that is shown on every
+        // run, never skipped quietly), and try the next node.
         let unreachable = |failure: ConnectFailure, failures: &mut Vec<String>| {
             failure.show(node);
-            if failure.host_key.is_none() {
-                plan.faults.mark_down(&node.name, &failure.reason);
+            if failure.host_key.is_none() && faults::blames_node(&failure.reason) {
+                plan.faults.mark_down(node, &failure.reason, tried_at, mark);
             }
             failures.push(format!(
-                "node `{}` ({}): {}",
+                "node `{}` ({}): {}{tried_anyway}",
                 node.name, node.entry.ssh, failure.reason
             ));
         };
         // Shipping needs the connection before the session: open the master explicitly.
         if !seat.warm && needs_shipping(req, node, slot, &shipped) {
             if let Err(failure) = ssh_client.open_master(node, &mut seat) {
+                // Nothing ran: only the connection was attempted. Remember, and try the next.
                 code_if_all_fail = Some(EXIT_TRANSPORT);
                 unreachable(failure, &mut failures);
                 continue;
@@ -326,7 +370,15 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         let mut reshipped = false;
         let mut door_retries = 0;
         loop {
-            let binary = binary_on_node(req, node, slot, &ssh_client, &seat, &shipped)?;
+            signals::check(req)?;
+            let binary = match binary_on_node(req, node, slot, &ssh_client, &seat, &shipped) {
+                Ok(binary) => binary,
+                Err(e) => {
+                    // Shipping only copies a file: nothing of the request ran yet.
+                    signals::check(req)?;
+                    return Err(e);
+                }
+            };
             let script = remote::RemoteCommand {
                 cwd: cwd.as_os_str().as_bytes(),
                 binary: &binary,
@@ -338,7 +390,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             let cold = !seat.warm;
             match session::run(&ssh_client, node, &seat, handshake.as_ref(), &script, term) {
                 Ended::Finished(code) => {
-                    plan.faults.mark_up(&node.name);
+                    plan.faults.mark_up(node);
                     return Ok(code);
                 }
                 Ended::Unreachable(failure) => {
@@ -365,6 +417,11 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                     return fail(EXIT_TRANSPORT, message);
                 }
                 Ended::NotStarted(why, detail) => {
+                    if why != NotStarted::Transport {
+                        // The wrapper answered: whatever went wrong, the node is not down.
+                        plan.faults.mark_up(node);
+                    }
+                    signals::check(req)?;
                     let (code, message) =
                         not_started_message(req, node, slot, &cwd, &binary, why, &detail);
                     if why == NotStarted::Missing && !node.entry.shared {
@@ -390,35 +447,37 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             }
         }
     }
+    signals::check(req)?;
     fail(
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
-        all_down_message(req, &failures, &skipped),
+        all_down_message(req, &failures, &[]),
     )
 }
 
-/// `node`'s down mark, when one was made after this run chose its candidates (`skipped` holds
-/// the marks it saw then).
-fn newly_down(plan: &Plan, node: &Node, skipped: &[(&Node, Down)]) -> Option<Down> {
-    if skipped.iter().any(|(n, _)| n.name == node.name) {
-        return None;
-    }
+/// `node`'s down mark, made by another run after this one chose its candidates (a node marked
+/// then is among the marked ones, tried last and never skipped here).
+fn newly_down(plan: &Plan, node: &Node) -> Option<Down> {
+    let key = ssh::connection_key(node);
     plan.faults
         .current(plan.inventory.settings.down_for())
         .into_iter()
-        .find(|d| d.name == node.name)
+        .find(|d| d.key == key)
 }
+
+/// A node to try, the slot it would run, and its down mark when it is tried anyway.
+type Attempt<'i> = (&'i Node, SlotName, Option<&'i Down>);
 
 /// The candidates in order, each with a seat on its masters. A node whose seats are all taken
 /// is passed over for now; when no other candidate is left, the run queues for the first seat
 /// that frees on any of them, at most [`ssh::SEAT_WAIT`] (the per-node cap, docs/migration.md).
 struct SeatQueue<'i> {
-    ahead: std::collections::VecDeque<(&'i Node, SlotName)>,
-    full: Vec<(&'i Node, SlotName)>,
+    ahead: std::collections::VecDeque<Attempt<'i>>,
+    full: Vec<Attempt<'i>>,
     deadline: Option<std::time::Instant>,
 }
 
 impl<'i> SeatQueue<'i> {
-    fn new(candidates: Vec<(&'i Node, SlotName)>) -> SeatQueue<'i> {
+    fn new(candidates: Vec<Attempt<'i>>) -> SeatQueue<'i> {
         SeatQueue {
             ahead: candidates.into(),
             full: Vec::new(),
@@ -430,11 +489,11 @@ impl<'i> SeatQueue<'i> {
         &mut self,
         ssh_client: &Ssh,
         failures: &mut Vec<String>,
-    ) -> Option<(&'i Node, SlotName, ssh::Seat)> {
-        while let Some((node, slot)) = self.ahead.pop_front() {
+    ) -> Option<(&'i Node, SlotName, Option<&'i Down>, ssh::Seat)> {
+        while let Some((node, slot, mark)) = self.ahead.pop_front() {
             match ssh_client.try_seat(node) {
-                Ok(Some(seat)) => return Some((node, slot, seat)),
-                Ok(None) => self.full.push((node, slot)),
+                Ok(Some(seat)) => return Some((node, slot, mark, seat)),
+                Ok(None) => self.full.push((node, slot, mark)),
                 Err(reason) => failures.push(format!(
                     "node `{}` ({}): {reason}",
                     node.name, node.entry.ssh
@@ -449,11 +508,11 @@ impl<'i> SeatQueue<'i> {
             .get_or_insert_with(|| std::time::Instant::now() + ssh::SEAT_WAIT);
         loop {
             for i in 0..self.full.len() {
-                let (node, slot) = self.full[i];
+                let (node, slot, mark) = self.full[i];
                 match ssh_client.try_seat(node) {
                     Ok(Some(seat)) => {
                         self.full.remove(i);
-                        return Some((node, slot, seat));
+                        return Some((node, slot, mark, seat));
                     }
                     Ok(None) => {}
                     Err(reason) => {
@@ -470,7 +529,7 @@ impl<'i> SeatQueue<'i> {
                 return None;
             }
             if std::time::Instant::now() >= deadline {
-                for (node, _) in self.full.drain(..) {
+                for (node, _, _) in self.full.drain(..) {
                     failures.push(format!(
                         "node `{}` ({}): {}",
                         node.name,
@@ -582,7 +641,7 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             "  migration: no nodes configured (fatbin nodes add NAME --ssh HOST --slot SLOT)"
         );
     }
-    let (candidates, skipped) = plan.candidates(req.slots, None, false);
+    let (candidates, marked) = plan.candidates(req.slots, None, false);
     writeln!(out, "  migration: balance {}", plan.policy.name())?;
     for (i, (node, slot)) in candidates.iter().enumerate() {
         let where_ = if node.entry.shared {
@@ -604,13 +663,19 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             if i == 0 { "  <- next" } else { "" }
         )?;
     }
-    for (node, d) in &skipped {
+    let longest = plan.inventory.settings.down_for();
+    let now = faults::now();
+    for (node, _, d) in &marked {
+        let ago = now.saturating_sub(d.since);
         writeln!(
             out,
-            "    -  node {} (ssh {}): skipped, marked down {} s ago: {}",
+            "    -  node {} (ssh {}): skipped, marked down {ago} s ago ({} failure{} in a row, \
+             skipped {} s more; tried anyway if every other node fails): {}",
             node.name,
             node.entry.ssh,
-            faults::now().saturating_sub(d.since),
+            d.failures,
+            if d.failures == 1 { "" } else { "s" },
+            d.period(longest).saturating_sub(ago),
             d.reason
         )?;
     }
@@ -620,6 +685,40 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Closes the master connections of node `name` (or of every node) and removes the state no
+/// run needs any more: free lock files of closed masters, connection proofs of dead runs,
+/// round-robin counters not advanced for a day. Returns one line per closed master, then one
+/// summary line (`fatbin nodes disconnect`).
+pub fn disconnect(root: Option<&Path>, name: Option<&str>) -> Result<Vec<String>, Error> {
+    let inventory = Inventory::load(&Paths::new(root))?;
+    if let Some(name) = name {
+        if inventory.get(name).is_none() {
+            return Err(Error::usage(format!("no node `{name}` in the inventory")));
+        }
+    }
+    let ssh_client = Ssh::new(&inventory.settings).or_else(|e| fail(EXIT_TRANSPORT, e))?;
+    let done = ssh::disconnect(&ssh_client, name);
+    let cache_dir = ssh::cache_base().or_else(|e| fail(EXIT_USAGE, e))?;
+    let counters = balance::clean_counters(&cache_dir, std::time::Duration::from_secs(86400));
+    let mut lines: Vec<String> = done
+        .closed
+        .iter()
+        .map(|socket| format!("closed {socket}"))
+        .collect();
+    lines.push(format!(
+        "{} connection{} closed, {} stale file{} removed",
+        done.closed.len(),
+        if done.closed.len() == 1 { "" } else { "s" },
+        done.cleaned + counters,
+        if done.cleaned + counters == 1 {
+            ""
+        } else {
+            "s"
+        },
+    ));
+    Ok(lines)
 }
 
 /// The launcher keeps SIGPIPE at its default for the programs it execs; a migration (and

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use fatbin_layout::{Arch, SlotName};
 
-use crate::faults::Faults;
+use crate::faults::{self, Faults};
 use crate::nodes::{Inventory, Node};
 use crate::ssh::{self, Ssh};
 use crate::{Error, EXIT_TRANSPORT};
@@ -74,9 +74,10 @@ impl Prober {
             }
             _ => "echo reachable".to_owned(),
         };
+        let (tried_at, seen) = (faults::now(), self.faults.get(node));
         match self.remote_output(node, &script) {
             Ok(out) => {
-                self.faults.mark_up(&node.name);
+                self.faults.mark_up(node);
                 Ok(match (out.trim(), on_node) {
                     ("root-ok", Some(path)) => RootSeen::Visible(path),
                     ("root-missing", Some(path)) => RootSeen::Missing(path),
@@ -85,7 +86,10 @@ impl Prober {
                 })
             }
             Err(e) => {
-                self.faults.mark_down(&node.name, &e.to_string());
+                if faults::blames_node(&e.to_string()) {
+                    self.faults
+                        .mark_down(node, &e.to_string(), tried_at, seen.as_ref());
+                }
                 Err(e)
             }
         }

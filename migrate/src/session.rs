@@ -92,6 +92,8 @@ pub enum Ended {
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(sig: libc::c_int) {
+    // Noted for the failover loop too: a signal before the program started ends the request.
+    crate::signals::note(sig);
     let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
         let byte = sig as u8;

@@ -29,7 +29,13 @@ impl Shipped {
     }
 
     fn line(node: &Node, sha: &str) -> String {
-        format!("{}\t{}\t{}\n", node.name, node.cache_on_node(), sha)
+        // Keyed by the connection, not the name: a node moved to another host has nothing yet.
+        format!(
+            "{}\t{}\t{}\n",
+            crate::ssh::connection_key(node),
+            node.cache_on_node(),
+            sha
+        )
     }
 
     pub fn contains(&self, node: &Node, sha: &str) -> bool {
@@ -127,5 +133,43 @@ pub fn ship(ssh: &Ssh, node: &Node, seat: &Seat, binary: &Path, sha: &str) -> Re
             node.name,
             crate::ssh::last_line(&out.stderr).unwrap_or_else(|| out.status.to_string())
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodes::{NodeEntry, Source};
+
+    fn node(name: &str, ssh: &str) -> Node {
+        Node {
+            name: name.into(),
+            entry: NodeEntry {
+                ssh: ssh.into(),
+                port: None,
+                slots: vec![],
+                root: None,
+                shared: false,
+                cache: None,
+            },
+            source: Source::User,
+        }
+    }
+
+    /// Issue 11, item 3: what was shipped to node `a` on one host is not believed to be on the
+    /// host `a` is moved to (or on another layout's `a`).
+    #[test]
+    fn records_belong_to_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = Shipped::new(dir.path());
+        let (old, moved) = (node("a", "host1"), node("a", "host2"));
+        shipped.record(&old, "abc");
+        assert!(shipped.contains(&old, "abc"));
+        assert!(!shipped.contains(&moved, "abc"));
+        let mut other_port = old.clone();
+        other_port.entry.port = Some(2222);
+        assert!(!shipped.contains(&other_port, "abc"));
+        shipped.forget(&old, "abc");
+        assert!(!shipped.contains(&old, "abc"));
     }
 }

@@ -93,13 +93,7 @@ impl Ssh {
         };
         Ok(Ssh {
             program,
-            // Absolute, because masters run in `/`.
-            config: std::env::var_os("FATBIN_SSH_CONFIG")
-                .filter(|c| !c.is_empty())
-                .map(|c| match std::env::current_dir() {
-                    Ok(cwd) => cwd.join(c).into_os_string(),
-                    Err(_) => c,
-                }),
+            config: config_from_env(),
             connect_timeout: settings.connect_timeout(),
             persist: settings.persist(),
             control_dir: private_dir(&runtime_base()?.join("ssh"))?,
@@ -138,9 +132,11 @@ impl Ssh {
         cmd.arg("--").arg(&node.entry.ssh)
     }
 
-    /// The control socket of master `index` for `node`.
+    /// The control socket of master `index` for `node`: `NAME-KEY.INDEX`, KEY naming the
+    /// connection (see [`connection_key`]) and NAME only there for people reading the directory.
     pub fn socket(&self, node: &Node, index: usize) -> PathBuf {
-        self.control_dir.join(format!("{}.{index}", node.name))
+        self.control_dir
+            .join(format!("{}-{}.{index}", node.name, connection_key(node)))
     }
 
     /// Takes a seat on a live master for `node`, opening the master when needed (for
@@ -352,6 +348,150 @@ pub fn log_reason(log: &str) -> Option<String> {
         .map(str::trim)
         .rfind(|l| !l.is_empty() && !l.starts_with("debug") && !l.starts_with("OpenSSH_"))
         .map(str::to_owned)
+}
+
+/// `FATBIN_SSH_CONFIG`, made absolute because masters run in `/`.
+fn config_from_env() -> Option<OsString> {
+    std::env::var_os("FATBIN_SSH_CONFIG")
+        .filter(|c| !c.is_empty())
+        .map(|c| match std::env::current_dir() {
+            Ok(cwd) => cwd.join(c).into_os_string(),
+            Err(_) => c,
+        })
+}
+
+/// What identifies the connection to `node`, as 12 hex digits: a hash of its destination
+/// (with the user in it), port, the ssh config file and the client program. Everything kept
+/// per node (control sockets, down marks, shipped records) is keyed by it, not by the node's
+/// name: when `nodes.toml` moves a node to another host, nothing of the old host is used, and
+/// two layouts that both name a node `a` share state only if they reach the same place.
+pub fn connection_key(node: &Node) -> String {
+    let program = std::env::var_os("FATBIN_SSH").unwrap_or_default();
+    let config = config_from_env().unwrap_or_default();
+    let port = node.entry.port.map(|p| p.to_string()).unwrap_or_default();
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    // Each field ends with a NUL (none can contain one), so fields never run into each other.
+    for field in [
+        node.entry.ssh.as_bytes(),
+        port.as_bytes(),
+        config.as_encoded_bytes(),
+        program.as_encoded_bytes(),
+    ] {
+        for &b in field.iter().chain(&[0]) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("{:012x}", hash >> 16)
+}
+
+/// What [`disconnect`] did.
+#[derive(Debug, Default)]
+pub struct Disconnected {
+    /// The masters closed, by socket file name (`NAME-KEY.INDEX`).
+    pub closed: Vec<String>,
+    /// Lock and leftover files removed.
+    pub cleaned: usize,
+}
+
+/// Closes the masters of node `name` (every connection identity it had: an old host's master
+/// too), or of every node, with `ssh -O exit`; then removes the lock files (seats, master
+/// opening) of masters that are gone and that no run holds, and connection proofs left by
+/// runs that died.
+///
+/// A run that holds a seat keeps its master: `-O exit` lets running sessions finish, and its
+/// locks stay. Removing a free lock file is safe for the next run, which creates it afresh.
+pub fn disconnect(ssh: &Ssh, name: Option<&str>) -> Disconnected {
+    let mut done = Disconnected::default();
+    let Ok(entries) = std::fs::read_dir(&ssh.control_dir) else {
+        return done;
+    };
+    let mut files: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    let ours = |file: &str| match name {
+        None => true,
+        Some(name) => file
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|rest| rest.len() > 13 && rest.as_bytes()[12] == b'.'),
+    };
+    for file in files.iter().filter(|f| ours(f)) {
+        let path = ssh.control_dir.join(file);
+        let is_socket = std::fs::symlink_metadata(&path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()));
+        if !is_socket {
+            continue;
+        }
+        if master_state(&path) == MasterState::Alive {
+            let mut cmd = Command::new(&ssh.program);
+            if let Some(config) = &ssh.config {
+                cmd.arg("-F").arg(config);
+            }
+            // The destination is not used with -O, but ssh wants one.
+            let _ = cmd
+                .arg("-S")
+                .arg(ssh_escaped(&path))
+                .args(["-O", "exit", "--", "fatbin-master"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            done.closed.push(file.clone());
+            // The master acknowledges, then unlinks its socket and exits: give it a moment.
+            for _ in 0..50 {
+                if master_state(&path) != MasterState::Alive {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if master_state(&path) != MasterState::Alive {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    for file in &files {
+        let path = ssh.control_dir.join(file);
+        let lock_of = file
+            .rsplit_once(".seat")
+            .filter(|(_, n)| n.parse::<usize>().is_ok())
+            .map(|(socket, _)| socket)
+            // The first-handshake lock and its failure record (crate::handshake).
+            .or_else(|| file.strip_suffix(".handshake"))
+            .or_else(|| file.strip_suffix(".failed"));
+        let removable = match lock_of {
+            Some(socket) => ours(socket) && !ssh.control_dir.join(socket).exists(),
+            // `.up-PID`: a cold session's connection proof, left when the run was killed.
+            None => file
+                .strip_prefix(".up-")
+                .and_then(|pid| pid.parse::<i32>().ok())
+                // SAFETY: kill with signal 0 only checks that the process exists.
+                .is_some_and(|pid| unsafe { libc::kill(pid, 0) } != 0),
+        };
+        if !removable {
+            continue;
+        }
+        if lock_of.is_some() {
+            // Only a lock nobody holds, and only of a master that is gone. A run that opened the
+            // file just before it is unlinked may still lock the old inode while the next run
+            // creates a new one: then two runs share one seat of the new master, and if every
+            // other seat is taken too, sshd (MaxSessions) may refuse one session. That needs a
+            // run starting during a disconnect, on a node whose 5 seats then all fill up.
+            let Ok(lock) = File::open(&path) else {
+                continue;
+            };
+            if !matches!(fsutil::try_lock(&lock, LockMode::Exclusive), Ok(true)) {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                done.cleaned += 1;
+            }
+        } else if std::fs::remove_file(&path).is_ok() {
+            done.cleaned += 1;
+        }
+    }
+    done
 }
 
 /// A session slot on a master: held (by a file lock) for the whole run.

@@ -6,6 +6,7 @@ mod launcher;
 mod layout;
 mod migration;
 mod migration_faults;
+mod migration_state;
 mod processors;
 mod sharedfs;
 mod slurm;

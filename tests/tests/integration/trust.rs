@@ -204,9 +204,12 @@ fn a_percent_sign_in_the_runtime_dir_still_migrates() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
+    // NAME-KEY.INDEX: KEY names the connection (docs/migration.md).
     assert!(
-        sockets.iter().any(|n| n == "n1.0"),
-        "no socket n1.0 in {sockets:?}"
+        sockets.iter().any(|n| n
+            .to_str()
+            .is_some_and(|n| n.starts_with("n1-") && n.ends_with(".0"))),
+        "no socket n1-KEY.0 in {sockets:?}"
     );
 }
 
