@@ -21,6 +21,8 @@ use fatbin_layout::{install, Layout, NewSlot};
 use fatbin_tests::cluster::{self, Cluster, Kind};
 use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
 
+use crate::migration::master_socket;
+
 const ARM: &str = "aarch64-unknown-linux-musl";
 
 /// sshd_config for nodes under load: their bash skips ~/.bashrc (see `Cluster::add_node_with`),
@@ -175,7 +177,7 @@ fn a_changed_host_key_is_shown_on_every_run() {
         .arg("-F")
         .arg(cl.ssh_config())
         .arg("-S")
-        .arg(cl.dir().join("run/fatbin/ssh/n1.0"))
+        .arg(master_socket(&cl, "n1", 0).expect("the first run leaves a master"))
         .args(["-O", "exit", "n1"])
         .output();
     cl.change_host_key("n1");
@@ -329,7 +331,7 @@ fn a_frozen_node_under_an_open_connection_fails_over_quickly() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     }
-    assert!(cl.dir().join("run/fatbin/ssh/a.0").exists());
+    assert!(master_socket(&cl, "a", 0).is_some());
     cl.freeze_node("a");
     // Of the next two runs, one tries `a` first.
     for id in ["after1", "after2", "after3"] {
