@@ -198,11 +198,22 @@ mod tests {
         let nodes = [node("a"), node("b")];
         let mut group: Vec<&Node> = nodes.iter().collect();
         order(Policy::RoundRobin, &mut group, dir.path(), None, true);
-        std::fs::write(dir.path().join("down"), "").unwrap();
+        // Other files of the cache directory, as old as can be, named almost like counters.
+        let others = [
+            "down",
+            "rr-0123456789abcdeX",
+            "xx-0123456789abcdef",
+            "rr-0123",
+        ];
+        for name in others {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
         let day = std::time::Duration::from_secs(86400);
         assert_eq!(clean_counters(dir.path(), day), 0, "a fresh counter stays");
         assert_eq!(clean_counters(dir.path(), std::time::Duration::ZERO), 1);
-        assert!(dir.path().join("down").exists(), "only counters go");
+        for name in others {
+            assert!(dir.path().join(name).exists(), "only counters go: {name}");
+        }
     }
 
     #[test]

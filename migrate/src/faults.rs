@@ -319,9 +319,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(f.all().len(), 1, "damaged lines are ignored");
+        // Two hours old: kept (a day is the limit).
+        let recent = format!("recent\tk3\t{}\t1\tx\n", now() - 7200);
+        let mut text = std::fs::read_to_string(dir.path().join("down")).unwrap();
+        text.push_str(&recent);
+        std::fs::write(dir.path().join("down"), text).unwrap();
         f.mark_down(&node("b", "b"), "Connection refused", now(), None);
         let names: Vec<String> = f.all().into_iter().map(|d| d.name).collect();
-        assert_eq!(names, ["b"], "a mark from 1970 is forgotten");
+        assert_eq!(names, ["recent", "b"], "a mark from 1970 is forgotten");
     }
 
     /// Issue 14, item 8: local failures never blame the node.
