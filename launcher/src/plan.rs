@@ -235,7 +235,7 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
         match fallback {
             Fallback::Slurm | Fallback::Nodes => {
                 let engine = engine(*fallback).expect("a migrating fallback");
-                if engine.is_configured(inp.layout.root()) {
+                if can_serve(engine, inp) {
                     return Ok(Route::Migrate(engine));
                 }
             }
@@ -249,6 +249,41 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
         }
     }
     Err(nothing_runs(inp))
+}
+
+/// Whether a migration route may serve the request: it is configured and, as far as the
+/// inventory says without asking any node, something in it runs one of the program's slots.
+/// An inventory with no nodes (only settings, or the `[nodes]` left after removing the last
+/// one), or with nodes only for other slots, cannot: the next fallback (qemu) gets the request.
+/// An inventory that cannot be read is the route's to report (a refused or broken nodes.toml
+/// must be seen, not silently replaced by an emulator).
+fn can_serve(engine: fatbin_migrate::Engine, inp: &Inputs<'_>) -> bool {
+    use fatbin_migrate::nodes::{Inventory, Paths};
+    let root = inp.layout.root();
+    if !engine.is_configured(root) {
+        return false;
+    }
+    let slots: Vec<SlotName> = inp.candidates.iter().map(|c| c.slot).collect();
+    match engine {
+        fatbin_migrate::Engine::Ssh => match Inventory::load(&Paths::new(Some(root))) {
+            Ok(inventory) => inventory
+                .nodes
+                .iter()
+                .any(|node| node.best_slot(&slots).is_some()),
+            Err(_) => true,
+        },
+        fatbin_migrate::Engine::Slurm => {
+            match fatbin_migrate::slurm::load(&Paths::new(Some(root))) {
+                // A route without `slots` serves what its nodes' Features name: only the
+                // scheduler knows, so it is tried.
+                Ok(routes) => routes.iter().any(|r| {
+                    r.entry.slots.is_empty() || r.entry.slots.iter().any(|s| slots.contains(s))
+                }),
+                Err(_) => true,
+            }
+        }
+        _ => true,
+    }
 }
 
 /// The route of the fallbacks after `failed`, for a migration that failed before the program
@@ -351,6 +386,9 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
                 "no Slurm route configured (`fatbin nodes add NAME --slurm`, in {})",
                 shown(&inp.layout.nodes_file())
             ),
+            Fallback::Nodes if fatbin_migrate::Engine::Ssh.is_configured(inp.layout.root()) => {
+                "no node of the inventory runs any of its slots".to_owned()
+            }
             Fallback::Nodes => {
                 format!("no nodes configured in {}", shown(&inp.layout.nodes_file()))
             }

@@ -355,10 +355,13 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             }
         }
     }
-    fail(
+    // Every way out of the loop above that may have started the program returns; reaching
+    // here, nothing ran anywhere, so the launcher's next fallback may serve the request.
+    Err(Error::new(
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
         all_down_message(req, &failures, &skipped),
     )
+    .not_started())
 }
 
 fn needs_shipping(req: &Request<'_>, node: &Node, slot: SlotName, shipped: &ship::Shipped) -> bool {
