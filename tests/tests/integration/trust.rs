@@ -472,3 +472,179 @@ fn a_layout_refused_locally_is_not_migrated_either() {
     let out = fatbin(&cl, root.path(), &[]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+/// A TCP port on loopback that nothing listens on: a node there refuses every connection.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Issue 11, item 7: fallbacks go in order, each skipped when it cannot serve. An inventory
+/// that is empty, holds only settings, the `[nodes]` left after removing the last node, or
+/// nodes only for other slots does not turn off qemu; a node that refuses the connection
+/// (nothing ran there) hands the request on to qemu. `which --explain` agrees with `run`.
+#[test]
+fn fallbacks_skip_inventories_that_cannot_serve_and_hand_on_to_qemu() {
+    fatbin_tests::launcher_support::require_qemu("aarch64");
+    let root = arm_only();
+    let config = temp_dir();
+    let dir = config.path().join("fatbin");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nodes = dir.join("nodes.toml");
+    let refusing = format!(
+        "[nodes.gone]\nssh = \"127.0.0.1\"\nport = {}\nslots = [\"aarch64\"]\n\
+         [settings]\nconnect_timeout = 2\n",
+        closed_port()
+    );
+    for (what, inventory) in [
+        ("an empty file", String::new()),
+        (
+            "settings only",
+            "[settings]\nconnect_timeout = 1\n".to_owned(),
+        ),
+        ("an empty [nodes]", "[nodes]\n".to_owned()),
+        (
+            "nodes for other slots only",
+            "[nodes.rv]\nssh = \"rv\"\nslots = [\"riscv64\"]\n".to_owned(),
+        ),
+        ("every node refusing connections", refusing),
+    ] {
+        std::fs::write(&nodes, &inventory).unwrap();
+        std::fs::set_permissions(&nodes, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = fatbin_with_config(config.path())
+            .env("FATBIN_FALLBACK", "nodes,qemu")
+            .args(["run", "--root"])
+            .arg(root.path())
+            .arg("probe")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", show(&out));
+        assert!(
+            text(&out.stdout).starts_with("probe arch=aarch64 "),
+            "{what}: {}",
+            show(&out)
+        );
+        let explained = fatbin_with_config(config.path())
+            .env("FATBIN_FALLBACK", "nodes,qemu")
+            .args(["which", "--explain", "--root"])
+            .arg(root.path())
+            .arg("probe")
+            .output()
+            .unwrap();
+        let runs = text(&explained.stdout)
+            .lines()
+            .find(|l| l.starts_with("runs: "))
+            .map(str::to_owned)
+            .unwrap_or_default();
+        if what.starts_with("every node") {
+            // Whether a node answers is known only by trying: the plan is migration, and
+            // `run` above showed it handing on.
+            assert!(
+                runs.contains("another node"),
+                "{what}: {}",
+                show(&explained)
+            );
+        } else {
+            assert!(
+                runs.contains("qemu-aarch64"),
+                "{what}: {}",
+                show(&explained)
+            );
+        }
+    }
+}
+
+/// Issue 14, item 9: `which --explain` shows only the fallbacks `FATBIN_FALLBACK` allows: no
+/// emulator under `nodes`, no migration under `qemu`.
+#[test]
+fn which_explain_lists_only_the_allowed_fallbacks() {
+    fatbin_tests::launcher_support::require_qemu("aarch64");
+    let root = arm_only();
+    let config = temp_dir();
+    let explain = |order: &str| {
+        let out = fatbin_with_config(config.path())
+            .env("FATBIN_FALLBACK", order)
+            .args(["which", "--explain", "--root"])
+            .arg(root.path())
+            .arg("probe")
+            .output()
+            .unwrap();
+        text(&out.stdout)
+    };
+    let nodes_only = explain("nodes");
+    assert!(!nodes_only.contains("qemu for"), "{nodes_only}");
+    assert!(nodes_only.contains("migration:"), "{nodes_only}");
+    let qemu_only = explain("qemu");
+    assert!(qemu_only.contains("qemu for aarch64"), "{qemu_only}");
+    assert!(!qemu_only.contains("migration:"), "{qemu_only}");
+}
+
+/// Issue 11, item 2 (the node's half): the node checks owner and modes of the slot it runs
+/// and of its directories, with the same words as a local refusal, and runs nothing. Here
+/// the node's ROOT (`root` in nodes.toml) is another copy of the layout, which this host's
+/// checks never see.
+#[test]
+fn the_node_refuses_a_slot_others_could_write_there() {
+    let root = arm_only();
+    let node_root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", Kind::Aarch64);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\n",
+        node_root.path().display()
+    ));
+    let layout = Layout::new(node_root.path());
+    let slot = layout.slot_path("probe", "aarch64".parse().unwrap());
+    let mallory = other_user();
+    type Spoil = Box<dyn Fn(bool)>;
+    let cases: Vec<(std::path::PathBuf, &str, Spoil)> = vec![
+        (slot.clone(), "is writable by others", {
+            let p = slot.clone();
+            Box::new(move |bad| {
+                let mode = if bad { 0o757 } else { 0o755 };
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            })
+        }),
+        (layout.bin_dir(), "is writable by its group", {
+            let p = layout.bin_dir();
+            Box::new(move |bad| {
+                let mode = if bad { 0o775 } else { 0o755 };
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            })
+        }),
+        (layout.program_dir("probe"), "is owned by uid", {
+            let p = layout.program_dir("probe");
+            Box::new(move |bad| {
+                let owner = if bad { mallory } else { 0 };
+                std::os::unix::fs::chown(&p, Some(owner), None).unwrap();
+            })
+        }),
+    ];
+    for (path, words, spoil) in &cases {
+        spoil(true);
+        let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+        spoil(false);
+        let err = text(&out.stderr);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+        assert!(
+            out.stdout.is_empty()
+                && err.contains("node `n1`")
+                && err.contains(&format!("refusing to run: {} {words}", path.display())),
+            "{}: {}",
+            path.display(),
+            show(&out)
+        );
+    }
+    // Put right, it runs there.
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.stdout, b"x\0", "{}", show(&out));
+}
