@@ -210,10 +210,13 @@ fn push_trust_check(s: &mut Vec<u8>, binary: &[u8]) {
           case ${1-} in ????????w*) w=others;; ?????w*) w='its group';; *) w=;; esac\n",
     );
     // Above ROOT, a sticky directory (`/tmp`) is fine: nobody can rename what is not theirs.
-    s.extend_from_slice(b"[ $n -gt ");
+    s.extend_from_slice(b"if [ $n -gt ");
     s.extend_from_slice(level.as_bytes());
     s.extend_from_slice(
-        b" ] && case $1 in d????????[tT]*) w=;; esac\n\
+        b" ]; then case $1 in d????????[tT]*) w=;; esac\n\
+          [ -z \"$w\" ] || fatbin_refuse \"${p:-/} is writable by $w and not sticky, so they could \
+          move the layout below it aside and put their own in its place; fix it with \\`chmod go-w \
+          ${p:-/}\\` (or \\`chmod +t ${p:-/}\\` for a shared directory like /tmp)\"; fi\n\
           [ -z \"$w\" ] || fatbin_refuse \"${p:-/} is writable by $w, who could replace what runs; \
           fix it with \\`chmod go-w ${p:-/}\\`\"\n[ $n = ",
     );
@@ -383,7 +386,6 @@ mod trust_tests {
             (1, 0o775, "its group"),
             (2, 0o777, "others"),
             (3, 0o1777, "others"),
-            (4, 0o777, "others"),
         ] {
             set_mode(&paths[i], mode);
             let (code, err) = run(slot);
@@ -399,7 +401,18 @@ mod trust_tests {
             );
             assert!(!err.contains("fatbin:start"), "{err}");
         }
-        // Above ROOT a sticky directory (like /tmp) is fine.
+        // Above ROOT, the rule of OpenSSH's StrictModes: a sticky directory (like /tmp) is
+        // fine, another writable one is not.
+        set_mode(&paths[4], 0o777);
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(126), "{err}");
+        let parent = paths[4].display();
+        assert!(
+            err.contains(&format!(
+                "refusing to run: {parent} is writable by others and not sticky"
+            )),
+            "{err}"
+        );
         set_mode(&paths[4], 0o1777);
         let (code, err) = run(slot);
         assert_eq!(code, Some(0), "{err}");
