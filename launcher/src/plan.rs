@@ -241,6 +241,9 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
             }
             Fallback::Qemu => {
                 for c in emulation_order(inp.candidates) {
+                    if unemulated_features(c).is_some() {
+                        continue;
+                    }
                     if let Some(qemu) = qemu::find(c.slot.arch) {
                         return Ok(emulate(inp, c.slot, qemu));
                     }
@@ -337,6 +340,17 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
     if c.is_native() {
         return Ok(native(inp, c.slot));
     }
+    if let Some(missing) = unemulated_features(c) {
+        return Err(Error::CannotExecute(format!(
+            "{}: slot `{}` (forced by {}) needs {}, which this CPU lacks and qemu-user cannot \
+             emulate (it stops at AVX2), so it would die with SIGILL; force a lower x86_64 \
+             slot, or run it on a machine with AVX-512",
+            inp.program,
+            c.slot,
+            forced.by,
+            missing.join(", ")
+        )));
+    }
     if let Some(qemu) = qemu::find(c.slot.arch) {
         return Ok(emulate(inp, c.slot, qemu));
     }
@@ -351,6 +365,23 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
         inp.host,
         why_not(inp.host, c)
     )))
+}
+
+/// The features a slot needs that this CPU lacks and qemu-user cannot emulate either
+/// (AVX-512: qemu's x86 emulation stops at AVX2), when there are such: such a slot would
+/// only die with SIGILL under the emulator.
+fn unemulated_features(c: &Candidate) -> Option<Vec<String>> {
+    match &c.fit {
+        Fit::MissingFeatures(missing) => {
+            let unemulated: Vec<String> = missing
+                .iter()
+                .filter(|f| f.starts_with("avx512"))
+                .cloned()
+                .collect();
+            (!unemulated.is_empty()).then_some(unemulated)
+        }
+        _ => None,
+    }
 }
 
 /// Why a candidate does not run natively, in a few words.
@@ -391,6 +422,24 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
             }
             Fallback::Nodes => {
                 format!("no nodes configured in {}", shown(&inp.layout.nodes_file()))
+            }
+            Fallback::Qemu
+                if inp
+                    .candidates
+                    .iter()
+                    .any(|c| unemulated_features(c).is_some()) =>
+            {
+                let avx512: Vec<String> = inp
+                    .candidates
+                    .iter()
+                    .filter(|c| unemulated_features(c).is_some())
+                    .map(|c| c.slot.to_string())
+                    .collect();
+                format!(
+                    "qemu-user cannot emulate the AVX-512 that {} needs, and no emulator in \
+                     PATH runs another slot",
+                    avx512.join(", ")
+                )
             }
             Fallback::Qemu => {
                 let names: Vec<String> = inp
