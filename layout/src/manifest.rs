@@ -216,7 +216,12 @@ pub fn toml_problem(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span().filter(|s| s.start <= s.end && s.end <= text.len()) else {
         return message.to_owned();
     };
-    let line = text[..span.start].matches('\n').count() + 1;
+    // Bytes, not a str slice: never a panic, whatever the span.
+    let line = text.as_bytes()[..span.start]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
     let what = text.get(span.clone()).unwrap_or_default().trim();
     if what.is_empty() || what.contains('\n') {
         format!("line {line}: {message}")
