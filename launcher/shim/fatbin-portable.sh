@@ -6,6 +6,9 @@
 # `cargo fatbin install -p fatbin --target ...` for every processor of the cluster; the fast
 # launcher `fatbin` would only hand the `run` command line over to it).
 #
+# Before it execs the launcher it checks it as the launcher checks a slot (owner and modes of
+# the file, its directories up to ROOT and ROOT's ancestors; docs/security.md).
+#
 # It costs a shell and a `uname` on every run (about 2 ms here, against about 0.1 ms for
 # the node-local launcher; see docs/launcher.md), and argv[0] reaches the program as the
 # shim's path rather than as typed: the kernel gives a `#!` script only the path it ran.
@@ -39,6 +42,52 @@ if [ ! -x "$launcher" ]; then
         "\`cargo fatbin install -p fatbin --root ROOT --target <$slot target>\`" >&2
     exit 127
 fi
+
+# The trust rule (docs/security.md), as the launcher applies it to a slot: whoever could
+# write the launcher we exec decides what every user of ROOT runs. On the real paths (cd -P):
+# nothing from the launcher up to ROOT writable by group or others; above ROOT, only sticky
+# directories (like /tmp) may be; owners root, the caller, or ROOT's owner (ROOT itself may
+# have any owner). The real path is what runs, so a symlink cannot swap it after the check.
+refuse() {
+    echo "fatbin: refusing to run: $1" >&2
+    exit 126
+}
+real_root=$(cd -P -- "$root" && pwd -P) || exit 126
+launcher_dir=$(cd -P -- "$root/bin/fatbin-full" && pwd -P) || exit 126
+launcher=$launcher_dir/$slot
+# A function, so that `set --` changes its own arguments, not the program's.
+check_trusted() {
+    set -f
+    me=$(id -u)
+    # shellcheck disable=SC2046 # the fields of `ls -ldn` are wanted split
+    set -- $(ls -ldnL -- "$real_root")
+    root_owner=${3-}
+    p=$launcher
+    while :; do
+        # shellcheck disable=SC2046
+        set -- $(ls -ldnL -- "${p:-/}")
+        case ${1-} in
+            ????????w*) who=others ;;
+            ?????w*) who='its group' ;;
+            *) who= ;;
+        esac
+        case $p in
+            "$real_root" | "$real_root"/*)
+                [ -z "$who" ] || refuse "$p is writable by $who, who could replace what runs; fix it with \`chmod go-w $p\`"
+                ;;
+            *)
+                case ${1-} in d????????[tT]*) who= ;; esac
+                [ -z "$who" ] || refuse "${p:-/} is writable by $who and not sticky, so they could move the layout below it aside and put their own in its place; fix it with \`chmod go-w ${p:-/}\` (or \`chmod +t ${p:-/}\` for a shared directory like /tmp)"
+                ;;
+        esac
+        [ "$p" = "$real_root" ] || [ "${3-}" = 0 ] || [ "${3-}" = "$me" ] || [ "${3-}" = "$root_owner" ] ||
+            refuse "${p:-/} is owned by uid ${3-?}, which is neither root, you, nor the owner of the layout root; anyone with that uid could replace what runs (fix: chown it to the layout owner)"
+        [ -n "$p" ] || break
+        p=${p%/*}
+    done
+    set +f
+}
+check_trusted
 
 # FATBIN_ROOT, when set, beats the shim's location (docs/launcher.md, "ROOT").
 prog=${shim##*/}

@@ -16,10 +16,12 @@ use fatbin_layout::{perms, Arch, Layout, SlotName};
 
 use crate::error::{io_words, shown, Error, Result};
 
-/// Checks the directories from ROOT down to the program's directory and returns the owner of
-/// ROOT, who is trusted for everything below it (see `fatbin_layout::perms`).
+/// Checks the directories from ROOT down to the program's directory, and those above ROOT
+/// (`StrictModes`-like: see `fatbin_core::trust`), and returns the owner of ROOT, who is
+/// trusted for everything below it (see `fatbin_layout::perms`).
 pub fn check_layout_dirs(layout: &Layout, program: &str) -> Result<u32> {
     let root_owner = perms::check_layout_root(layout.root()).map_err(|e| refuse(program, e))?;
+    perms::check_root_ancestors(layout.root(), root_owner).map_err(|e| refuse(program, e))?;
     for dir in [layout.bin_dir(), layout.program_dir(program)] {
         let meta = std::fs::metadata(&dir).map_err(|e| {
             refuse(
@@ -68,6 +70,7 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, root_owner: u32) -
         )));
     }
     perms::check_layout_metadata(path, &meta, root_owner).map_err(|e| refuse(program, e))?;
+    check_real_path(path, program, root_owner)?;
     let mut header = [0u8; 20];
     let found = file
         .read_exact(&mut header)
@@ -98,6 +101,33 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, root_owner: u32) -
         }
     }
     Ok(())
+}
+
+/// A slot reached through a symlink (the slot, `bin/PROG` or `bin` being one) lives
+/// elsewhere: whoever can write a directory on its real path could replace it, so those
+/// directories get the ancestor rule too. Without symlinks the real path is the checked one.
+fn check_real_path(path: &Path, program: &str, root_owner: u32) -> Result<()> {
+    let io = |p: &Path| {
+        let p = p.to_owned();
+        move |e| refuse(program, fatbin_layout::Error::Io { path: p, source: e })
+    };
+    let real = std::fs::canonicalize(path).map_err(io(path))?;
+    // path is ROOT/bin/PROG/SLOT: its real path is the expected one when the real ROOT
+    // (already checked, with its ancestors) is followed by plain directories.
+    let under_root = path
+        .ancestors()
+        .nth(3)
+        .map(|root| std::fs::canonicalize(root).map_err(io(root)))
+        .transpose()?
+        .zip(
+            path.strip_prefix(path.ancestors().nth(3).unwrap_or(path))
+                .ok(),
+        )
+        .is_some_and(|(root, rest)| real == root.join(rest));
+    if under_root {
+        return Ok(());
+    }
+    perms::check_ancestors(&real, root_owner).map_err(|e| refuse(program, e))
 }
 
 /// The owner and mode rule alone for a slot file, when it exists: for a slot another node

@@ -48,7 +48,7 @@ pub struct Shim {
 impl Shim {
     /// The ROOT this shim belongs to: `<shim's directory>/..`, resolved by the kernel.
     pub fn root(&self) -> PathBuf {
-        dir_of(&self.path).join("..")
+        parent_dir(dir_of(&self.path))
     }
 
     /// When the shim is a symlink to another program's shim (a user's own alias such as
@@ -79,6 +79,26 @@ pub fn as_slot_path(path: &Path) -> Option<(String, String)> {
     let dir = path.parent()?;
     let program = dir.file_name()?.to_str()?;
     (dir.parent()?.file_name()? == "bin").then(|| (program.to_owned(), slot.to_owned()))
+}
+
+/// `dir/..`, the way the kernel resolves it, written without the `..` where that is the same
+/// directory: when `dir` is no symlink, its parent as written (`/x/ROOT/shims` gives
+/// `/x/ROOT`). Messages then name `/x/ROOT/bin/...` rather than `/x/ROOT/shims/../bin/...`,
+/// and a fix hint says `chmod go-w /x/ROOT`. A symlink (a PATH entry linked to
+/// `ROOT/shims`) keeps the `..`, which the kernel resolves from where the link leads.
+pub fn parent_dir(dir: &Path) -> PathBuf {
+    let plain = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+    let last = dir.file_name();
+    match dir.parent() {
+        Some(parent) if plain && last.is_some() => {
+            if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_owned()
+            }
+        }
+        _ => dir.join(".."),
+    }
 }
 
 /// The directory a path is in, `.` for a bare name.

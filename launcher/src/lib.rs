@@ -48,7 +48,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             args.get(1..).unwrap_or_default(),
         ),
         Mode::Cli { shims_dir } => {
-            let shim_root = shims_dir.map(|d| d.join(".."));
+            let shim_root = shims_dir.map(|d| invocation::parent_dir(&d));
             cli::parse(args.into_iter().skip(1).collect())
                 .and_then(|command| run_command(command, shim_root))
         }
@@ -69,7 +69,8 @@ fn run_shim(
     args: &[OsString],
 ) -> Result<i32> {
     let forced = plan::forced_from_env()?;
-    for _ in 0..MAX_SHIM_LINKS {
+    // The shim itself, then up to MAX_SHIM_LINKS links followed.
+    for _ in 0..=MAX_SHIM_LINKS {
         let root = invocation::resolve_root(None, Some(shim.root()))?;
         let program = launch::program_name(&shim.program)?.to_owned();
         let layout = Layout::new(&root.path);

@@ -235,12 +235,15 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
         match fallback {
             Fallback::Slurm | Fallback::Nodes => {
                 let engine = engine(*fallback).expect("a migrating fallback");
-                if engine.is_configured(inp.layout.root()) {
+                if can_serve(engine, inp) {
                     return Ok(Route::Migrate(engine));
                 }
             }
             Fallback::Qemu => {
                 for c in emulation_order(inp.candidates) {
+                    if unemulated_features(c).is_some() {
+                        continue;
+                    }
                     if let Some(qemu) = qemu::find(c.slot.arch) {
                         return Ok(emulate(inp, c.slot, qemu));
                     }
@@ -249,6 +252,41 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
         }
     }
     Err(nothing_runs(inp))
+}
+
+/// Whether a migration route may serve the request: it is configured and, as far as the
+/// inventory says without asking any node, something in it runs one of the program's slots.
+/// An inventory with no nodes (only settings, or the `[nodes]` left after removing the last
+/// one), or with nodes only for other slots, cannot: the next fallback (qemu) gets the request.
+/// An inventory that cannot be read is the route's to report (a refused or broken nodes.toml
+/// must be seen, not silently replaced by an emulator).
+fn can_serve(engine: fatbin_migrate::Engine, inp: &Inputs<'_>) -> bool {
+    use fatbin_migrate::nodes::{Inventory, Paths};
+    let root = inp.layout.root();
+    if !engine.is_configured(root) {
+        return false;
+    }
+    let slots: Vec<SlotName> = inp.candidates.iter().map(|c| c.slot).collect();
+    match engine {
+        fatbin_migrate::Engine::Ssh => match Inventory::load(&Paths::new(Some(root))) {
+            Ok(inventory) => inventory
+                .nodes
+                .iter()
+                .any(|node| node.best_slot(&slots).is_some()),
+            Err(_) => true,
+        },
+        fatbin_migrate::Engine::Slurm => {
+            match fatbin_migrate::slurm::load(&Paths::new(Some(root))) {
+                // A route without `slots` serves what its nodes' Features name: only the
+                // scheduler knows, so it is tried.
+                Ok(routes) => routes.iter().any(|r| {
+                    r.entry.slots.is_empty() || r.entry.slots.iter().any(|s| slots.contains(s))
+                }),
+                Err(_) => true,
+            }
+        }
+        _ => true,
+    }
 }
 
 /// The route of the fallbacks after `failed`, for a migration that failed before the program
@@ -302,6 +340,17 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
     if c.is_native() {
         return Ok(native(inp, c.slot));
     }
+    if let Some(missing) = unemulated_features(c) {
+        return Err(Error::CannotExecute(format!(
+            "{}: slot `{}` (forced by {}) needs {}, which this CPU lacks and qemu-user cannot \
+             emulate (it stops at AVX2), so it would die with SIGILL; force a lower x86_64 \
+             slot, or run it on a machine with AVX-512",
+            inp.program,
+            c.slot,
+            forced.by,
+            missing.join(", ")
+        )));
+    }
     if let Some(qemu) = qemu::find(c.slot.arch) {
         return Ok(emulate(inp, c.slot, qemu));
     }
@@ -316,6 +365,23 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
         inp.host,
         why_not(inp.host, c)
     )))
+}
+
+/// The features a slot needs that this CPU lacks and qemu-user cannot emulate either
+/// (AVX-512: qemu's x86 emulation stops at AVX2), when there are such: such a slot would
+/// only die with SIGILL under the emulator.
+fn unemulated_features(c: &Candidate) -> Option<Vec<String>> {
+    match &c.fit {
+        Fit::MissingFeatures(missing) => {
+            let unemulated: Vec<String> = missing
+                .iter()
+                .filter(|f| f.starts_with("avx512"))
+                .cloned()
+                .collect();
+            (!unemulated.is_empty()).then_some(unemulated)
+        }
+        _ => None,
+    }
 }
 
 /// Why a candidate does not run natively, in a few words.
@@ -351,8 +417,29 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
                 "no Slurm route configured (`fatbin nodes add NAME --slurm`, in {})",
                 shown(&inp.layout.nodes_file())
             ),
+            Fallback::Nodes if fatbin_migrate::Engine::Ssh.is_configured(inp.layout.root()) => {
+                "no node of the inventory runs any of its slots".to_owned()
+            }
             Fallback::Nodes => {
                 format!("no nodes configured in {}", shown(&inp.layout.nodes_file()))
+            }
+            Fallback::Qemu
+                if inp
+                    .candidates
+                    .iter()
+                    .any(|c| unemulated_features(c).is_some()) =>
+            {
+                let avx512: Vec<String> = inp
+                    .candidates
+                    .iter()
+                    .filter(|c| unemulated_features(c).is_some())
+                    .map(|c| c.slot.to_string())
+                    .collect();
+                format!(
+                    "qemu-user cannot emulate the AVX-512 that {} needs, and no emulator in \
+                     PATH runs another slot",
+                    avx512.join(", ")
+                )
             }
             Fallback::Qemu => {
                 let names: Vec<String> = inp

@@ -24,8 +24,11 @@ pub fn read_manifest(layout: &Layout, program: &str) -> Result<Manifest> {
     // The layout's one reader: non-blocking, regular files only, one size limit.
     let text = match fatbin_layout::manifest::read_text(&path) {
         Ok(text) => text,
+        // ENOTDIR: `ROOT/bin/PROG` is no directory, as when a user's alias `~/bin/mycat ->
+        // ROOT/shims/cat` makes `~` look like a ROOT: not installed here either.
         Err(fatbin_layout::Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
+            if source.kind() == std::io::ErrorKind::NotFound
+                || source.raw_os_error() == Some(libc::ENOTDIR) =>
         {
             return Err(not_installed(layout, program))
         }

@@ -78,11 +78,15 @@ pub(crate) fn which(
             order.join(",")
         }
     );
+    // Emulators only where one may be used: the qemu fallback is allowed, or a slot is
+    // forced (a forced slot that does not run here is emulated whatever FATBIN_FALLBACK says).
+    let may_emulate =
+        decision.forced.is_some() || decision.fallbacks.contains(&plan::Fallback::Qemu);
     let mut emulators: Vec<Arch> = decision
         .candidates
         .iter()
         .map(|c| c.slot.arch)
-        .filter(|a| decision.host.arch_rank(*a).is_none())
+        .filter(|a| may_emulate && decision.host.arch_rank(*a).is_none())
         .collect();
     emulators.sort();
     emulators.dedup();

@@ -42,6 +42,11 @@ pub enum Error {
     )]
     UnsafePermissions { path: PathBuf, who: &'static str },
 
+    #[error(
+        "{path} is writable by {who} and not sticky, so they could move the layout below it aside and put their own in its place; fix it with `chmod go-w {path}` (or `chmod +t {path}` for a shared directory like /tmp)"
+    )]
+    UnsafeAncestor { path: PathBuf, who: &'static str },
+
     #[error("{path} is owned by uid {owner}, which is neither root, you, nor the owner of the layout root; anyone with that uid could replace what runs (fix: chown it to the layout owner)")]
     UnsafeOwner { path: PathBuf, owner: u32 },
 

@@ -117,7 +117,7 @@ impl Manifest {
                 Ok(f) if f.format > i64::from(FORMAT_VERSION) => {
                     Err(newer(u32::try_from(f.format).unwrap_or(u32::MAX)))
                 }
-                _ => Err(corrupt(e.message().trim().to_owned())),
+                _ => Err(corrupt(toml_problem(text, &e))),
             },
         }
     }
@@ -209,8 +209,38 @@ pub fn read_text(path: &Path) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| corrupt("it is not UTF-8 text".into()))
 }
 
+/// A TOML parse error in words that locate it: the line and the text it points at
+/// (`duplicate key` alone would not say which), then the parser's message.
+pub fn toml_problem(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim();
+    let Some(span) = e.span().filter(|s| s.start <= s.end && s.end <= text.len()) else {
+        return message.to_owned();
+    };
+    // Bytes, not a str slice: never a panic, whatever the span.
+    let line = text.as_bytes()[..span.start]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
+    let what = text.get(span.clone()).unwrap_or_default().trim();
+    if what.is_empty() || what.contains('\n') {
+        format!("line {line}: {message}")
+    } else {
+        format!("line {line}: {message} (`{what}`)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    /// Issue 11, poor errors: a TOML error names the line and the key, not just
+    /// `duplicate key`.
+    #[test]
+    fn toml_errors_name_the_line_and_the_key() {
+        let text = "[nodes.a]\nssh = \"h\"\nssh = \"g\"\n";
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        assert_eq!(toml_problem(text, &e), "line 3: duplicate key (`ssh`)");
+    }
+
     use super::*;
 
     fn sample() -> Manifest {

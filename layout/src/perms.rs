@@ -39,6 +39,37 @@ pub fn check_layout_root(root: &Path) -> Result<u32> {
     Ok(meta.uid())
 }
 
+/// Checks the directories above the layout root `root` (owned by `root_owner`), as OpenSSH's
+/// `StrictModes` checks the path to `authorized_keys` (`fatbin_core::trust::ancestor_trusted`):
+/// those of the path as given, and those of its real path when symlinks lead elsewhere.
+pub fn check_root_ancestors(root: &Path, root_owner: u32) -> Result<()> {
+    let given = std::path::absolute(root).map_err(Error::io(root))?;
+    let real = std::fs::canonicalize(root).map_err(Error::io(root))?;
+    check_ancestors(&given, root_owner)?;
+    if real != given {
+        check_ancestors(&real, root_owner)?;
+    }
+    Ok(())
+}
+
+/// Checks every directory above `path` (not `path` itself) with the ancestor rule.
+pub fn check_ancestors(path: &Path, root_owner: u32) -> Result<()> {
+    for dir in path.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(Error::io(dir))?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = || unsafe { libc::geteuid() };
+        if trust::ancestor_trusted(meta.mode(), meta.uid(), root_owner, me) {
+            continue;
+        }
+        check_owner(dir, &meta, Some(root_owner))?;
+        return Err(Error::UnsafeAncestor {
+            path: dir.to_owned(),
+            who: trust::other_writers(meta.mode()).unwrap_or("others"),
+        });
+    }
+    Ok(())
+}
+
 fn check_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     match trust::other_writers(meta.mode()) {
         Some(who) => Err(Error::UnsafePermissions {

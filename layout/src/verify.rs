@@ -17,7 +17,13 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.what)
+        // A permission problem's words already name the path: say it once.
+        let path = self.path.display().to_string();
+        if self.what.starts_with(&path) {
+            f.write_str(&self.what)
+        } else {
+            write!(f, "{path}: {}", self.what)
+        }
     }
 }
 

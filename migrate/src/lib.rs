@@ -448,10 +448,13 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
         }
     }
     signals::check(req)?;
-    fail(
+    // Every way out of the loop above that may have started the program returns; reaching
+    // here, nothing ran anywhere, so the launcher's next fallback may serve the request.
+    Err(Error::new(
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
         all_down_message(req, &failures, &[]),
     )
+    .not_started())
 }
 
 /// `node`'s down mark, made by another run after this one chose its candidates (a node marked

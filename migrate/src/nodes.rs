@@ -148,7 +148,7 @@ impl NodesFile {
             Error::usage(format!(
                 "{} is not a valid nodes file: {}",
                 path.display(),
-                e.message()
+                fatbin_layout::manifest::toml_problem(&text, &e)
             ))
         })?;
         file.check(path)?;
@@ -171,6 +171,14 @@ impl NodesFile {
                     "{}: node `{name}`: ssh = {:?}: {why}",
                     path.display(),
                     entry.ssh
+                )));
+            }
+            // Port 0 is no port: a config error, not a node to mark down when ssh fails.
+            if entry.port == Some(0) {
+                return Err(Error::usage(format!(
+                    "{}: node `{name}`: port = 0 is not a port (use 1-65535, or leave it out \
+                     for ssh's default)",
+                    path.display()
                 )));
             }
             for (key, value, home_ok) in

@@ -130,9 +130,10 @@ impl RemoteCommand<'_> {
         push_quoted(&mut s, self.cwd);
         s.extend_from_slice(b" || { printf '\\036fatbin:fail:cwd\\n' >&2; exit 126; }\n[ -x ");
         push_remote_path(&mut s, self.binary);
+        s.extend_from_slice(b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n");
+        push_trust_check(&mut s, self.binary);
         s.extend_from_slice(
-            b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n\
-              printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
+            b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
               exec 3>&2 2>/dev/null\n\
               trap : INT TERM\n\
               (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
@@ -175,6 +176,57 @@ impl RemoteCommand<'_> {
             exit_marker,
         }
     }
+}
+
+/// The node-side half of the trust rule (`fatbin_core::trust`, docs/security.md): before the
+/// program starts, the binary and every directory above it are checked with `ls -ldnL`, the
+/// way the launcher checks them here, and a failure says the same words and ends the wrapper
+/// with a `fail:unsafe` marker, so nothing runs. Below ROOT (for a shared layout,
+/// `ROOT/bin/PROG/SLOT`; for a shipped copy, the cache directory) nothing may be writable by
+/// group or others; ROOT may have any owner, who is then trusted with root and the caller;
+/// ROOT's ancestors may be writable by others only as sticky directories (like `/tmp`).
+fn push_trust_check(s: &mut Vec<u8>, binary: &[u8]) {
+    // How many levels up ROOT is: a layout slot is ROOT/bin/PROG/SLOT, a shipped copy
+    // CACHE/SHA256 (its cache plays ROOT's part).
+    let parts: Vec<&[u8]> = binary.rsplit(|&b| b == b'/').take(4).collect();
+    let is_slot = parts.len() == 4
+        && parts[2] == b"bin"
+        && std::str::from_utf8(parts[0])
+            .is_ok_and(|n| n.parse::<fatbin_layout::SlotName>().is_ok());
+    let root_level = if is_slot { 3 } else { 1 };
+    s.extend_from_slice(
+        b"fatbin_refuse() { printf '%s\\n' \"refusing to run: $1\" >&2; \
+          printf '\\036fatbin:fail:unsafe\\n' >&2; exit 126; }\n\
+          set -f; u=$(id -u); p=",
+    );
+    push_remote_path(s, binary);
+    s.extend_from_slice(b"; set -- $(ls -ldnL -- \"${p%");
+    for _ in 0..root_level {
+        s.extend_from_slice(b"/*");
+    }
+    let level = root_level.to_string();
+    s.extend_from_slice(
+        b"}\"); r=${3-}; n=0\nwhile :; do set -- $(ls -ldnL -- \"${p:-/}\")\n\
+          case ${1-} in ????????w*) w=others;; ?????w*) w='its group';; *) w=;; esac\n",
+    );
+    // Above ROOT, a sticky directory (`/tmp`) is fine: nobody can rename what is not theirs.
+    s.extend_from_slice(b"if [ $n -gt ");
+    s.extend_from_slice(level.as_bytes());
+    s.extend_from_slice(
+        b" ]; then case $1 in d????????[tT]*) w=;; esac\n\
+          [ -z \"$w\" ] || fatbin_refuse \"${p:-/} is writable by $w and not sticky, so they could \
+          move the layout below it aside and put their own in its place; fix it with \\`chmod go-w \
+          ${p:-/}\\` (or \\`chmod +t ${p:-/}\\` for a shared directory like /tmp)\"; fi\n\
+          [ -z \"$w\" ] || fatbin_refuse \"${p:-/} is writable by $w, who could replace what runs; \
+          fix it with \\`chmod go-w ${p:-/}\\`\"\n[ $n = ",
+    );
+    s.extend_from_slice(level.as_bytes());
+    s.extend_from_slice(
+        b" ] || [ \"${3-}\" = 0 ] || [ \"${3-}\" = \"$u\" ] || [ \"${3-}\" = \"$r\" ] || \
+          fatbin_refuse \"${p:-/} is owned by uid ${3-?}, which is neither root, you, nor the owner \
+          of the layout root; anyone with that uid could replace what runs (fix: chown it to the \
+          layout owner)\"\n[ -n \"$p\" ] || break; p=${p%/*}; n=$((n+1)); done; set +f\n",
+    );
 }
 
 /// The command that forwards `signal` to the wrapper's process group.
@@ -270,5 +322,138 @@ mod tests {
         let out = run_script("/bin/sh", &script);
         assert_eq!(out.status.code(), Some(126));
         assert!(String::from_utf8_lossy(&out.stderr).contains("\x1efatbin:fail:cwd"));
+    }
+}
+
+/// Issue 11, item 2 (the node's half): the wrapper checks owner and modes of what it runs, as
+/// the launcher does locally, and refuses with the same words.
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Runs the wrapper for `binary` under dash: (status, stderr).
+    fn run(binary: &Path) -> (Option<i32>, String) {
+        let script = RemoteCommand {
+            cwd: b"/",
+            binary: binary.as_os_str().as_bytes(),
+            args: &[],
+            argv0: b"prog",
+            env: &[],
+        }
+        .script();
+        let out = Command::new("dash")
+            .arg("-c")
+            .arg(OsStr::from_bytes(&script))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `BASE/parent/ROOT/bin/prog/x86_64` (a copy of `true`), all 0755, and its paths.
+    fn layout() -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
+        let base = tempfile::tempdir().unwrap();
+        let parent = base.path().join("parent");
+        let root = parent.join("root");
+        let prog = root.join("bin/prog");
+        std::fs::create_dir_all(&prog).unwrap();
+        let slot = prog.join("x86_64");
+        std::fs::copy("/bin/true", &slot).unwrap();
+        let paths = vec![slot, prog, root.join("bin"), root, parent];
+        for p in &paths {
+            set_mode(p, 0o755);
+        }
+        (base, paths)
+    }
+
+    #[test]
+    fn modes_are_checked_up_to_root_and_root_s_ancestors_like_strict_modes() {
+        let (_base, paths) = layout();
+        let slot = &paths[0];
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(0), "{err}");
+        for (i, mode, who) in [
+            (0, 0o757, "others"),
+            (1, 0o775, "its group"),
+            (2, 0o777, "others"),
+            (3, 0o1777, "others"),
+        ] {
+            set_mode(&paths[i], mode);
+            let (code, err) = run(slot);
+            set_mode(&paths[i], 0o755);
+            let path = paths[i].display();
+            assert_eq!(code, Some(126), "{path} {mode:o}: {err}");
+            assert!(
+                err.contains(&format!(
+                    "refusing to run: {path} is writable by {who}, who could replace what runs; \
+                     fix it with `chmod go-w {path}`"
+                )) && err.contains("\x1efatbin:fail:unsafe"),
+                "{path} {mode:o}: {err}"
+            );
+            assert!(!err.contains("fatbin:start"), "{err}");
+        }
+        // Above ROOT, the rule of OpenSSH's StrictModes: a sticky directory (like /tmp) is
+        // fine, another writable one is not.
+        set_mode(&paths[4], 0o777);
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(126), "{err}");
+        let parent = paths[4].display();
+        assert!(
+            err.contains(&format!(
+                "refusing to run: {parent} is writable by others and not sticky"
+            )),
+            "{err}"
+        );
+        set_mode(&paths[4], 0o1777);
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(0), "{err}");
+    }
+
+    #[test]
+    fn owners_are_root_the_caller_or_root_s_owner() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // chown to another uid needs root
+        }
+        let (_base, paths) = layout();
+        let slot = &paths[0];
+        let other = 4_000_123;
+        // ROOT may have any owner, who is then trusted below it.
+        for p in &paths[..4] {
+            std::os::unix::fs::chown(p, Some(other), None).unwrap();
+        }
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(0), "{err}");
+        // A third account below ROOT, or above it, is not.
+        std::os::unix::fs::chown(&paths[3], Some(0), None).unwrap();
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(126), "{err}");
+        assert!(
+            err.contains(&format!(
+                "refusing to run: {} is owned by uid {other}, which is neither root, you, nor the \
+                 owner of the layout root",
+                paths[0].display()
+            )),
+            "{err}"
+        );
+        for p in &paths[..3] {
+            std::os::unix::fs::chown(p, Some(0), None).unwrap();
+        }
+        std::os::unix::fs::chown(&paths[4], Some(other), None).unwrap();
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(126), "{err}");
+        assert!(
+            err.contains(&format!("{} is owned by uid {other}", paths[4].display())),
+            "{err}"
+        );
     }
 }

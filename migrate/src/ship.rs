@@ -94,7 +94,7 @@ fn receive_script(node: &Node, sha: &str) -> Vec<u8> {
     push_quoted(&mut s, sha.as_bytes());
     s.extend_from_slice(
         b"; f=\"$d/$h\"; [ -x \"$f\" ] && exit 0; \
-          mkdir -p \"$d\" && t=\"$d/.tmp.$$\" && cat > \"$t\" && s=$(sha256sum < \"$t\") && \
+          (umask 022 && mkdir -p \"$d\") && t=\"$d/.tmp.$$\" && cat > \"$t\" && s=$(sha256sum < \"$t\") && \
           [ \"${s%% *}\" = \"$h\" ] && chmod 755 \"$t\" && mv -f \"$t\" \"$f\" && exit 0; \
           rm -f \"$t\"; echo \"fatbin: could not store $h in $d (sha256sum mismatch, \
           missing or disk full)\" >&2; exit 1",
@@ -171,5 +171,52 @@ mod tests {
         assert!(!shipped.contains(&other_port, "abc"));
         shipped.forget(&old, "abc");
         assert!(!shipped.contains(&old, "abc"));
+    }
+
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    /// The cache directories are created 0755 whatever the node's umask (Ubuntu gives users
+    /// 002): the wrapper refuses to run from a directory its group could write.
+    #[test]
+    fn the_cache_directories_are_0755_under_umask_002() {
+        let home = tempfile::tempdir().unwrap();
+        let node = Node {
+            name: "n".into(),
+            entry: crate::nodes::NodeEntry {
+                ssh: "n".into(),
+                port: None,
+                slots: Vec::new(),
+                root: None,
+                shared: false,
+                cache: Some("~/cache/slots".into()),
+            },
+            source: crate::nodes::Source::User,
+        };
+        let data = b"binary";
+        let sha = fatbin_layout::fsutil::sha256_bytes(data);
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(std::ffi::OsStr::from_bytes(&receive_script(&node, &sha)))
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::piped());
+        // SAFETY: umask is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o002);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(data).unwrap();
+        assert!(child.wait().unwrap().success());
+        for dir in ["cache", "cache/slots"] {
+            let mode = std::fs::metadata(home.path().join(dir))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o755, "{dir}");
+        }
     }
 }

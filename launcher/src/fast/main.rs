@@ -136,13 +136,21 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
         env: env_storage,
         manifest,
     } = os::scratch()?;
-    match env.get(ROOT_VAR.as_bytes()).filter(|v| !v.is_empty()) {
-        Some(root) => path.push(root)?,
-        None => {
-            path.push(shims_dir)?;
-            path.push(b"/..")?;
-        }
+    // ROOT as text: FATBIN_ROOT, or the directory that holds the shims directory (which is
+    // `shims/..` as long as `shims` is no symlink: checked below). Its ancestors are checked
+    // by name, so it must be absolute; a relative one is the full launcher's.
+    let shims_parent = env
+        .get(ROOT_VAR.as_bytes())
+        .filter(|v| !v.is_empty())
+        .is_none();
+    let root = match shims_parent {
+        false => env.get(ROOT_VAR.as_bytes())?,
+        true => split_path(shims_dir).0,
+    };
+    if root.first() != Some(&b'/') {
+        return None;
     }
+    path.push(root)?;
     let root_len = path.len();
     path.push(b"/bin/")?;
     path.push(name)?;
@@ -154,19 +162,39 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;
 
     // The permission checks (`fatbin_core::trust`): ROOT may have any owner, who is then
-    // trusted below it; nothing may be writable by group or others.
+    // trusted below it; nothing may be writable by group or others. Every path is `lstat`ed,
+    // so a symlink anywhere (which shows as mode 0777 and fails every rule) is handed to the
+    // full launcher, which checks the real path's directories too.
+    if shims_parent {
+        path.clear();
+        path.push(shims_dir)?;
+        if os::lstat(path)?.is_symlink() {
+            return None;
+        }
+        path.clear();
+        path.push(root)?;
+    }
     path.truncate(root_len);
-    let root_owner = os::stat(path)
+    let root_owner = os::lstat(path)
         .filter(|s| trust::other_writers(s.mode).is_none())?
         .uid;
+    // ROOT's ancestors, StrictModes-like: from its parent up to `/`.
+    let mut end = root_len;
+    while let Some(slash) = root[..end].iter().rposition(|&b| b == b'/') {
+        path.truncate(slash.max(1));
+        os::lstat(path).filter(|s| trust::ancestor_trusted(s.mode, s.uid, root_owner, os::euid))?;
+        end = slash;
+    }
+    path.clear();
+    path.push(root)?;
     // The user's own id is asked only when an owner is neither root nor ROOT's owner (one
     // system call saved in the usual layouts).
     let trusted = |s: &os::Stat| trust::trusted(s.mode, s.uid, Some(root_owner), os::euid);
     path.push(b"/bin")?;
-    os::stat(path).filter(trusted)?;
+    os::lstat(path).filter(trusted)?;
     path.push(b"/")?;
     path.push(name)?;
-    os::stat(path).filter(trusted)?;
+    os::lstat(path).filter(trusted)?;
     path.push(b"/")?;
     path.push(slot_name(chosen, &mut [0; 32])?)?;
     let header = os::read_elf_header(path, trusted)?;

@@ -1,5 +1,5 @@
 //! The few system services the fast launcher uses, over the C library, without allocating:
-//! paths in a fixed buffer, the environment as the C runtime passed it, `stat`, small reads,
+//! paths in a fixed buffer, the environment as the C runtime passed it, `lstat`, small reads,
 //! `execve`.
 
 use core::ffi::{c_char, CStr};
@@ -238,15 +238,22 @@ fn stat_of(st: &libc::stat) -> Stat {
     }
 }
 
-/// `stat` (following symlinks, like `std::fs::metadata`).
-pub fn stat<const N: usize>(path: &CStrBuf<N>) -> Option<Stat> {
+/// `lstat`: the path itself, a final symlink not followed (so it shows as a symlink, mode
+/// 0777, which no trust rule accepts).
+pub fn lstat<const N: usize>(path: &CStrBuf<N>) -> Option<Stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: path is a C string and st is large enough for a stat.
-    if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+    if unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
         return None;
     }
-    // SAFETY: stat succeeded, so it filled st.
+    // SAFETY: lstat succeeded, so it filled st.
     Some(stat_of(unsafe { st.assume_init_ref() }))
+}
+
+impl Stat {
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
 }
 
 pub fn euid() -> u32 {
@@ -263,9 +270,13 @@ pub fn euid() -> u32 {
 struct Fd(libc::c_int);
 
 impl Fd {
-    /// Opens for reading without blocking, so a FIFO in a file's place cannot hang us.
-    fn open<const N: usize>(path: &CStrBuf<N>) -> Option<(Fd, Stat)> {
-        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    /// Opens for reading without blocking, so a FIFO in a file's place cannot hang us; with
+    /// `follow` false, a symlink fails to open (`O_NOFOLLOW`).
+    fn open<const N: usize>(path: &CStrBuf<N>, follow: bool) -> Option<(Fd, Stat)> {
+        let mut flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        if !follow {
+            flags |= libc::O_NOFOLLOW;
+        }
         // The system call itself: the C library's open() follows O_CLOEXEC with an fcntl
         // for kernels older than 2.6.23.
         // SAFETY: path is a C string.
@@ -310,19 +321,20 @@ pub fn read_small_file<'b, const N: usize>(
     path: &CStrBuf<N>,
     buf: &'b mut [MaybeUninit<u8>],
 ) -> Option<&'b [u8]> {
-    let (fd, stat) = Fd::open(path)?;
+    let (fd, stat) = Fd::open(path, true)?;
     let size = usize::try_from(stat.size).ok().filter(|&s| s < buf.len())?;
     // Read what fstat said is there: no extra read to see the end of the file.
     let bytes = fd.read_into(&mut buf[..size])?;
     (bytes.len() == size).then_some(bytes)
 }
 
-/// The first 20 bytes of a regular file whose owner and mode pass `trusted`.
+/// The first 20 bytes of a regular file, not a symlink (one the full launcher follows and
+/// checks where it leads), whose owner and mode pass `trusted`.
 pub fn read_elf_header<const N: usize>(
     path: &CStrBuf<N>,
     trusted: impl Fn(&Stat) -> bool,
 ) -> Option<[u8; 20]> {
-    let (fd, stat) = Fd::open(path)?;
+    let (fd, stat) = Fd::open(path, false)?;
     if !trusted(&stat) {
         return None;
     }
