@@ -34,9 +34,10 @@
 //! given a node (the program's own stderr could carry the same line); anything else is the
 //! program's.
 //!
-//! Signals: srun forwards SIGINT (one Ctrl-C, with `--disable-status`), SIGUSR1 and SIGUSR2, but
-//! turns SIGTERM, SIGHUP and SIGQUIT into killing the step; those the launcher delivers to the
-//! step itself with `scancel --signal`, so the program can catch them.
+//! Signals: srun forwards a Ctrl-C (one, with `--disable-status`), SIGUSR1 and SIGUSR2, but
+//! turns SIGTERM, SIGHUP and SIGQUIT into killing the step, and a second SIGINT within a second
+//! too; SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the launcher it delivers to the step itself
+//! with `scancel --signal`, so the program can catch them.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -409,9 +410,11 @@ static DELIVER_PIPE: AtomicI32 = AtomicI32::new(-1);
 static DELIVERED: AtomicBool = AtomicBool::new(false);
 
 /// Passes a signal sent to the launcher on to the program. A signal from the terminal (Ctrl-C;
-/// `si_code` SI_KERNEL) reached srun already: they share the process group. SIGINT, SIGUSR1
-/// and SIGUSR2 srun forwards to the step itself; SIGTERM, SIGHUP and SIGQUIT it would turn
-/// into killing the step, so those go to the step through `scancel --signal` ([`deliver`]).
+/// `si_code` SI_KERNEL) reached srun already: they share the process group. SIGUSR1 and
+/// SIGUSR2 srun forwards to the step itself. SIGTERM, SIGHUP and SIGQUIT it would turn into
+/// killing the step, and a SIGINT it takes as a Ctrl-C: a second one within a second (the same
+/// signal sent to the whole process group reaches srun directly too) kills the step. Those go
+/// to the step through `scancel --signal` ([`deliver`]).
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel hands the handler a valid siginfo.
     let code = unsafe { (*info).si_code };
@@ -420,7 +423,11 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
         return;
     }
     let pipe = DELIVER_PIPE.load(Ordering::SeqCst);
-    if matches!(sig, libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT) && pipe >= 0 {
+    if matches!(
+        sig,
+        libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
+    ) && pipe >= 0
+    {
         let byte = sig as u8;
         // SAFETY: write is async-signal-safe; a full pipe drops the signal, as the kernel
         // merges pending signals.
@@ -492,9 +499,11 @@ fn deliver(mut from: std::fs::File, step_name: &str) {
                 .status()
                 .is_ok_and(|s| s.success())
         });
-        if !delivered {
-            // SAFETY: signalling the srun we started (its pid is not reused before we wait).
-            unsafe { libc::kill(SRUN_PID.load(Ordering::SeqCst), sig) };
+        // Zero once srun was waited for: kill(0, ...) would signal our own process group.
+        let pid = SRUN_PID.load(Ordering::SeqCst);
+        if !delivered && pid > 0 {
+            // SAFETY: signalling the srun we started and have not waited for yet.
+            unsafe { libc::kill(pid, sig) };
         }
     }
 }

@@ -820,6 +820,29 @@ fn slurm_route_signals_reach_the_program() {
         assert_eq!(out.status.code(), Some(128 + sig), "{name}: {}", show(&out));
         assert!(out.stderr.is_empty(), "{name}: {}", show(&out));
     }
+    // SIGINT to the whole process group, as `kill -INT -PGID` or a supervisor sends it: srun
+    // gets it directly and the launcher passes it on; srun would take a second SIGINT from
+    // itself within a second as "abort" and kill the step. The program gets it and exits 130.
+    let file = dir.path().join("group");
+    let child = site
+        .run(cl, &[b"wait-signal", file.as_os_str().as_bytes()])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "ready\n" {
+        assert!(Instant::now() < deadline, "the program did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let got = std::fs::read_to_string(&file).unwrap();
+    assert!(got.contains("INT"), "{got}: {}", show(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
     // A program killed by SIGKILL: 137, as a shell reports it, and no word from srun.
     let out = site.run(cl, &[b"signal", b"9"]).output().unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", show(&out));
