@@ -2,7 +2,9 @@
 # The README's main job, end to end: set up this machine, build the bundled example
 # (examples/cat) for three processor slots in one command, install it as a fat program with
 # shims, and run it through the launcher: natively (the best slot this CPU can run), forced to
-# another slot, and forced to the aarch64 slot under qemu-user. Every step checks its output.
+# another slot, forced to the aarch64 slot under qemu-user, migrated to an aarch64 test node
+# over ssh, and placed by a real Slurm cluster on its aarch64 node. Every step checks its
+# output.
 #
 # Usage: bash ci/demo.sh [ROOT]     (default ROOT: target/demo/root)
 set -euo pipefail
@@ -82,7 +84,9 @@ cargo fatbin install --path examples/cat --root "$armroot" --launcher "$demo/loc
 cluster=$demo/cluster
 "$repo/ci/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true  # a rerun starts afresh
 rm -rf "$cluster"
-trap '"$repo/ci/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true' EXIT
+slurm=$demo/slurm
+trap '"$repo/ci/cluster/stop.sh" "$cluster" >/dev/null 2>&1 || true
+      bash "$repo/ci/cluster/slurm.sh" stop "$slurm" >/dev/null 2>&1 || true' EXIT
 NO_BASHRC=1 "$repo/ci/cluster/node.sh" "$cluster" arm aarch64 >/dev/null
 mkdir -p "$demo/xdg/config" "$demo/xdg/cache" "$demo/xdg/run"
 chmod 700 "$demo/xdg/run"
@@ -94,6 +98,34 @@ out=$(FATBIN_SSH_CONFIG=$cluster/ssh_config XDG_CONFIG_HOME=$demo/xdg/config \
   FATBIN_SYSTEM_NODES=$demo/xdg/none.toml "$armroot/shims/cat" --build)
 echo "$out"
 expect "migrated to the aarch64 node" 'this is the aarch64 build' "$out"
+
+say "Migrating through Slurm: the scheduler places the same program on the node whose Features say aarch64"
+# A real Slurm cluster on this machine (ci/cluster/slurm.sh): munged, slurmctld and three
+# slurmd, with Features x86_64-v3, x86_64 and aarch64; the aarch64 node runs aarch64 binaries
+# through its own binfmt_misc. Each node runs its own launcher build from one path, $slurm/bin
+# (the aarch64 node sees $slurm/bin-aarch64 there), as on a real cluster.
+eval "$(bash "$repo/ci/cluster/slurm.sh" start "$slurm")"
+for pair in "x86_64 $slurm/bin" "aarch64 $slurm/bin-aarch64"; do
+  read -r slot dir <<<"$pair"
+  install -m 755 "$root/bin/fatbin/$slot" "$dir/fatbin"
+  install -m 755 "$root/bin/fatbin-full/$slot" "$dir/fatbin-full"
+done
+fatbin nodes remove site --layout "$armroot" --from layout >/dev/null 2>&1 || true  # a rerun
+fatbin nodes add site --slurm --slot aarch64 --launcher "$slurm/bin/fatbin" \
+  --layout "$armroot" --to layout
+sinfo --Node --format='%N %T %f'
+out=$(XDG_CONFIG_HOME=$demo/xdg/config XDG_CACHE_HOME=$demo/xdg/cache \
+  XDG_RUNTIME_DIR=$demo/xdg/run FATBIN_FALLBACK=slurm FATBIN_SYSTEM_NODES=$demo/xdg/none.toml \
+  "$armroot/shims/cat" --build)
+echo "$out"
+expect "placed by Slurm on the aarch64 node" 'this is the aarch64 build' "$out"
+out=$(printf 'through srun\n' | XDG_CONFIG_HOME=$demo/xdg/config XDG_CACHE_HOME=$demo/xdg/cache \
+  XDG_RUNTIME_DIR=$demo/xdg/run FATBIN_FALLBACK=slurm FATBIN_SYSTEM_NODES=$demo/xdg/none.toml \
+  "$armroot/shims/cat")
+expect "stdin through Slurm" '^through srun$' "$out"
+squeue --states=all --format='%i %j %N %T' | head -5
+bash "$repo/ci/cluster/slurm.sh" stop "$slurm"
+unset SLURM_CONF
 
 say "Verifying the whole layout (checksums, headers versus slot names, permissions)"
 cargo fatbin verify "$root"

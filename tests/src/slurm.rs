@@ -76,6 +76,11 @@
 //! a program under one path. [`SlurmCluster::occupy`] holds a node with an exclusive job
 //! (to prove that a request goes elsewhere while it is busy); [`SlurmCluster::placement`] is the
 //! shared side of that lock, for tests that assert where a request lands.
+//! [`SlurmCluster::kill_controller`] stops slurmctld alone (the nodes and their steps go on).
+//!
+//! `ci/cluster/slurm.sh start DIR` builds the same cluster from a shell, for the demo and for
+//! trying the route by hand (`stop DIR` ends it): it writes the same slurm.conf and supervisor,
+//! so a change here belongs there too.
 //!
 //! # Debugging
 //!
@@ -669,6 +674,29 @@ impl SlurmCluster {
             job,
             srun,
             _lock: lock,
+        }
+    }
+
+    /// Kills this cluster's slurmctld (and only it): clients then get "Unable to contact slurm
+    /// controller" while the nodes and their running steps go on.
+    pub fn kill_controller(&self) {
+        let mut wanted = b"SLURM_CONF=".to_vec();
+        wanted.extend_from_slice(self.conf().as_os_str().as_encoded_bytes());
+        let pids: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"slurmctld\n")
+                    && std::fs::read(format!("/proc/{pid}/environ"))
+                        .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == wanted))
+            })
+            .collect();
+        assert_eq!(pids.len(), 1, "this cluster's slurmctld: {pids:?}");
+        // SAFETY: signalling a process of this cluster.
+        unsafe { libc::kill(pids[0], libc::SIGKILL) };
+        while !exited(pids[0] as u32) {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

@@ -814,20 +814,188 @@ fn slurm_route_signals_reach_the_program() {
         let out = child.wait_with_output().unwrap();
         assert!(started.elapsed() < Duration::from_secs(20), "{name}");
         let got = std::fs::read_to_string(&file).unwrap();
-        if sig == libc::SIGINT {
-            assert!(got.contains(name), "{name}: {got}: {}", show(&out));
-            assert_eq!(out.status.code(), Some(128 + sig), "{name}: {}", show(&out));
-        } else {
-            // srun turns SIGTERM into cancelling the step (SIGKILL): the request ends at once,
-            // reported as stopped by Slurm, but the program cannot catch it (docs/migration.md).
-            assert_eq!(out.status.code(), Some(137), "{name}: {}", show(&out));
-            assert!(
-                text(&out.stderr).contains("was stopped by Slurm"),
-                "{}",
-                show(&out)
-            );
-        }
+        // The program caught the signal itself (srun alone would kill the step on SIGTERM), and
+        // neither srun nor slurmstepd said a word about it, as in a local run.
+        assert!(got.contains(name), "{name}: {got}: {}", show(&out));
+        assert_eq!(out.status.code(), Some(128 + sig), "{name}: {}", show(&out));
+        assert!(out.stderr.is_empty(), "{name}: {}", show(&out));
     }
+    // SIGINT to the whole process group, as `kill -INT -PGID` or a supervisor sends it: srun
+    // gets it directly and the launcher passes it on; srun would take a second SIGINT from
+    // itself within a second as "abort" and kill the step. The program gets it and exits 130.
+    let file = dir.path().join("group");
+    let child = site
+        .run(cl, &[b"wait-signal", file.as_os_str().as_bytes()])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "ready\n" {
+        assert!(Instant::now() < deadline, "the program did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let got = std::fs::read_to_string(&file).unwrap();
+    assert!(got.contains("INT"), "{got}: {}", show(&out));
+    assert_eq!(out.status.code(), Some(130), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+    // A program killed by SIGKILL: 137, as a shell reports it, and no word from srun.
+    let out = site.run(cl, &[b"signal", b"9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
+}
+
+#[test]
+fn slurm_route_hands_on_when_the_controller_is_down_and_runs_once() {
+    let shared = slurm::shared();
+    node_launcher(shared);
+    slurm::require();
+    let cl = SlurmCluster::start();
+    let saved = Site::new(
+        &cl,
+        &[("aarch64", ARM_TARGET, None)],
+        &["--slot", "aarch64"],
+    );
+    let asks_sinfo = Site::new(&cl, &[("aarch64", ARM_TARGET, None)], &[]);
+    cl.kill_controller();
+    // srun cannot reach the controller: a clear message, 255, and no job.
+    let started = Instant::now();
+    let out = saved.run(&cl, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(
+            "Slurm route `site`: no job started for `probe` (constraint aarch64): \
+             the Slurm controller does not answer"
+        ),
+        "{}",
+        show(&out)
+    );
+    assert!(out.stdout.is_empty(), "{}", show(&out));
+    eprintln!(
+        "controller down: srun gave up after {:?}",
+        started.elapsed()
+    );
+    // Without saved slots the route asks sinfo first: the same code, the same words.
+    let out = asks_sinfo.run(&cl, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("the Slurm controller does not answer (sinfo: "),
+        "{}",
+        show(&out)
+    );
+    // With qemu next, qemu runs it, once.
+    let out = ok(saved.run(&cl, &[]).env("FATBIN_FALLBACK", "slurm,qemu"));
+    assert_eq!(text(&out.stdout).lines().count(), 1, "{}", show(&out));
+    assert!(text(&out.stdout).starts_with("probe arch=aarch64 "));
+    assert!(
+        text(&out.stderr).contains("trying the next fallback"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn slurm_route_never_takes_the_programs_stderr_for_a_refusal() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &["--slot", "aarch64"]);
+    // A program that runs srun itself may print srun's refusal: it ran, so the request must not
+    // go to the next fallback (which would run it a second time).
+    let line = b"srun: error: Unable to allocate resources: Requested node configuration is not available\n";
+    let out = site
+        .run(cl, &[b"stderr", line])
+        .env("FATBIN_FALLBACK", "slurm,qemu")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.stderr, line, "{}", show(&out));
+}
+
+/// `salloc --no-shell` on `node`: the allocation's job id (cancelled by the caller).
+fn allocate(cl: &SlurmCluster, node: &str) -> String {
+    let out = cl
+        .command("salloc")
+        .args([
+            "--no-shell",
+            "--quiet",
+            "--nodes=1",
+            "--ntasks=1",
+            "--nodelist",
+            node,
+        ])
+        .current_dir("/tmp")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let out = cl
+        .command("squeue")
+        .args(["--me", "--noheader", "--format=%i %N"])
+        .output()
+        .unwrap();
+    // The newest allocation on that node.
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, n)| n.trim() == node)
+        .map(|(id, _)| id.trim().parse::<u64>().unwrap())
+        .max()
+        .unwrap_or_else(|| panic!("no allocation on {node}: {}", show(&out)))
+        .to_string()
+}
+
+#[test]
+fn slurm_route_inside_an_allocation_is_a_step_only_where_a_node_has_the_feature() {
+    let cl = slurm::shared();
+    let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &["--slot", "aarch64"]);
+    let ask = |job: &str, node: &str| {
+        let out = ok(site
+            .run(
+                cl,
+                &[
+                    b"env",
+                    b"SLURM_JOB_ID",
+                    b"SLURM_STEP_ID",
+                    b"SLURMD_NODENAME",
+                ],
+            )
+            .env("SLURM_JOB_ID", job)
+            .env("SLURM_JOB_NODELIST", node));
+        let fields: Vec<String> = text(&out.stdout).split('\0').map(str::to_owned).collect();
+        (fields[0].clone(), fields[1].clone(), fields[2].clone())
+    };
+    // An allocation on the aarch64 node: the request is a step of it, there.
+    let arm_job = allocate(cl, ARM);
+    let (job, step, node) = ask(&arm_job, ARM);
+    // An allocation on the baseline node only, which cannot run it: a job of its own.
+    let baseline_job = allocate(cl, BASELINE);
+    let (other_job, _, other_node) = ask(&baseline_job, BASELINE);
+    let _ = cl
+        .command("scancel")
+        .args([&arm_job, &baseline_job])
+        .status();
+    assert_eq!((job.as_str(), node.as_str()), (arm_job.as_str(), ARM));
+    assert!(step.parse::<u32>().is_ok(), "step {step:?}");
+    assert_eq!(other_node, ARM);
+    assert!(
+        other_job != baseline_job && other_job != arm_job,
+        "{other_job}"
+    );
+    // which --explain says which.
+    let mut which = Command::new(site.launcher.with_file_name("fatbin-full"));
+    site.env(cl, &mut which)
+        .args(["which", "probe", "--explain", "--root"])
+        .arg(site.root.path())
+        .env("SLURM_JOB_ID", "77")
+        .env("SLURM_JOB_NODELIST", ARM);
+    let explained = text(&ok(&mut which).stdout);
+    assert!(
+        explained.contains("inside allocation 77: a step of it on arm"),
+        "{explained}"
+    );
 }
 
 #[test]
@@ -920,14 +1088,19 @@ fn slurm_route_serves_200_requests_16_at_a_time() {
 }
 
 /// `ci/bench-slurm.sh`: a request migrated through the route against the same binary run by
-/// `srun -C FEATURE ROOT/bin/PROG/SLOT` typed by hand, in one hyperfine run.
+/// `srun -C FEATURE ROOT/bin/PROG/SLOT` typed by hand, in one hyperfine run; and, to show where
+/// the difference goes, the node's side alone (`srun -C FEATURE fatbin-full run ...`, no
+/// decision on the caller), on the aarch64 node (under qemu, as the test cluster runs it) and
+/// on a native x86_64 node.
 #[test]
 #[ignore = "a benchmark: run by ci/bench-slurm.sh"]
 fn slurm_route_benchmark() {
     let cl = slurm::shared();
     let site = Site::new(cl, &[("aarch64", ARM_TARGET, None)], &["--slot", "aarch64"]);
+    let native = Site::new(cl, &[("x86_64", X86_TARGET, None)], &["--slot", "x86_64"]);
     let runs = std::env::var("RUNS").unwrap_or_else(|_| "50".into());
     let slot = site.root.path().join("bin/probe/aarch64");
+    let node_launcher = site.launcher.with_file_name("fatbin-full");
     let mut cmd = Command::new("hyperfine");
     site.env(cl, &mut cmd)
         .args(["-N", "--style", "basic", "--warmup", "3", "--runs", &runs])
@@ -942,6 +1115,20 @@ fn slurm_route_benchmark() {
             site.root.path().display()
         ))
         .arg(format!("srun --quiet -C aarch64 {}", slot.display()))
+        .arg(format!(
+            "srun --quiet -C aarch64 {} run --root {} probe",
+            node_launcher.display(),
+            site.root.path().display()
+        ))
+        .arg(format!(
+            "srun --quiet -C x86_64 {} run --root {} probe",
+            node_launcher.display(),
+            native.root.path().display()
+        ))
+        .arg(format!(
+            "srun --quiet -C x86_64 {}",
+            native.root.path().join("bin/probe/x86_64").display()
+        ))
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
     assert!(cmd.status().unwrap().success());
