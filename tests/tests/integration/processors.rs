@@ -366,14 +366,29 @@ const C_BINARIES: &[CBinary] = &[
             &["-mcpu=arm1176jzf_s"],
             Linking::Static,
         ),
-        // Every armv7 processor runs armv6 code with the same hard-float EABI.
-        slots: &["armv6", "armv7"],
+        // Filed as armv6 (not armv7, whose header is the same) by its `.ARM.attributes`.
+        slots: &["armv6"],
         class: "ELF32",
         data: LITTLE,
         machine: "ARM",
         flags: "0x5000400, Version5 EABI, hard-float ABI",
         // qemu-arm's default CPU is an armv7 one (`-cpu arm1176` would say armv6l). Nothing
         // in the ELF header tells armv6 from armv7: only `.ARM.attributes` (Tag_CPU_arch).
+        runs_under: Some(("arm", "armv7l")),
+    },
+    CBinary {
+        // The same zig target tuned for an ARMv7 core: its attributes say v7, so armv7.
+        build: zig(
+            "armv7",
+            "arm-linux-musleabihf",
+            &["-mcpu=cortex_a15"],
+            Linking::Static,
+        ),
+        slots: &["armv7"],
+        class: "ELF32",
+        data: LITTLE,
+        machine: "ARM",
+        flags: "0x5000400, Version5 EABI, hard-float ABI",
         runs_under: Some(("arm", "armv7l")),
     },
     CBinary {
@@ -548,3 +563,4 @@ fn cargo_fatbin_add_files_c_binaries_in_their_slot_or_refuses_them() {
         );
     }
 }
+
