@@ -107,8 +107,8 @@ const RUST_TARGETS: &[RustTarget] = &[
 ];
 
 /// Targets whose processor has a slot but whose ABI no slot holds, and what the refusal
-/// must say; refused before anything is compiled. (thumbv7neon is served but not in the
-/// matrix: it fills the armv7 slot, which one install can hold once.)
+/// must say; refused before anything is compiled. (thumbv7neon is served but not a row: it
+/// fills the armv7 slot, which one install can hold once; the matrix test installs it after.)
 const REFUSED_TARGETS: &[(&str, &str)] = &[
     ("x86_64-linux-android", "Android"),
     ("x86_64-unknown-linux-gnux32", "x32"),
@@ -243,6 +243,44 @@ fn every_processor_builds_in_one_install_and_agrees() {
     ]);
     let line = one_line("fatbin run --arch s390x", &output(&mut forced));
     assert!(line.starts_with("matrix arch=s390x endian=big"), "{line}");
+
+    // thumbv7neon fills the armv7 slot too (one install holds one build per slot, so a second
+    // install into the same ROOT replaces it): it records NEON, and runs under qemu-arm,
+    // whose default CPU has it.
+    let thumb = "thumbv7neon-unknown-linux-gnueabihf";
+    cargo_fatbin(
+        &fixture("matrix"),
+        &[
+            "install",
+            "--root",
+            path_str(root.path()),
+            "--launcher",
+            path_str(&launcher),
+            "--target-dir",
+            path_str(&target_dir),
+            "--target",
+            thumb,
+        ],
+    )
+    .success();
+    let manifest = layout.read_manifest("matrix").unwrap();
+    let armv7 = &manifest.slots[&"armv7".parse::<SlotName>().unwrap()];
+    assert_eq!(armv7.target, thumb);
+    assert!(armv7.features.iter().any(|f| f == "neon"), "{armv7:?}");
+    assert_eq!(
+        manifest.slots.len(),
+        RUST_TARGETS.len(),
+        "the other slots stay"
+    );
+    let mut cmd = Command::new(&shim);
+    clean_env(&mut cmd)
+        .env("FATBIN_ARCH", "armv7")
+        .args(args.iter().map(|a| os(a)));
+    let line = one_line("the thumbv7neon build", &output(&mut cmd));
+    assert_eq!(
+        line,
+        format!("matrix arch=arm endian=little compiled-endian=little bits=32 hash={hash}")
+    );
 }
 
 /// The qemu-user-static emulator for a slot this host does not run natively must be there.
