@@ -73,7 +73,9 @@ fn link_glibc_statically() {
 }
 
 /// The C compiler that links for the target: `$CC_<target>`/`$CC`, `cc` on the host's own
-/// target, else the Debian cross compiler `<arch>-linux-gnu-gcc`.
+/// target, else the Debian cross compiler (`arm-linux-gnueabihf-gcc` for
+/// `armv7-unknown-linux-gnueabihf`: Debian names 32-bit Arm, and RISC-V, without Rust's
+/// ISA suffixes).
 fn c_compiler() -> String {
     let target = env("TARGET").unwrap_or_default();
     let under = target.replace('-', "_");
@@ -86,7 +88,14 @@ fn c_compiler() -> String {
     if env("HOST").as_deref() == Some(target.as_str()) {
         "cc".into()
     } else {
-        format!("{}-gcc", target.replace("-unknown", ""))
+        let debian = target.replace("-unknown", "");
+        let (arch, rest) = debian.split_once('-').unwrap_or((&debian, "linux-gnu"));
+        let arch = match arch {
+            "armv7" | "thumbv7neon" | "armv6" => "arm",
+            "riscv64gc" => "riscv64",
+            other => other,
+        };
+        format!("{arch}-{rest}-gcc")
     }
 }
 

@@ -58,7 +58,7 @@ impl FromStr for TargetSpec {
             return Err(bad(
                 "its processor has no slot in the layout (known: x86_64, aarch64, riscv64gc, armv7, \
                  thumbv7neon, i686, powerpc64le, s390x, powerpc64, powerpc, mips64el, mips, mipsel, \
-                 loongarch64, sparc64)",
+                 loongarch64, sparc64, arm)",
             ));
         }
         if let Some(cpu) = cpu {
@@ -95,10 +95,11 @@ fn abi_without_a_slot(triple: &str) -> Option<&'static str> {
     if env.ends_with("abin32") {
         return Some("the MIPS n32 ABI has no slot (mips64el slots hold n64 binaries)");
     }
-    if Arch::from_triple(triple) == Some(Arch::Armv7) && env.ends_with("eabi") {
+    let arm = matches!(Arch::from_triple(triple), Some(Arch::Armv7 | Arch::Armv6));
+    if arm && env.ends_with("eabi") {
         return Some(
-            "soft-float Arm (*eabi) has no slot: the armv7 slot holds hard-float binaries \
-             (use armv7-unknown-linux-gnueabihf or -musleabihf)",
+            "soft-float Arm (*eabi) has no slot: the armv7 and armv6 slots hold hard-float \
+             binaries (use armv7-unknown-linux-gnueabihf or -musleabihf)",
         );
     }
     None
@@ -228,6 +229,7 @@ mod tests {
             ("x86_64-unknown-linux-gnux32", "x32"),
             ("armv7-unknown-linux-gnueabi", "soft-float"),
             ("armv7-unknown-linux-musleabi", "soft-float"),
+            ("arm-unknown-linux-gnueabi", "soft-float"),
             ("mips64el-unknown-linux-gnuabin32", "n32"),
         ] {
             let err = s.parse::<TargetSpec>().unwrap_err().to_string();
@@ -236,6 +238,7 @@ mod tests {
         for s in [
             "armv7-unknown-linux-gnueabihf",
             "thumbv7neon-unknown-linux-gnueabihf",
+            "arm-unknown-linux-gnueabihf",
             "powerpc64-unknown-linux-gnu",
             "powerpc-unknown-linux-gnu",
             "mips64el-unknown-linux-gnuabi64",

@@ -298,8 +298,8 @@ arches! {
         sysroot: "/usr/aarch64-linux-gnu",
         zig: "aarch64",
         slurm_feature: "aarch64",
-        // AArch32 is optional on aarch64 cores, so armv7 is offered but ranks last.
-        also_runs: &[Arch::Armv7],
+        // AArch32 is optional on aarch64 cores, so 32-bit Arm is offered but ranks last.
+        also_runs: &[Arch::Armv7, Arch::Armv6],
         levels: &[],
         hwcaps: AARCH64_HWCAPS,
     },
@@ -333,7 +333,8 @@ arches! {
         sysroot: "/usr/arm-linux-gnueabihf",
         zig: "arm",
         slurm_feature: "armv7",
-        also_runs: &[],
+        // ARMv7 runs ARMv6 code, with the same hard-float EABI.
+        also_runs: &[Arch::Armv6],
         levels: &[],
         hwcaps: ARM_HWCAPS,
     },
@@ -511,6 +512,27 @@ arches! {
         levels: &[],
         hwcaps: &[],
     },
+    /// ARMv6 with VFPv2, hard-float (the Raspberry Pi 1 and Zero). Its ELF header is
+    /// armv7's: only the `.ARM.attributes` section (Tag_CPU_arch) tells the two apart, so
+    /// [`Arch::from_elf`] answers armv7 and the layout's `identify` reads the section.
+    Armv6 = ArchInfo {
+        slot: "armv6",
+        elf_machine: EM_ARM,
+        machine_name: "ARM",
+        bits: 32,
+        endian: Endian::Little,
+        qemu: "qemu-arm-static",
+        // Rust's `arm-unknown-linux-gnueabihf` is ARMv6 with VFPv2.
+        triple_arches: &["arm", "armv6"],
+        uname: &["armv6l", "armv6"],
+        debian_gcc: "gcc-arm-linux-gnueabihf",
+        sysroot: "/usr/arm-linux-gnueabihf",
+        zig: "arm",
+        slurm_feature: "armv6",
+        also_runs: &[],
+        levels: &[],
+        hwcaps: ARM_HWCAPS,
+    },
 }
 
 impl Arch {
@@ -552,7 +574,20 @@ impl Arch {
         level
     }
 
-    /// The architecture an ELF header describes, if it is one the layout knows.
+    /// Whether binaries of `self` and `other` carry the same ELF header facts (machine, class,
+    /// byte order): true for a row and itself, and for armv6 and armv7, which only the
+    /// `.ARM.attributes` section tells apart.
+    pub const fn same_elf(self, other: Arch) -> bool {
+        self.elf_machine() == other.elf_machine()
+            && self.bits() == other.bits()
+            && matches!(
+                (self.endian(), other.endian()),
+                (Endian::Little, Endian::Little) | (Endian::Big, Endian::Big)
+            )
+    }
+
+    /// The architecture an ELF header describes, if it is one the layout knows: the first
+    /// row with those facts (armv7 for armv6's too, see [`Arch::same_elf`]).
     pub fn from_elf(machine: u16, bits: u8, endian: Endian) -> Option<Arch> {
         Arch::ALL
             .iter()
@@ -759,11 +794,10 @@ mod tests {
     fn elf_facts_name_exactly_one_row() {
         for arch in Arch::ALL {
             let info = arch.info();
-            assert_eq!(
-                Arch::from_elf(info.elf_machine, info.bits, info.endian),
-                Some(arch),
-                "{arch}"
-            );
+            let found = Arch::from_elf(info.elf_machine, info.bits, info.endian).unwrap();
+            assert!(found.same_elf(arch), "{arch}");
+            // Only a row that shares another's header facts reads as that other row.
+            assert_eq!(found == arch, arch != Arch::Armv6, "{arch}");
             let other_bits = if info.bits == 64 { 32 } else { 64 };
             let other_endian = match info.endian {
                 Endian::Little => Endian::Big,
@@ -812,6 +846,11 @@ mod tests {
         ] {
             assert_eq!(Arch::from_triple(triple), Some(Arch::Armv7));
         }
+        assert_eq!(
+            Arch::from_triple("arm-unknown-linux-gnueabihf"),
+            Some(Arch::Armv6)
+        );
+        assert!(Arch::Armv7.same_elf(Arch::Armv6) && !Arch::Armv7.same_elf(Arch::I686));
         assert_eq!(
             Arch::from_triple("riscv64gc-unknown-linux-gnu"),
             Some(Arch::Riscv64)
@@ -976,7 +1015,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unknown architecture `intel` (known: x86_64, aarch64, riscv64, armv7, i686, \
-             ppc64le, s390x, ppc64, ppc, mips64el, mips, mipsel, loongarch64, sparc64)"
+             ppc64le, s390x, ppc64, ppc, mips64el, mips, mipsel, loongarch64, sparc64, armv6)"
         );
     }
 }

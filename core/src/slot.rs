@@ -187,7 +187,7 @@ mod tests {
             Slot::parse("intel").unwrap_err().to_string(),
             "invalid slot name `intel`: not an architecture name (slots: x86_64, x86_64-v2, \
              x86_64-v3, x86_64-v4, aarch64, riscv64, armv7, i686, ppc64le, s390x, ppc64, ppc, \
-             mips64el, mips, mipsel, loongarch64, sparc64)"
+             mips64el, mips, mipsel, loongarch64, sparc64, armv6)"
         );
     }
 

@@ -77,7 +77,9 @@ pub fn check_slot(path: &Path, program: &str, slot: SlotName, root_owner: u32) -
         .ok()
         .and_then(|()| elf_arch(&header));
     match found {
-        Some(Ok(arch)) if arch == slot.arch => {}
+        // A header cannot tell armv6 from armv7 (`Arch::same_elf`); install-time
+        // identification did.
+        Some(Ok(arch)) if arch.same_elf(slot.arch) => {}
         Some(Ok(arch)) => {
             return Err(Error::CannotExecute(format!(
                 "{program}: slot `{slot}` ({}) holds a binary for {arch}, not {}; \

@@ -479,6 +479,7 @@ fn suggested_target(host: &Host) -> &'static str {
         Some(Arch::Mipsel) => "mipsel-unknown-linux-musl",
         Some(Arch::Loongarch64) => "loongarch64-unknown-linux-musl",
         Some(Arch::Sparc64) => "sparc64-unknown-linux-gnu",
+        Some(Arch::Armv6) => "arm-unknown-linux-gnueabihf",
     }
 }
 

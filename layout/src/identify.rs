@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader};
 use object::read::macho::{FatArch, MachHeader};
 use object::read::ReadCache;
 use object::{Endianness, FileKind, ReadRef};
@@ -424,6 +424,16 @@ where
         // integer registers, so it cannot share the slot's libraries and has no slot.
         arch = None;
     }
+    if arch == Some(Arch::Armv7) {
+        // The header is the same for ARMv6 and ARMv7 code: the build attributes the
+        // compiler records say which (no section, or no tag: armv7, as before armv6 had a
+        // slot).
+        let cpu_arch = arm_attributes(header, endian, data)
+            .and_then(|section| arm_cpu_arch(section, our_endian == Endian::Big));
+        if cpu_arch.is_some_and(|v| v < ARM_CPU_ARCH_V7) {
+            arch = Some(Arch::Armv6);
+        }
+    }
     Ok(Identity::Elf(ElfInfo {
         arch,
         machine,
@@ -437,6 +447,101 @@ where
         glibc,
         x86_isa_needed,
     }))
+}
+
+/// `Tag_CPU_arch` of ARMv7 code: lower values are ARMv6 and older (4: v5TE .. 6: v6, 7:
+/// v6KZ, 8: v6T2, 9: v6K), higher ones ARMv7 variants and ARMv8 in AArch32 (14).
+const ARM_CPU_ARCH_V7: u64 = 10;
+
+/// The `.ARM.attributes` section of an Arm ELF file, when it has a small one.
+fn arm_attributes<'data, H, R>(header: &H, endian: Endianness, data: R) -> Option<&'data [u8]>
+where
+    H: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    let sections = header.sections(endian, data).ok()?;
+    let (_, section) = sections.section_by_name(endian, b".ARM.attributes")?;
+    let size: u64 = section.sh_size(endian).into();
+    if size > 64 << 10 {
+        return None;
+    }
+    section.data(endian, data).ok()
+}
+
+/// `Tag_CPU_arch` from an `.ARM.attributes` section: the `aeabi` vendor's file-wide
+/// attributes, as the "Addenda to, and Errata in, the ABI for the Arm Architecture"
+/// (ARM IHI 0045) lays them out. `None` when the section is malformed or has no such tag.
+pub fn arm_cpu_arch(section: &[u8], big: bool) -> Option<u64> {
+    let word = |b: &[u8]| -> Option<usize> {
+        let b: [u8; 4] = b.get(..4)?.try_into().ok()?;
+        let v = if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        };
+        usize::try_from(v).ok()
+    };
+    // Format version 'A', then subsections: length, vendor name, its data.
+    let mut rest = section.strip_prefix(b"A")?;
+    while !rest.is_empty() {
+        let len = word(rest)?;
+        let subsection = rest.get(4..len)?;
+        rest = &rest[len..];
+        let nul = subsection.iter().position(|&b| b == 0)?;
+        if &subsection[..nul] != b"aeabi" {
+            continue;
+        }
+        // Sub-subsections: a scope tag (1: the whole file), a length, attributes.
+        let mut scopes = &subsection[nul + 1..];
+        while !scopes.is_empty() {
+            let size = word(scopes.get(1..)?)?;
+            let body = scopes.get(5..size)?;
+            let scope = scopes[0];
+            scopes = &scopes[size..];
+            if scope != 1 {
+                continue;
+            }
+            let mut attrs = body;
+            while !attrs.is_empty() {
+                match uleb128(&mut attrs)? {
+                    6 => return uleb128(&mut attrs),
+                    // Tag_CPU_raw_name, Tag_CPU_name, Tag_conformance: strings.
+                    4 | 5 | 67 => skip_c_string(&mut attrs)?,
+                    // Tag_compatibility: a number and a string.
+                    32 => {
+                        uleb128(&mut attrs)?;
+                        skip_c_string(&mut attrs)?;
+                    }
+                    // Above 32, odd tags hold strings and even ones numbers.
+                    tag if tag > 32 && tag % 2 == 1 => skip_c_string(&mut attrs)?,
+                    _ => {
+                        uleb128(&mut attrs)?;
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Reads an unsigned LEB128 number (at most 64 bits) off the front of `bytes`.
+fn uleb128(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Drops a NUL-terminated string off the front of `bytes`.
+fn skip_c_string(bytes: &mut &[u8]) -> Option<()> {
+    let nul = bytes.iter().position(|&b| b == 0)?;
+    *bytes = &bytes[nul + 1..];
+    Some(())
 }
 
 /// Whether Arm `e_flags` say the soft-float ABI (`EF_ARM_ABI_FLOAT_SOFT`, EABI5), which
@@ -653,6 +758,42 @@ mod tests {
             soft.to_string().starts_with("ELF32 ARM soft-float"),
             "{soft}"
         );
+    }
+
+    /// An `.ARM.attributes` section as compilers write it: `aeabi`, file scope, the CPU's
+    /// name, then `Tag_CPU_arch` among other tags.
+    fn arm_attributes_section(cpu_name: &str, cpu_arch: u8) -> Vec<u8> {
+        let mut attrs = vec![5];
+        attrs.extend(cpu_name.as_bytes());
+        attrs.push(0);
+        // Tag_CPU_arch, Tag_CPU_arch_profile 'A', Tag_compatibility, Tag_ARM_ISA_use.
+        attrs.extend([6, cpu_arch, 7, b'A', 32, 1, b'x', 0, 8, 1]);
+        let mut file_scope = vec![1];
+        file_scope.extend(u32::try_from(5 + attrs.len()).unwrap().to_le_bytes());
+        file_scope.extend(attrs);
+        let mut vendor = b"aeabi\0".to_vec();
+        vendor.extend(file_scope);
+        // Another vendor's subsection first: skipped.
+        let mut section = b"A".to_vec();
+        section.extend(10u32.to_le_bytes());
+        section.extend(b"gnu\0\x01\x02");
+        section.extend(u32::try_from(4 + vendor.len()).unwrap().to_le_bytes());
+        section.extend(vendor);
+        section
+    }
+
+    #[test]
+    fn arm_attributes_tell_armv6_from_armv7() {
+        let v6 = arm_attributes_section("ARM1176JZF-S", 7);
+        assert_eq!(arm_cpu_arch(&v6, false), Some(7));
+        let v7 = arm_attributes_section("7-A", 10);
+        assert_eq!(arm_cpu_arch(&v7, false), Some(10));
+        // Cut anywhere, it is malformed, never a wrong answer or a panic.
+        for end in 0..v7.len() - 1 {
+            assert_eq!(arm_cpu_arch(&v7[..end], false), None, "{end}");
+        }
+        assert_eq!(arm_cpu_arch(b"B", false), None);
+        assert_eq!(arm_cpu_arch(b"A\xff\xff\xff\xff", false), None);
     }
 
     /// Processors with a slot are read as their slot; ones without are named, not numbered.

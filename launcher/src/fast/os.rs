@@ -221,7 +221,8 @@ pub fn executed_path() -> Option<&'static [u8]> {
 pub struct Stat {
     pub uid: u32,
     pub mode: u32,
-    size: i64,
+    // `off_t`: 64 bits on musl and 64-bit glibc, 32 on 32-bit glibc.
+    size: libc::off_t,
 }
 
 impl Stat {

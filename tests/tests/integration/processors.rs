@@ -25,7 +25,7 @@ use fatbin_layout::{Layout, SlotName};
 use fatbin_tests::cargo_fatbin_support::{build_dir, cargo_fatbin, fixture};
 use fatbin_tests::launcher_support::{clean_env, output, require_qemu, stderr, stdout};
 use fatbin_tests::zig::{c_binary, Linking, ZigBuild};
-use fatbin_tests::{host_bin_dir, temp_dir};
+use fatbin_tests::{host_bin_dir, run_ok, temp_dir, workspace_root};
 
 /// One Rust target of the matrix and what its build must say about itself.
 struct RustTarget {
@@ -107,8 +107,8 @@ const RUST_TARGETS: &[RustTarget] = &[
 ];
 
 /// Targets whose processor has a slot but whose ABI no slot holds, and what the refusal
-/// must say; refused before anything is compiled. (thumbv7neon is served but not in the
-/// matrix: it fills the armv7 slot, which one install can hold once.)
+/// must say; refused before anything is compiled. (thumbv7neon is served but not a row: it
+/// fills the armv7 slot, which one install can hold once; the matrix test installs it after.)
 const REFUSED_TARGETS: &[(&str, &str)] = &[
     ("x86_64-linux-android", "Android"),
     ("x86_64-unknown-linux-gnux32", "x32"),
@@ -243,6 +243,44 @@ fn every_processor_builds_in_one_install_and_agrees() {
     ]);
     let line = one_line("fatbin run --arch s390x", &output(&mut forced));
     assert!(line.starts_with("matrix arch=s390x endian=big"), "{line}");
+
+    // thumbv7neon fills the armv7 slot too (one install holds one build per slot, so a second
+    // install into the same ROOT replaces it): it records NEON, and runs under qemu-arm,
+    // whose default CPU has it.
+    let thumb = "thumbv7neon-unknown-linux-gnueabihf";
+    cargo_fatbin(
+        &fixture("matrix"),
+        &[
+            "install",
+            "--root",
+            path_str(root.path()),
+            "--launcher",
+            path_str(&launcher),
+            "--target-dir",
+            path_str(&target_dir),
+            "--target",
+            thumb,
+        ],
+    )
+    .success();
+    let manifest = layout.read_manifest("matrix").unwrap();
+    let armv7 = &manifest.slots[&"armv7".parse::<SlotName>().unwrap()];
+    assert_eq!(armv7.target, thumb);
+    assert!(armv7.features.iter().any(|f| f == "neon"), "{armv7:?}");
+    assert_eq!(
+        manifest.slots.len(),
+        RUST_TARGETS.len(),
+        "the other slots stay"
+    );
+    let mut cmd = Command::new(&shim);
+    clean_env(&mut cmd)
+        .env("FATBIN_ARCH", "armv7")
+        .args(args.iter().map(|a| os(a)));
+    let line = one_line("the thumbv7neon build", &output(&mut cmd));
+    assert_eq!(
+        line,
+        format!("matrix arch=arm endian=little compiled-endian=little bits=32 hash={hash}")
+    );
 }
 
 /// The qemu-user-static emulator for a slot this host does not run natively must be there.
@@ -366,14 +404,29 @@ const C_BINARIES: &[CBinary] = &[
             &["-mcpu=arm1176jzf_s"],
             Linking::Static,
         ),
-        // Every armv7 processor runs armv6 code with the same hard-float EABI.
-        slots: &["armv6", "armv7"],
+        // Filed as armv6 (not armv7, whose header is the same) by its `.ARM.attributes`.
+        slots: &["armv6"],
         class: "ELF32",
         data: LITTLE,
         machine: "ARM",
         flags: "0x5000400, Version5 EABI, hard-float ABI",
         // qemu-arm's default CPU is an armv7 one (`-cpu arm1176` would say armv6l). Nothing
         // in the ELF header tells armv6 from armv7: only `.ARM.attributes` (Tag_CPU_arch).
+        runs_under: Some(("arm", "armv7l")),
+    },
+    CBinary {
+        // The same zig target tuned for an ARMv7 core: its attributes say v7, so armv7.
+        build: zig(
+            "armv7",
+            "arm-linux-musleabihf",
+            &["-mcpu=cortex_a15"],
+            Linking::Static,
+        ),
+        slots: &["armv7"],
+        class: "ELF32",
+        data: LITTLE,
+        machine: "ARM",
+        flags: "0x5000400, Version5 EABI, hard-float ABI",
         runs_under: Some(("arm", "armv7l")),
     },
     CBinary {
@@ -547,4 +600,104 @@ fn cargo_fatbin_add_files_c_binaries_in_their_slot_or_refuses_them() {
             "{line}"
         );
     }
+}
+
+/// The C binary of [`C_BINARIES`] named `name`.
+fn c_binary_named(name: &str) -> std::path::PathBuf {
+    let row = C_BINARIES.iter().find(|r| r.build.name == name).unwrap();
+    c_binary(&row.build)
+}
+
+/// The launcher built for 32-bit Arm with glibc, as `cargo install --path launcher --target
+/// armv7-unknown-linux-gnueabihf` builds it (linked by Debian's cross gcc): the directory
+/// holding `fatbin` and `fatbin-full`.
+fn armv7_launcher_dir() -> std::path::PathBuf {
+    let triple = "armv7-unknown-linux-gnueabihf";
+    let target_dir = workspace_root().join("target/cross");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "fatbin",
+            "--target",
+            triple,
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env(
+            "CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER",
+            "arm-linux-gnueabihf-gcc",
+        );
+    run_ok(
+        &mut cmd,
+        "building the launcher for armv7-unknown-linux-gnueabihf",
+    );
+    target_dir.join(triple).join("release")
+}
+
+/// The 32-bit Arm launcher: both binaries build (the fast one's `stat` fields are 32 bits
+/// there), both start under qemu-arm, and the full launcher picks among armv7 and armv6 slots
+/// by what the kernel reports in `AT_HWCAP`: qemu-arm reports the features of its `-cpu`.
+#[test]
+fn the_armv7_launcher_picks_arm_slots_by_the_hwcap_of_its_cpu() {
+    let launcher = armv7_launcher_dir();
+    let qemu = require_qemu("arm");
+    let sysroot = "/usr/arm-linux-gnueabihf";
+    let root = temp_dir();
+    let layout = Layout::new(root.path());
+    // armv7 built for a Cortex-A15 needs NEON and VFPv4, as `armv7-...@cortex-a15` records.
+    let mut armv7 =
+        fatbin_layout::NewSlot::from_file("armv7".parse().unwrap(), c_binary_named("armv7"));
+    armv7.features = vec!["neon".into(), "vfp4".into()];
+    let armv6 =
+        fatbin_layout::NewSlot::from_file("armv6".parse().unwrap(), c_binary_named("armv6"));
+    fatbin_layout::install(&layout, "tool", &[armv7, armv6]).unwrap();
+
+    let run = |binary: &str, cpu: &str, args: &[&str]| {
+        let mut cmd = Command::new(&qemu);
+        clean_env(&mut cmd)
+            .args(["-L", sysroot, "-cpu", cpu])
+            .arg(launcher.join(binary))
+            .args(args);
+        output(&mut cmd)
+    };
+    let r = path_str(root.path());
+    for (cpu, chosen) in [
+        // VFPv4 and NEON: the armv7 build.
+        ("cortex-a15", "armv7"),
+        ("cortex-a7", "armv7"),
+        // ARMv7 with NEON but VFPv3 only: the armv7 build would stop on its first VFPv4
+        // instruction, so the armv6 one runs.
+        ("cortex-a8", "armv6"),
+        // (An ARMv6 processor, `-cpu arm1176`, cannot run this ARMv7 launcher at all.)
+    ] {
+        let out = run("fatbin-full", cpu, &["which", "--root", r, "tool"]);
+        assert!(out.status.success(), "-cpu {cpu}: {}", stderr(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            root.path().join("bin/tool").join(chosen).to_str().unwrap(),
+            "-cpu {cpu}"
+        );
+        let out = run(
+            "fatbin-full",
+            cpu,
+            &["which", "--root", r, "tool", "--explain"],
+        );
+        let explained = stdout(&out);
+        if chosen == "armv6" {
+            assert!(explained.contains("vfp4"), "-cpu {cpu}: {explained}");
+        }
+    }
+    // The fast launcher starts too: a 32-bit launcher always hands over to fatbin-full,
+    // which qemu-user without binfmt_misc cannot exec (and with it, runs).
+    let out = run("fatbin", "cortex-a15", &["--version"]);
+    let said = stderr(&out);
+    assert!(
+        out.status.success() || said.contains("under qemu-user without binfmt_misc"),
+        "{:?}: {said}",
+        out.status
+    );
 }
