@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::options::{CargoOptions, DoctorOptions};
 use crate::project::load_metadata;
 use crate::rustc::Rustc;
-use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};
+use crate::settings::{
+    project_metadata, resolve_backend, resolve_targets, selected_packages, FatbinMetadata,
+};
 use crate::status::Shell;
 use crate::target::{parse_targets, TargetSpec};
 use crate::toolchain::{Problem, Runs, Toolchain};
@@ -48,6 +50,7 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         toolchain: &tc,
         config: &config,
         project: metadata.as_ref().map(|m| (m, selected.as_slice())),
+        backend: resolve_backend(args.toolchain, &project)?,
     };
     let cfgs = diagnose::probe_cfgs(&rustc, &specs);
     let mut diagnoses = Vec::new();
@@ -57,6 +60,7 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         tc.host,
         tc.sysroot.display()
     ));
+    shell.plain(format!("toolchain: {}", cx.backend.name()));
     for spec in &specs {
         let d = match diagnose::diagnose(&cx, spec, &cfgs) {
             Ok(d) => d,
@@ -100,6 +104,19 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         };
         shell.plain(format!("    runs     {runs_text}"));
         diagnoses.push(d);
+    }
+    // Two targets for one slot would stop the build; say it here, before it does.
+    let mut slots: std::collections::BTreeMap<String, &TargetSpec> = Default::default();
+    for d in &diagnoses {
+        if let Some(other) = slots.insert(d.plan.slot.to_string(), &d.spec) {
+            problems.push(Problem {
+                what: format!(
+                    "targets `{other}` and `{}` would both fill slot `{}`",
+                    d.spec, d.plan.slot
+                ),
+                fix: "keep one of them".into(),
+            });
+        }
     }
     for (triple, why) in &skipped {
         shell.plain(format!("{triple}\n    skipped  {why}"));

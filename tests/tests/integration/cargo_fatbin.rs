@@ -464,9 +464,11 @@ fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
     }
     let target_dir = build_dir("uses-cc");
     let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    // `system`: zig, which `auto` would take, is the subject of zig_toolchain.rs.
     cmd.args([
         "build",
         "--color=never",
+        "--toolchain=system",
         "--target",
         AARCH64_MUSL,
         "--target-dir",

@@ -9,3 +9,4 @@ mod processors;
 mod sharedfs;
 mod slurm;
 mod trust;
+mod zig_toolchain;
