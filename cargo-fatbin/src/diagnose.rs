@@ -8,7 +8,8 @@
 //! choice between its backends (`--toolchain auto|system|zig`) is made here, per target:
 //! `auto` keeps the user's own configuration and the system's cross tools when they can build
 //! the target, and takes zig when they cannot; `zig` takes zig unless the user configured a
-//! linker for the target; `system` never takes zig.
+//! linker for the target; `system` never takes zig. A glibc floor (`x86_64-unknown-linux-gnu.2.17`)
+//! always takes zig: no other linker here has an older glibc to link against.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -119,6 +120,25 @@ fn choose_tools(
     };
     // A linker the user configured is theirs, whatever the backend.
     let user_linker = cx.config.linker(triple).is_some();
+    // Only zig links against an older glibc than this machine's own.
+    if let Some(floor) = &spec.glibc {
+        if cx.backend == Backend::System || user_linker {
+            let (mut linker, cc) = system();
+            let why = if user_linker {
+                format!("you configured a linker for {triple}")
+            } else {
+                "--toolchain system never takes zig".to_owned()
+            };
+            linker.problem = Some(Problem {
+                what: format!("{spec}: a glibc floor needs zig as the linker, and {why}"),
+                fix: format!(
+                    "drop `.{floor}` from the target, or build with --toolchain zig (or auto)"
+                ),
+            });
+            return (linker, cc);
+        }
+        return zig_tools(spec, needs_cc, &format!("glibc floor {floor}"));
+    }
     let why = match cx.backend {
         Backend::System => return system(),
         Backend::Zig if user_linker => return system(),
@@ -156,7 +176,14 @@ fn zig_tools(
         ),
         fix: zig::INSTALL_ZIG.into(),
     };
-    let plan = zig::find().and_then(|cmd| ZigPlan::new(cmd, &spec.triple, spec.cpu.as_deref()));
+    let plan = zig::find().and_then(|cmd| {
+        ZigPlan::new(
+            cmd,
+            &spec.triple,
+            spec.cpu.as_deref(),
+            spec.glibc.as_deref(),
+        )
+    });
     let linker = LinkerCheck {
         describe: match &plan {
             Some(p) => format!("{} ({why})", p.describe("cc")),

@@ -66,6 +66,32 @@ pub(crate) fn zig_target(triple: &str, glibc: Option<&str>) -> Option<String> {
     Some(target)
 }
 
+/// Splits the glibc floor off a target as cargo-zigbuild spells it:
+/// `x86_64-unknown-linux-gnu.2.17` is `x86_64-unknown-linux-gnu` built against glibc 2.17.
+/// The `.` can only follow the environment (`gnu`, `gnueabihf`), so a triple without one is
+/// returned whole.
+pub(crate) fn split_glibc_floor(
+    triple: &str,
+) -> std::result::Result<(&str, Option<&str>), &'static str> {
+    let env_start = triple.rfind('-').map_or(0, |i| i + 1);
+    let Some(dot) = triple[env_start..].find('.').map(|i| env_start + i) else {
+        return Ok((triple, None));
+    };
+    let (base, floor) = (&triple[..dot], &triple[dot + 1..]);
+    if !base[env_start..].starts_with("gnu") {
+        return Err("a glibc floor (`.2.17`) only follows a *-linux-gnu* triple");
+    }
+    let is_version = floor.split_once('.').is_some_and(|(major, minor)| {
+        [major, minor]
+            .iter()
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    });
+    if !is_version {
+        return Err("the glibc floor after the triple must be MAJOR.MINOR, as in x86_64-unknown-linux-gnu.2.17");
+    }
+    Ok((base, Some(floor)))
+}
+
 /// rustc's CPU name in zig's spelling: zig's CPU models use `_` where LLVM's use `-`.
 pub(crate) fn zig_cpu(cpu: &str) -> String {
     cpu.replace(['-', '.'], "_")
@@ -81,6 +107,9 @@ pub(crate) struct ZigPlan {
     pub(crate) target: String,
     /// `@CPU` of the target, as rustc spells it.
     pub(crate) cpu: Option<String>,
+    /// The glibc floor (`2.17`), part of [`ZigPlan::target`] too.
+    #[serde(default)]
+    pub(crate) glibc: Option<String>,
 }
 
 /// The wrapper programs of one target.
@@ -99,12 +128,18 @@ fn sh_quote(word: &str) -> String {
 
 impl ZigPlan {
     /// The plan for `triple` (tuned for `cpu`), or `None` when zig has no target for it.
-    pub(crate) fn new(command: &[String], triple: &str, cpu: Option<&str>) -> Option<ZigPlan> {
+    pub(crate) fn new(
+        command: &[String],
+        triple: &str,
+        cpu: Option<&str>,
+        glibc: Option<&str>,
+    ) -> Option<ZigPlan> {
         Some(ZigPlan {
             command: command.to_vec(),
             triple: triple.to_owned(),
-            target: zig_target(triple, None)?,
+            target: zig_target(triple, glibc)?,
             cpu: cpu.map(str::to_owned),
+            glibc: glibc.map(str::to_owned),
         })
     }
 
@@ -113,12 +148,18 @@ impl ZigPlan {
         format!("zig {tool} -target {}", self.target)
     }
 
-    /// The directory of this target's wrappers: one per triple and CPU.
+    /// The directory of this target's wrappers: one per triple, glibc floor and CPU, so the
+    /// linker's path changes with the floor and cargo relinks.
     pub(crate) fn dir(&self, target_dir: &Path) -> PathBuf {
-        let name = match &self.cpu {
-            Some(cpu) => format!("{}@{cpu}", self.triple),
-            None => self.triple.clone(),
-        };
+        let mut name = self.triple.clone();
+        if let Some(floor) = &self.glibc {
+            name.push('.');
+            name.push_str(floor);
+        }
+        if let Some(cpu) = &self.cpu {
+            name.push('@');
+            name.push_str(cpu);
+        }
         target_dir.join("fatbin/zig").join(name)
     }
 
@@ -248,7 +289,7 @@ mod tests {
     /// Wrappers for `triple@cpu` in a fresh directory, and that directory.
     fn wrappers(triple: &str, cpu: Option<&str>) -> (tempfile::TempDir, Wrappers) {
         let dir = tempfile::tempdir().unwrap();
-        let plan = ZigPlan::new(zig(), triple, cpu).unwrap();
+        let plan = ZigPlan::new(zig(), triple, cpu, None).unwrap();
         let wrappers = plan.write_wrappers(dir.path()).unwrap();
         (dir, wrappers)
     }
@@ -346,6 +387,31 @@ mod tests {
         };
         assert!(avx2(Some("x86-64-v3")), "x86-64-v3 C code has no AVX2");
         assert!(!avx2(None), "baseline C code has AVX2");
+    }
+
+    #[test]
+    fn glibc_floors_split_off_gnu_triples_only() {
+        assert_eq!(
+            split_glibc_floor("x86_64-unknown-linux-gnu.2.17"),
+            Ok(("x86_64-unknown-linux-gnu", Some("2.17")))
+        );
+        assert_eq!(
+            split_glibc_floor("armv7-unknown-linux-gnueabihf.2.28"),
+            Ok(("armv7-unknown-linux-gnueabihf", Some("2.28")))
+        );
+        assert_eq!(
+            split_glibc_floor("x86_64-unknown-linux-gnu"),
+            Ok(("x86_64-unknown-linux-gnu", None))
+        );
+        for bad in [
+            "x86_64-unknown-linux-musl.2.17",
+            "x86_64-unknown-linux-gnu.2",
+            "x86_64-unknown-linux-gnu.2.",
+            "x86_64-unknown-linux-gnu.two.17",
+            "x86_64-unknown-linux-gnu.2.17.1",
+        ] {
+            assert!(split_glibc_floor(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -941,3 +941,46 @@ fn verify_reports_a_fifo_manifest_instead_of_hanging() {
         "{stderr}"
     );
 }
+
+/// A glibc binary whose manifest records an older glibc than its version references need
+/// would be picked for nodes it cannot run on: `verify` fails it, naming both versions.
+#[test]
+fn verify_fails_a_slot_that_needs_a_newer_glibc_than_its_manifest_says() {
+    let root = temp_dir();
+    let r = path_str(root.path());
+    // Any glibc program of this host; its version references name GLIBC_2.x.
+    let host_binary = std::fs::canonicalize("/bin/true").unwrap();
+    cargo_fatbin(
+        Path::new("."),
+        &[
+            "add",
+            "tool",
+            path_str(&host_binary),
+            "--root",
+            r,
+            "--launcher",
+            "/bin/true",
+        ],
+    )
+    .success();
+    let layout = Layout::new(root.path());
+    let needs = layout.read_manifest("tool").unwrap().slots[&slot("x86_64")]
+        .glibc
+        .expect("the manifest records the glibc /bin/true needs");
+    cargo_fatbin(Path::new("."), &["verify", r]).success();
+
+    let manifest = layout.manifest_path("tool");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let recorded = format!("glibc = \"{needs}\"");
+    assert!(text.contains(&recorded), "{text}");
+    std::fs::write(&manifest, text.replace(&recorded, "glibc = \"2.2\"")).unwrap();
+    let verify = cargo_fatbin(Path::new("."), &["verify", r]);
+    assert_eq!(verify.code, Some(5), "{}", verify.stderr);
+    assert!(
+        verify
+            .stderr
+            .contains(&format!("needs glibc {needs}, manifest says 2.2")),
+        "{}",
+        verify.stderr
+    );
+}

@@ -173,3 +173,103 @@ fn c_code_installs_for_four_targets_with_zig_alone() {
 fn c_code_installs_for_seven_targets_with_zig_alone() {
     install_c_code_with_zig_alone(&ALL_TARGETS, "c-zlib-zig-seven");
 }
+
+/// The highest `GLIBC_x.y` in `readelf --version-info`'s version needs, as (major, minor).
+fn readelf_highest_glibc(binary: &Path) -> (u16, u16) {
+    let out = output(Command::new("readelf").arg("--version-info").arg(binary));
+    assert!(out.status.success(), "readelf: {}", stderr(&out));
+    stdout(&out)
+        .split(|c: char| c.is_whitespace())
+        .filter_map(|word| word.strip_prefix("GLIBC_"))
+        .filter_map(|v| {
+            let mut parts = v.split('.');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .max()
+        .expect("a glibc binary names GLIBC_ versions")
+}
+
+/// `x86_64-unknown-linux-gnu.2.17` (cargo-zigbuild's spelling) links against glibc 2.17, so
+/// the slot runs on old nodes: the manifest records the highest `GLIBC_x.y` the binary's
+/// version references name, 2.17 or lower, and readelf agrees. The slot is still `x86_64`.
+#[test]
+fn a_glibc_floor_build_needs_no_newer_glibc_than_its_floor() {
+    require_zig();
+    let root = temp_dir();
+    let mut cmd = cargo_fatbin_with_zig(&fixture("c-zlib"));
+    cmd.args(["install", "--color=never", "-v"])
+        .args(["--target", "x86_64-unknown-linux-gnu.2.17"])
+        .arg("--target-dir")
+        .arg(build_dir("c-zlib-glibc-floor"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["--launcher", "/bin/true"]);
+    let result = run(cmd);
+    assert_eq!(result.code, Some(0), "{}", result.stderr);
+    assert!(
+        result.stderr.contains(
+            "x86_64-unknown-linux-gnu.2.17 -> slot x86_64 (linker: zig cc -target x86_64-linux-gnu.2.17 (glibc floor 2.17))"
+        ),
+        "{}",
+        result.stderr
+    );
+
+    let layout = Layout::new(root.path());
+    let manifest = layout.read_manifest("c-zlib").unwrap();
+    let (slot, info) = manifest.slots.iter().next().unwrap();
+    assert_eq!(slot.to_string(), "x86_64");
+    assert_eq!(info.target, "x86_64-unknown-linux-gnu");
+    let recorded = info.glibc.expect("a glibc slot records its glibc");
+    assert!(
+        (recorded.major, recorded.minor) <= (2, 17),
+        "manifest says glibc {recorded}"
+    );
+    let binary = layout.slot_path("c-zlib", *slot);
+    assert_eq!(
+        readelf_highest_glibc(&binary),
+        (recorded.major, recorded.minor)
+    );
+    // It runs on this (newer) glibc, and verify agrees with its manifest.
+    assert!(run_slot("x86_64", &binary).contains("round_trip=true"));
+    let verify = run({
+        let mut cmd = cargo_fatbin_command(Path::new("."));
+        cmd.arg("verify").arg(root.path());
+        cmd
+    });
+    assert_eq!(verify.code, Some(0), "{}", verify.stderr);
+}
+
+/// Only zig has an older glibc to link against: a floor with `--toolchain system` stops
+/// before cargo starts, saying why and what to do.
+#[test]
+fn a_glibc_floor_with_the_system_toolchain_is_a_clear_error() {
+    let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    cmd.args(["build", "--color=never", "--toolchain", "system"])
+        .args(["--target", "x86_64-unknown-linux-gnu.2.17"])
+        .arg("--target-dir")
+        .arg(build_dir("uses-cc-floor-system"));
+    let result = run(cmd);
+    assert_eq!(result.code, Some(3), "{}", result.stderr);
+    assert!(
+        result.stderr.contains(
+            "x86_64-unknown-linux-gnu.2.17: a glibc floor needs zig as the linker, and --toolchain system never takes zig"
+        ),
+        "{}",
+        result.stderr
+    );
+    assert!(!result.stderr.contains("Compiling"), "{}", result.stderr);
+
+    // A floor is glibc's: on a musl triple it is a usage error.
+    let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    cmd.args(["build", "--color=never"])
+        .args(["--target", "x86_64-unknown-linux-musl.2.17"]);
+    let result = run(cmd);
+    assert_eq!(result.code, Some(2), "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("a glibc floor (`.2.17`) only follows a *-linux-gnu* triple"),
+        "{}",
+        result.stderr
+    );
+}
