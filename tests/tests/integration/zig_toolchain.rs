@@ -273,3 +273,106 @@ fn a_glibc_floor_with_the_system_toolchain_is_a_clear_error() {
         result.stderr
     );
 }
+
+/// A PATH on which neither `zig` nor `python3 -m ziglang` runs: a `python3` that fails comes
+/// first (cargo and rustc are still found after it).
+fn path_without_zig(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let python = dir.join("python3");
+    std::fs::write(&python, "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    let kept: Vec<&str> = path
+        .split(':')
+        .filter(|d| !Path::new(d).join("zig").is_file())
+        .collect();
+    format!("{}:{}", dir.display(), kept.join(":"))
+}
+
+/// `doctor` on a target with C code and no C compiler names a fix that can be done from the
+/// package index alone (`pip install ziglang`), not a cross gcc to build from sources; once
+/// zig is there, the same doctor run finds it and the target is ready.
+#[test]
+fn doctor_names_pip_install_ziglang_and_finds_zig_once_installed() {
+    require_zig();
+    let dir = temp_dir();
+    let doctor = |path: Option<String>, toolchain: &str| {
+        let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+        cmd.args(["doctor", "--color=never", "--toolchain", toolchain])
+            .args(["--target", "aarch64-unknown-linux-musl"]);
+        if let Some(path) = path {
+            cmd.env("PATH", path);
+        }
+        for var in [
+            "CC",
+            "TARGET_CC",
+            "CROSS_COMPILE",
+            "CC_aarch64_unknown_linux_musl",
+            "CC_aarch64-unknown-linux-musl",
+        ] {
+            cmd.env_remove(var);
+        }
+        run(cmd)
+    };
+    let without = || Some(path_without_zig(&dir.path().join("no-zig")));
+
+    let auto = doctor(without(), "auto");
+    assert_eq!(auto.code, Some(3), "{}", auto.stderr);
+    assert!(
+        auto.stderr
+            .contains("fix: pip install ziglang (or pipx install ziglang)"),
+        "{}",
+        auto.stderr
+    );
+    assert!(!auto.stderr.contains("musl-cross-make"), "{}", auto.stderr);
+
+    let zig = doctor(without(), "zig");
+    assert_eq!(zig.code, Some(3), "{}", zig.stderr);
+    assert!(
+        zig.stderr.contains(
+            "--toolchain zig needs zig, and there is no `zig` on PATH nor the `ziglang` Python package"
+        ),
+        "{}",
+        zig.stderr
+    );
+    assert!(
+        zig.stderr
+            .contains("fix: pip install ziglang (or pipx install ziglang)"),
+        "{}",
+        zig.stderr
+    );
+
+    // zig installed (this machine's, as ci/setup.sh puts it): the same check passes.
+    let found = doctor(None, "auto");
+    assert_eq!(found.code, Some(0), "{}", found.stderr);
+    assert!(
+        found.stderr.contains(
+            "C (cc)   zig cc -target aarch64-linux-musl (auto: no system C compiler for it)"
+        ),
+        "{}",
+        found.stderr
+    );
+}
+
+/// Two targets that would fill one slot (a glibc and a musl build for x86_64) are reported by
+/// `doctor`, not only later by `build`.
+#[test]
+fn doctor_reports_two_targets_for_one_slot() {
+    let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    cmd.args(["doctor", "--color=never"]).args([
+        "--target",
+        "x86_64-unknown-linux-musl",
+        "--target",
+        "x86_64-unknown-linux-gnu.2.17",
+    ]);
+    let result = run(cmd);
+    assert_eq!(result.code, Some(3), "{}", result.stderr);
+    assert!(
+        result.stderr.contains(
+            "targets `x86_64-unknown-linux-musl` and `x86_64-unknown-linux-gnu.2.17` would both fill slot `x86_64`"
+        ),
+        "{}",
+        result.stderr
+    );
+}
