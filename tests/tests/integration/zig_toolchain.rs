@@ -376,3 +376,71 @@ fn doctor_reports_two_targets_for_one_slot() {
         result.stderr
     );
 }
+
+/// The acceptance run of the issue, as a new user would type it: ripgrep, whose jemalloc
+/// allocator builds C code on musl, installed from the registry for two musl processors with
+/// the default toolchain (`auto`, which takes zig where this machine has no C compiler for
+/// the target); both slots search a small corpus and print the same lines. Slow: two release
+/// builds of ripgrep, and jemalloc's `./configure` and make through zig, each of whose flag
+/// sets (`-O3 -fPIC`) makes zig compile musl once more when its cache is cold; run it with
+/// `--ignored` until it is timed against CI's budget.
+#[test]
+#[ignore = "acceptance: ripgrep from the registry, minutes of release builds and jemalloc through zig"]
+fn ripgrep_15_2_0_installs_from_the_registry_for_two_musl_processors() {
+    require_zig();
+    let root = temp_dir();
+    let mut cmd = cargo_fatbin_with_zig(Path::new("."));
+    cmd.args(["install", "ripgrep@15.2.0", "--color=never"])
+        .args(["--target", "x86_64-unknown-linux-musl"])
+        .args(["--target", "aarch64-unknown-linux-musl"])
+        .arg("--root")
+        .arg(root.path().join("layout"))
+        .args(["--launcher", "/bin/true"]);
+    let result = run(cmd);
+    assert_eq!(result.code, Some(0), "{}", result.stderr);
+    assert!(
+        result
+            .stderr
+            .contains("Installing rg v15.2.0 (x86_64, aarch64)"),
+        "{}",
+        result.stderr
+    );
+
+    let corpus = root.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("src")).unwrap();
+    std::fs::write(
+        corpus.join("notes.txt"),
+        "one program\nevery processor\nfat programs run anywhere\n",
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("src/main.rs"),
+        "fn main() {\n    println!(\"one fat program\");\n}\n",
+    )
+    .unwrap();
+    let layout = Layout::new(root.path().join("layout"));
+    let search = |slot: &str| {
+        // A program is named after its binary: ripgrep's is `rg`.
+        let binary = layout.program_dir("rg").join(slot);
+        let mut cmd = match slot {
+            "x86_64" => Command::new(&binary),
+            _ => {
+                let mut cmd = Command::new(require_qemu("aarch64"));
+                cmd.arg(&binary);
+                cmd
+            }
+        };
+        cmd.args(["--sort", "path", "-n", "--no-heading", "--color", "never"])
+            .args(["fat|one", "."])
+            .current_dir(&corpus);
+        let out = output(&mut cmd);
+        assert!(out.status.success(), "{slot}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let x86_64 = search("x86_64");
+    assert_eq!(
+        x86_64,
+        "./notes.txt:1:one program\n./notes.txt:3:fat programs run anywhere\n./src/main.rs:2:    println!(\"one fat program\");\n"
+    );
+    assert_eq!(search("aarch64"), x86_64);
+}
