@@ -36,9 +36,12 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
     };
     // Targets the user asked for must all be valid; of the installed ones, those without a
     // slot are only reported, so one of them does not hide the state of all the others.
-    let (specs, skipped) = match resolve_targets(&args.targets, &project) {
-        Ok(list) => (parse_targets(&list)?, Vec::new()),
-        Err(_) => installed_targets(&tc),
+    let (specs, skipped, named) = match resolve_targets(&args.targets, &project) {
+        Ok(list) => (parse_targets(&list)?, Vec::new(), true),
+        Err(_) => {
+            let (specs, skipped) = installed_targets(&tc);
+            (specs, skipped, false)
+        }
     };
     let host_features: Vec<String> = rustc
         .target_cfg(&tc.host, Some("native"))
@@ -105,9 +108,11 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         shell.plain(format!("    runs     {runs_text}"));
         diagnoses.push(d);
     }
-    // Two targets for one slot would stop the build; say it here, before it does.
+    // Two targets for one slot would stop the build; say it here, before it does. Installed
+    // targets surveyed when none are named (the host's gnu and its musl) are never built
+    // together, so only named ones count.
     let mut slots: std::collections::BTreeMap<String, &TargetSpec> = Default::default();
-    for d in &diagnoses {
+    for d in diagnoses.iter().filter(|_| named) {
         if let Some(other) = slots.insert(d.plan.slot.to_string(), &d.spec) {
             problems.push(Problem {
                 what: format!(
