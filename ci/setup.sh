@@ -60,6 +60,8 @@ targets=(
 # zig, the C cross compiler for processors rustup does not serve (`python3 -m ziglang cc`).
 # Pinned: the tests check exact ELF header flags of what it produces.
 zig_version=0.17.1
+# cargo-zigbuild, what ci/bench-zig.sh times `cargo fatbin build --toolchain zig` against.
+zigbuild_version=0.24.0
 
 say() { printf '\033[1;32m%12s\033[0m %s\n' "$1" "$2" >&2; }
 
@@ -99,6 +101,12 @@ if [ "$(python3 -m ziglang version 2>/dev/null)" != "$zig_version" ]; then
   # Debian 12's pip refuses to install beside apt's packages unless told (PEP 668).
   PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
     "ziglang==$zig_version"
+fi
+if [ "$(cargo-zigbuild --version 2>/dev/null)" != "cargo-zigbuild $zigbuild_version" ]; then
+  say Installing "cargo-zigbuild $zigbuild_version (PyPI cargo-zigbuild)"
+  # --no-deps: it would otherwise bring its own newest ziglang over the pinned one.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --quiet --disable-pip-version-check \
+    --no-deps "cargo-zigbuild==$zigbuild_version"
 fi
 
 # sshd inside an unprivileged user namespace calls setgroups/setuid for privilege separation, so

@@ -52,7 +52,7 @@ pub(crate) fn build(args: BuildOptions, shell: Shell) -> Result<()> {
     let start = Instant::now();
     let shell = shell.quiet(args.cargo.quiet);
     let key = plan_cache::key("build");
-    let prepared = prepare(&args.cargo, &args.targets, &key)?;
+    let prepared = prepare(&args.cargo, &args.targets, args.toolchain, &key)?;
     let built = compile(&args.cargo, &prepared, &shell)?;
     let out = args.out.clone().unwrap_or_else(|| {
         prepared
@@ -115,7 +115,7 @@ pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
         InstallSource::Registry { .. } => String::new(),
         InstallSource::Path(_) | InstallSource::CurrentProject => plan_cache::key("install"),
     };
-    let prepared = prepare(&args.cargo, &args.targets, &key)?;
+    let prepared = prepare(&args.cargo, &args.targets, args.toolchain, &key)?;
     let root = resolve_root(args.root.as_deref(), Some(&prepared.fatbin))?;
     let launcher = resolve_launcher(args.launcher.as_deref(), Some(&prepared.fatbin), &shell)?;
     let built = compile(&args.cargo, &prepared, &shell)?;

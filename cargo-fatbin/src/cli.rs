@@ -78,6 +78,19 @@ pub(crate) struct TargetArgs {
         help_heading = "Compilation"
     )]
     pub(crate) targets: Vec<String>,
+
+    /// Where linkers and C compilers come from: your configuration and the system's cross
+    /// tools, then zig (auto); those alone (system); or zig (zig). Also `FATBIN_TOOLCHAIN` or
+    /// `toolchain = "..."` in [package.metadata.fatbin].
+    #[arg(long, value_enum, value_name = "WHICH", help_heading = "Compilation")]
+    pub(crate) toolchain: Option<ToolchainArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ToolchainArg {
+    Auto,
+    System,
+    Zig,
 }
 
 #[derive(Debug, Args)]

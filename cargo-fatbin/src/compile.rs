@@ -143,6 +143,18 @@ pub(crate) fn build_all(
         for c in &config {
             cmd.arg("--config").arg(c);
         }
+        // zig's targets: wrappers written now, named to cargo and cc-rs per triple.
+        for t in run {
+            let Some(zig) = &t.linker.zig else { continue };
+            let wrappers = zig.write_wrappers(target_dir)?;
+            let key = format!("target.{}.linker", toml_str(&t.spec.triple));
+            let linker = wrappers.linker.to_string_lossy().into_owned();
+            cmd.arg("--config")
+                .arg(format!("{key}={}", toml_str(&linker)));
+            for (var, path) in crate::toolchain::zig::tool_env(&t.spec.triple, &wrappers) {
+                cmd.env(var, path);
+            }
+        }
         if move_env {
             cmd.env_remove("RUSTFLAGS")
                 .env_remove("CARGO_ENCODED_RUSTFLAGS");
@@ -274,6 +286,7 @@ mod tests {
                 set: Some("rust-lld".into()),
                 musl_stubs: true,
                 problem: None,
+                zig: None,
             },
             user_flags: UserFlags::None,
         }

@@ -4,8 +4,12 @@
 //!
 //! For each target: rustc's view of it (`--print cfg`, baseline and tuned for `@CPU`), the slot
 //! it fills, its standard library, its linker, and a C compiler when a dependency builds C code
-//! for it. Where the linker and C compiler come from is `crate::toolchain`'s business; a
-//! choice between toolchain backends (`--toolchain auto|system|zig`) belongs here, per target.
+//! for it. Where the linker and C compiler come from is `crate::toolchain`'s business; the
+//! choice between its backends (`--toolchain auto|system|zig`) is made here, per target:
+//! `auto` keeps the user's own configuration and the system's cross tools when they can build
+//! the target, and takes zig when they cannot; `zig` takes zig unless the user configured a
+//! linker for the target; `system` never takes zig. A glibc floor (`x86_64-unknown-linux-gnu.2.17`)
+//! always takes zig: no other linker here has an older glibc to link against.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -15,7 +19,7 @@ use crate::cargo_config::UserConfig;
 use crate::error::{Error, Result};
 use crate::rustc::{Rustc, TargetCfg};
 use crate::target::{slot_for, SlotPlan, TargetSpec};
-use crate::toolchain::{LinkerCheck, Problem, Toolchain};
+use crate::toolchain::{zig, Backend, LinkerCheck, Problem, Toolchain, ZigPlan};
 
 /// rustc's cfg for a triple, tuned for a CPU or not.
 type CfgKey = (String, Option<String>);
@@ -68,6 +72,7 @@ pub(crate) struct Context<'a> {
     pub(crate) config: &'a UserConfig,
     /// The project, to see whether a dependency builds C code; `None` outside a project.
     pub(crate) project: Option<(&'a Metadata, &'a [&'a Package])>,
+    pub(crate) backend: Backend,
 }
 
 /// Diagnoses one target from its probed cfgs; `Err` when rustc does not know the target or
@@ -89,14 +94,124 @@ pub(crate) fn diagnose(
     let needs_cc = cx.project.is_some_and(|(metadata, selected)| {
         needs_c_compiler(metadata, selected, &spec.triple, &baseline)
     });
+    let (linker, c_compiler) = choose_tools(cx, spec, needs_cc);
     Ok(TargetDiagnosis {
         std: cx.toolchain.check_std(&spec.triple),
-        linker: cx.toolchain.check_linker(&spec.triple, cx.config),
-        c_compiler: needs_cc.then(|| cx.toolchain.check_c_compiler(&spec.triple)),
+        linker,
+        c_compiler,
         spec: spec.clone(),
         plan,
         baseline,
     })
+}
+
+/// The linker and C compiler of one target, from the backend [`Context::backend`] picks.
+fn choose_tools(
+    cx: &Context<'_>,
+    spec: &TargetSpec,
+    needs_cc: bool,
+) -> (LinkerCheck, Option<Result<String, Problem>>) {
+    let triple = spec.triple.as_str();
+    let system = || {
+        (
+            cx.toolchain.check_linker(triple, cx.config),
+            needs_cc.then(|| cx.toolchain.check_c_compiler(triple)),
+        )
+    };
+    // A linker the user configured is theirs, whatever the backend.
+    let user_linker = cx.config.linker(triple).is_some();
+    // Only zig links against an older glibc than this machine's own.
+    if let Some(floor) = &spec.glibc {
+        if cx.backend == Backend::System || user_linker {
+            let (mut linker, cc) = system();
+            let why = if user_linker {
+                format!("you configured a linker for {triple}")
+            } else {
+                "--toolchain system never takes zig".to_owned()
+            };
+            linker.problem = Some(Problem {
+                what: format!("{spec}: a glibc floor needs zig as the linker, and {why}"),
+                fix: format!(
+                    "drop `.{floor}` from the target, or build with --toolchain zig (or auto)"
+                ),
+            });
+            return (linker, cc);
+        }
+        return zig_tools(spec, needs_cc, &format!("glibc floor {floor}"));
+    }
+    let why = match cx.backend {
+        Backend::System => return system(),
+        Backend::Zig if user_linker => return system(),
+        Backend::Zig => "--toolchain zig",
+        Backend::Auto => {
+            let (linker, cc) = system();
+            let cc_ok = !matches!(cc, Some(Err(_)));
+            if user_linker || (linker.problem.is_none() && cc_ok) || zig::find().is_none() {
+                if user_linker {
+                    return (linker, cc);
+                }
+                let mut linker = linker;
+                linker.problem = linker.problem.map(suggest_zig);
+                return (linker, cc.map(|r| r.map_err(suggest_zig)));
+            }
+            if linker.problem.is_some() {
+                "auto: no system linker for it"
+            } else {
+                "auto: no system C compiler for it"
+            }
+        }
+    };
+    zig_tools(spec, needs_cc, why)
+}
+
+/// zig as the target's linker and C compiler, `why` saying what chose it.
+fn zig_tools(
+    spec: &TargetSpec,
+    needs_cc: bool,
+    why: &str,
+) -> (LinkerCheck, Option<Result<String, Problem>>) {
+    let missing = || Problem {
+        what: format!(
+            "{why} needs zig, and there is no `zig` on PATH nor the `ziglang` Python package"
+        ),
+        fix: zig::INSTALL_ZIG.into(),
+    };
+    let plan = zig::find().and_then(|cmd| {
+        ZigPlan::new(
+            cmd,
+            &spec.triple,
+            spec.cpu.as_deref(),
+            spec.glibc.as_deref(),
+        )
+    });
+    let linker = LinkerCheck {
+        describe: match &plan {
+            Some(p) => format!("{} ({why})", p.describe("cc")),
+            None => format!("zig ({why})"),
+        },
+        set: None,
+        musl_stubs: false,
+        problem: plan.is_none().then(missing),
+        zig: plan.clone(),
+    };
+    let cc = needs_cc.then(|| match &plan {
+        Some(p) => Ok(format!("{} ({why})", p.describe("cc"))),
+        None => Err(missing()),
+    });
+    (linker, cc)
+}
+
+/// A missing C compiler's fix, with zig named first: it installs from the package index
+/// and covers every target.
+fn suggest_zig(mut problem: Problem) -> Problem {
+    if !problem.fix.contains("ziglang") {
+        problem.fix = format!(
+            "{} then run again (zig builds C for every target); or {}",
+            zig::INSTALL_ZIG,
+            problem.fix
+        );
+    }
+    problem
 }
 
 /// Every problem of `diagnoses`, once per triple (`@CPU` variants share them).

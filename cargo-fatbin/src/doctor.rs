@@ -10,7 +10,9 @@ use crate::error::{Error, Result};
 use crate::options::{CargoOptions, DoctorOptions};
 use crate::project::load_metadata;
 use crate::rustc::Rustc;
-use crate::settings::{project_metadata, resolve_targets, selected_packages, FatbinMetadata};
+use crate::settings::{
+    project_metadata, resolve_backend, resolve_targets, selected_packages, FatbinMetadata,
+};
 use crate::status::Shell;
 use crate::target::{parse_targets, TargetSpec};
 use crate::toolchain::{Problem, Runs, Toolchain};
@@ -34,9 +36,12 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
     };
     // Targets the user asked for must all be valid; of the installed ones, those without a
     // slot are only reported, so one of them does not hide the state of all the others.
-    let (specs, skipped) = match resolve_targets(&args.targets, &project) {
-        Ok(list) => (parse_targets(&list)?, Vec::new()),
-        Err(_) => installed_targets(&tc),
+    let (specs, skipped, named) = match resolve_targets(&args.targets, &project) {
+        Ok(list) => (parse_targets(&list)?, Vec::new(), true),
+        Err(_) => {
+            let (specs, skipped) = installed_targets(&tc);
+            (specs, skipped, false)
+        }
     };
     let host_features: Vec<String> = rustc
         .target_cfg(&tc.host, Some("native"))
@@ -48,6 +53,7 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         toolchain: &tc,
         config: &config,
         project: metadata.as_ref().map(|m| (m, selected.as_slice())),
+        backend: resolve_backend(args.toolchain, &project)?,
     };
     let cfgs = diagnose::probe_cfgs(&rustc, &specs);
     let mut diagnoses = Vec::new();
@@ -57,6 +63,7 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         tc.host,
         tc.sysroot.display()
     ));
+    shell.plain(format!("toolchain: {}", cx.backend.name()));
     for spec in &specs {
         let d = match diagnose::diagnose(&cx, spec, &cfgs) {
             Ok(d) => d,
@@ -100,6 +107,21 @@ pub(crate) fn doctor(args: &DoctorOptions, shell: Shell) -> Result<()> {
         };
         shell.plain(format!("    runs     {runs_text}"));
         diagnoses.push(d);
+    }
+    // Two targets for one slot would stop the build; say it here, before it does. Installed
+    // targets surveyed when none are named (the host's gnu and its musl) are never built
+    // together, so only named ones count.
+    let mut slots: std::collections::BTreeMap<String, &TargetSpec> = Default::default();
+    for d in diagnoses.iter().filter(|_| named) {
+        if let Some(other) = slots.insert(d.plan.slot.to_string(), &d.spec) {
+            problems.push(Problem {
+                what: format!(
+                    "targets `{other}` and `{}` would both fill slot `{}`",
+                    d.spec, d.plan.slot
+                ),
+                fix: "keep one of them".into(),
+            });
+        }
     }
     for (triple, why) in &skipped {
         shell.plain(format!("{triple}\n    skipped  {why}"));

@@ -5,6 +5,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::toolchain::Backend;
+
 /// cargo's own flags, passed to cargo exactly as given (their `--help` text is on the clap
 /// struct in `cli.rs`).
 #[derive(Debug, Clone, Default)]
@@ -159,6 +161,8 @@ pub(crate) struct BuildOptions {
     pub(crate) targets: Vec<String>,
     /// Where to write the layout instead of `target/fatbin/<profile>/`.
     pub(crate) out: Option<PathBuf>,
+    /// `--toolchain`, if given.
+    pub(crate) toolchain: Option<Backend>,
     pub(crate) message_format: MessageFormat,
     pub(crate) cargo: CargoOptions,
 }
@@ -188,6 +192,7 @@ pub(crate) struct InstallOptions {
     /// Build with the dev profile instead of release (`--debug`).
     pub(crate) debug: bool,
     pub(crate) targets: Vec<String>,
+    pub(crate) toolchain: Option<Backend>,
     pub(crate) message_format: MessageFormat,
     pub(crate) cargo: CargoOptions,
 }
@@ -197,6 +202,7 @@ pub(crate) struct InstallOptions {
 pub(crate) struct DoctorOptions {
     /// Targets to check; empty means: the configured ones, else every installed Linux target.
     pub(crate) targets: Vec<String>,
+    pub(crate) toolchain: Option<Backend>,
     pub(crate) manifest_path: Option<PathBuf>,
 }
 

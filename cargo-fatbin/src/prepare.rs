@@ -15,21 +15,22 @@ use crate::plan::{PlannedTarget, Prepared};
 use crate::plan_cache::{self, Stamped};
 use crate::project::{load_metadata, project_info};
 use crate::rustc::Rustc;
-use crate::settings::{project_metadata, resolve_targets, selected_packages};
+use crate::settings::{project_metadata, resolve_backend, resolve_targets, selected_packages};
 use crate::target::{parse_targets, TargetSpec};
-use crate::toolchain::Toolchain;
+use crate::toolchain::{Backend, Toolchain};
 
 /// Plans every target and checks the toolchain, failing before cargo starts when something
 /// is missing; a re-run with the same inputs reuses the last plan (see [`plan_cache`]).
 pub(crate) fn prepare(
     opts: &CargoOptions,
     cli_targets: &[String],
+    cli_backend: Option<Backend>,
     cache_key: &str,
 ) -> Result<Prepared> {
     if let Some(plan) = plan_cache::load_plan::<Prepared>(cache_key) {
         return Ok(plan);
     }
-    let (prepared, inputs) = prepare_from_scratch(opts, cli_targets)?;
+    let (prepared, inputs) = prepare_from_scratch(opts, cli_targets, cli_backend)?;
     plan_cache::save_plan(cache_key, &prepared, inputs);
     Ok(prepared)
 }
@@ -37,6 +38,7 @@ pub(crate) fn prepare(
 fn prepare_from_scratch(
     opts: &CargoOptions,
     cli_targets: &[String],
+    cli_backend: Option<Backend>,
 ) -> Result<(Prepared, Stamped)> {
     let rustc = Rustc::from_env();
     let (metadata, toolchain) = std::thread::scope(|scope| {
@@ -56,6 +58,7 @@ fn prepare_from_scratch(
         toolchain: &toolchain,
         config: &config,
         project: Some((&metadata, &selected)),
+        backend: resolve_backend(cli_backend, &project)?,
     };
     let diagnoses = specs
         .iter()

@@ -1,5 +1,5 @@
 //! Configuration from three places, in this order of precedence: the command line, the
-//! environment (`FATBIN_TARGETS`, `FATBIN_ROOT`, `FATBIN_LAUNCHER`), then
+//! environment (`FATBIN_TARGETS`, `FATBIN_ROOT`, `FATBIN_LAUNCHER`, `FATBIN_TOOLCHAIN`), then
 //! `[package.metadata.fatbin]` over `[workspace.metadata.fatbin]` in Cargo.toml.
 
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::options::CargoOptions;
 use crate::status::Shell;
+use crate::toolchain::Backend;
 
 /// `[package.metadata.fatbin]` / `[workspace.metadata.fatbin]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -18,6 +19,8 @@ pub(crate) struct FatbinMetadata {
     pub(crate) targets: Option<Vec<String>>,
     pub(crate) root: Option<PathBuf>,
     pub(crate) launcher: Option<PathBuf>,
+    /// Where linkers and C compilers come from: `auto`, `system` or `zig`.
+    pub(crate) toolchain: Option<Backend>,
 }
 
 impl FatbinMetadata {
@@ -27,7 +30,7 @@ impl FatbinMetadata {
         };
         let mut meta: FatbinMetadata = serde_json::from_value(fatbin.clone()).map_err(|e| {
             Error::usage(format!(
-                "{}: invalid [metadata.fatbin]: {e} (keys: targets, root, launcher)",
+                "{}: invalid [metadata.fatbin]: {e} (keys: targets, root, launcher, toolchain)",
                 origin.display()
             ))
         })?;
@@ -47,6 +50,7 @@ impl FatbinMetadata {
             targets: self.targets.or(lower.targets),
             root: self.root.or(lower.root),
             launcher: self.launcher.or(lower.launcher),
+            toolchain: self.toolchain.or(lower.toolchain),
         }
     }
 }
@@ -122,6 +126,21 @@ pub(crate) fn resolve_targets(cli: &[String], project: &FatbinMetadata) -> Resul
         _ => Err(Error::usage(
             "no targets to build: pass --target TRIPLE[@CPU] (repeatable), set FATBIN_TARGETS, or add targets = [...] to [package.metadata.fatbin] in Cargo.toml",
         )),
+    }
+}
+
+/// The toolchain backend: `--toolchain` over `FATBIN_TOOLCHAIN` over Cargo.toml, else `auto`.
+pub(crate) fn resolve_backend(cli: Option<Backend>, project: &FatbinMetadata) -> Result<Backend> {
+    if let Some(backend) = cli {
+        return Ok(backend);
+    }
+    match std::env::var("FATBIN_TOOLCHAIN") {
+        Ok(env) if !env.is_empty() => env.parse().map_err(|_| {
+            Error::usage(format!(
+                "FATBIN_TOOLCHAIN={env}: expected auto, system or zig"
+            ))
+        }),
+        _ => Ok(project.toolchain.unwrap_or_default()),
     }
 }
 

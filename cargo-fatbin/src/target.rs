@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 pub(crate) struct TargetSpec {
     pub(crate) triple: String,
     pub(crate) cpu: Option<String>,
+    /// A glibc floor (`x86_64-unknown-linux-gnu.2.17`): zig links against that glibc.
+    #[serde(default)]
+    pub(crate) glibc: Option<String>,
 }
 
 impl TargetSpec {
@@ -37,6 +40,7 @@ impl FromStr for TargetSpec {
             None => (s, None),
         };
         let bad = |why: &str| Error::usage(format!("invalid target `{s}`: {why}"));
+        let (triple, glibc) = crate::toolchain::zig::split_glibc_floor(triple).map_err(bad)?;
         if triple.is_empty()
             || !triple
                 .chars()
@@ -71,6 +75,7 @@ impl FromStr for TargetSpec {
         Ok(TargetSpec {
             triple: triple.to_owned(),
             cpu: cpu.map(str::to_owned),
+            glibc: glibc.map(str::to_owned),
         })
     }
 }
@@ -128,9 +133,13 @@ fn arm_features(spec: &TargetSpec) -> &'static [&'static str] {
 
 impl fmt::Display for TargetSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.triple)?;
+        if let Some(floor) = &self.glibc {
+            write!(f, ".{floor}")?;
+        }
         match &self.cpu {
-            Some(cpu) => write!(f, "{}@{cpu}", self.triple),
-            None => f.write_str(&self.triple),
+            Some(cpu) => write!(f, "@{cpu}"),
+            None => Ok(()),
         }
     }
 }

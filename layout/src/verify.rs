@@ -28,8 +28,9 @@ impl std::fmt::Display for Problem {
 }
 
 /// Checks every program of `layout` (or only `only`): manifests parse, every slot file exists
-/// with the recorded size and sha256, its ELF header matches its slot name, nothing is
-/// writable by others, and no file is left that the manifest does not name.
+/// with the recorded size and sha256, its ELF header matches its slot name, it needs no newer
+/// glibc than the manifest records, nothing is writable by others, and no file is left that
+/// the manifest does not name.
 pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
     let mut report = |path: PathBuf, what: String| problems.push(Problem { path, what });
@@ -120,6 +121,16 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                 Ok(_) => {}
             }
             match identify_path(&path) {
+                // The launcher picks a slot by the glibc its manifest records: a binary that
+                // needs more would fail on the very nodes the manifest says it runs on.
+                Ok(Identity::Elf(elf)) if elf.glibc > info.glibc => report(
+                    path.clone(),
+                    format!(
+                        "needs glibc {}, manifest says {}",
+                        elf.glibc.map_or("?".into(), |v| v.to_string()),
+                        info.glibc.map_or("none".into(), |v| v.to_string())
+                    ),
+                ),
                 Ok(Identity::Elf(elf))
                     if elf.arch == Some(slot.arch)
                         && elf.x86_isa_needed.unwrap_or(1) <= slot.level_number() => {}

@@ -56,6 +56,7 @@ pub fn cargo_fatbin_command(dir: &Path) -> Command {
         "FATBIN_TARGETS",
         "FATBIN_ROOT",
         "FATBIN_LAUNCHER",
+        "FATBIN_TOOLCHAIN",
         "RUSTFLAGS",
     ] {
         cmd.env_remove(var);

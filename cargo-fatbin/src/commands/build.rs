@@ -7,6 +7,7 @@ use crate::status::Shell;
 
 pub(super) fn build(args: BuildArgs, shell: Shell) -> Result<()> {
     let options = BuildOptions {
+        toolchain: super::backend(args.targets.toolchain),
         targets: args.targets.targets,
         out: args.out,
         message_format: super::message_format(args.message_format),
@@ -31,6 +32,7 @@ pub(super) fn install(args: InstallArgs, shell: Shell) -> Result<()> {
         launcher: args.launcher,
         script_shims: args.script_shims,
         debug: args.debug,
+        toolchain: super::backend(args.targets.toolchain),
         targets: args.targets.targets,
         message_format: super::message_format(args.message_format),
         cargo: super::cargo_options(args.cargo),

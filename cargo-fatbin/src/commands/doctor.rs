@@ -7,6 +7,7 @@ use crate::status::Shell;
 
 pub(super) fn doctor(args: DoctorArgs, shell: Shell) -> Result<()> {
     let options = DoctorOptions {
+        toolchain: super::backend(args.targets.toolchain),
         targets: args.targets.targets,
         manifest_path: args.manifest_path,
     };

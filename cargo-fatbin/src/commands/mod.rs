@@ -7,10 +7,11 @@ mod doctor;
 mod inspect;
 mod layout;
 
-use crate::cli::{CargoArgs, ColorArg, Command, MessageFormatArg};
+use crate::cli::{CargoArgs, ColorArg, Command, MessageFormatArg, ToolchainArg};
 use crate::error::Result;
 use crate::options::{CargoOptions, MessageFormat};
 use crate::status::{ColorChoice, Shell};
+use crate::toolchain::Backend;
 
 /// Runs one subcommand.
 pub(crate) fn run(command: Command, shell: Shell) -> Result<()> {
@@ -32,6 +33,14 @@ pub(crate) fn color_choice(arg: ColorArg) -> ColorChoice {
         ColorArg::Always => ColorChoice::Always,
         ColorArg::Never => ColorChoice::Never,
     }
+}
+
+fn backend(arg: Option<ToolchainArg>) -> Option<Backend> {
+    arg.map(|arg| match arg {
+        ToolchainArg::Auto => Backend::Auto,
+        ToolchainArg::System => Backend::System,
+        ToolchainArg::Zig => Backend::Zig,
+    })
 }
 
 fn message_format(arg: MessageFormatArg) -> MessageFormat {

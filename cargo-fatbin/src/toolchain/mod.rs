@@ -5,9 +5,9 @@
 //! missing piece is one clear error, not a wall of linker output.
 //!
 //! Where the linker and C compiler come from is a backend: [`system`] takes them from the
-//! user's configuration and the system's own cross tools (Debian's `gcc-<triple>`). Another
-//! backend (zig as the one C cross toolchain) goes beside it, and `diagnose` picks one per
-//! target.
+//! user's configuration and the system's own cross tools (Debian's `gcc-<triple>`); [`zig`]
+//! takes all of them from zig, one C cross toolchain for every target. [`Backend`] is the
+//! user's choice (`--toolchain auto|system|zig`) and `diagnose` applies it per target.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,9 @@ use crate::error::Result;
 use crate::rustc::Rustc;
 
 mod system;
+pub(crate) mod zig;
+
+pub(crate) use zig::ZigPlan;
 
 /// The facts about this machine's toolchain every check needs.
 #[derive(Debug, Clone)]
@@ -43,6 +46,49 @@ pub(crate) struct LinkerCheck {
     /// Whether `cargo fatbin` supplies the empty `-lm -lpthread ...` archives rust-lld needs.
     pub(crate) musl_stubs: bool,
     pub(crate) problem: Option<Problem>,
+    /// zig links the target, and compiles its C: the wrappers to write before cargo runs.
+    #[serde(default)]
+    pub(crate) zig: Option<ZigPlan>,
+}
+
+/// Where a target's linker and C compiler come from (`--toolchain`, `FATBIN_TOOLCHAIN`,
+/// `toolchain` in `[package.metadata.fatbin]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// The user's configuration, then the system's cross tools, then zig for a target they
+    /// cannot build.
+    #[default]
+    Auto,
+    /// The user's configuration and the system's cross tools only.
+    System,
+    /// zig for every target the user configured no linker for.
+    Zig,
+}
+
+impl Backend {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::System => "system",
+            Backend::Zig => "zig",
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Backend> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "system" => Ok(Backend::System),
+            "zig" => Ok(Backend::Zig),
+            other => Err(crate::error::Error::usage(format!(
+                "invalid toolchain `{other}`: expected auto, system or zig"
+            ))),
+        }
+    }
 }
 
 /// Can this host run the target's binaries?

@@ -3,29 +3,31 @@
 //! bundled `rust-lld` for static musl, else the system's cross tools named after the GNU
 //! triple (`aarch64-linux-gnu-gcc`, from Debian's `gcc-aarch64-linux-gnu`).
 
+use fatbin_layout::Arch;
+
 use super::{found_on_path, LinkerCheck, Problem, Toolchain};
 use crate::cargo_config::{target_env_var, UserConfig};
 use crate::target::is_musl;
 
 /// `aarch64-unknown-linux-gnu` -> `aarch64-linux-gnu`: the GNU triple Debian's cross
-/// compilers (`gcc-aarch64-linux-gnu`) are named after.
+/// compilers (`aarch64-linux-gnu-gcc`) are named after. The architecture part is the one of
+/// the processor table's Debian sysroot (`/usr/arm-linux-gnueabihf`), the ABI the triple's.
 pub(crate) fn gnu_prefix(triple: &str) -> String {
-    let mut parts: Vec<&str> = triple.split('-').filter(|p| *p != "unknown").collect();
-    if let Some(first) = parts.first_mut() {
-        *first = match *first {
-            "riscv64gc" => "riscv64",
-            "armv7" | "thumbv7neon" => "arm",
-            other => other,
-        };
-    }
-    parts.join("-")
+    let env = triple.rsplit('-').next().unwrap_or(triple);
+    let arch = Arch::from_triple(triple)
+        .and_then(|a| a.info().sysroot.strip_prefix("/usr/")?.split('-').next())
+        .unwrap_or_else(|| triple.split('-').next().unwrap_or(triple));
+    format!("{arch}-linux-{env}")
 }
 
-/// The Debian package of the cross gcc for `triple`: `gcc-` and the GNU triple, with `_`
-/// spelled `-` because Debian package names cannot hold underscores (`x86_64-linux-gnu-gcc`
-/// comes from `gcc-x86-64-linux-gnu`).
+/// The Debian package of the cross gcc for `triple`, from the processor table (Debian
+/// package names cannot hold underscores: `x86_64-linux-gnu-gcc` comes from
+/// `gcc-x86-64-linux-gnu`).
 pub(crate) fn debian_cross_gcc(triple: &str) -> String {
-    format!("gcc-{}", gnu_prefix(triple).replace('_', "-"))
+    match Arch::from_triple(triple) {
+        Some(arch) => arch.info().debian_gcc.to_owned(),
+        None => format!("gcc-{}", gnu_prefix(triple).replace('_', "-")),
+    }
 }
 
 impl Toolchain {
@@ -48,6 +50,7 @@ impl Toolchain {
                 set: None,
                 musl_stubs: is_musl(triple) && is_lld,
                 problem,
+                zig: None,
             };
         }
         if is_musl(triple) {
@@ -63,6 +66,7 @@ impl Toolchain {
                 set: Some("rust-lld".into()),
                 musl_stubs: true,
                 problem,
+                zig: None,
             };
         }
         if triple == self.host {
@@ -75,6 +79,7 @@ impl Toolchain {
                 set: None,
                 musl_stubs: false,
                 problem,
+                zig: None,
             };
         }
         let prefix = gnu_prefix(triple);
@@ -92,6 +97,7 @@ impl Toolchain {
             set: Some(gcc),
             musl_stubs: false,
             problem,
+            zig: None,
         }
     }
 
@@ -128,7 +134,7 @@ impl Toolchain {
                 c.push("musl-gcc".into());
                 "apt-get install musl-tools".to_owned()
             } else {
-                format!("install a musl cross compiler named {prefix}-gcc (musl-cross-make)")
+                super::zig::INSTALL_ZIG.to_owned()
             };
             (c, fix)
         } else {

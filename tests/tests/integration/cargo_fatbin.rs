@@ -464,9 +464,11 @@ fn a_cc_dependency_without_a_c_cross_compiler_is_a_clear_error() {
     }
     let target_dir = build_dir("uses-cc");
     let mut cmd = cargo_fatbin_command(&fixture("uses-cc"));
+    // `system`: zig, which `auto` would take, is the subject of zig_toolchain.rs.
     cmd.args([
         "build",
         "--color=never",
+        "--toolchain=system",
         "--target",
         AARCH64_MUSL,
         "--target-dir",
@@ -868,10 +870,10 @@ fn bad_input_is_a_usage_error_and_colours_follow_the_flag() {
     assert_eq!(nothing.code, Some(2), "{}", nothing.stderr);
 }
 
-/// Installs a small published crate from the registry for two processors. Needs crates.io
-/// and about a minute of compiling, so it only runs when asked (`--ignored`).
+/// Installs a small published crate from the registry for two processors, pinned to one exact
+/// version (`CRATE@VERSION` means `=VERSION`, like `cargo install`). The registry is reachable
+/// from every machine the tests run on, CI's included.
 #[test]
-#[ignore = "downloads and builds a crate from crates.io"]
 fn install_from_the_registry() {
     let root = temp_dir();
     let out = cargo_fatbin(
@@ -937,5 +939,48 @@ fn verify_reports_a_fifo_manifest_instead_of_hanging() {
     assert!(
         stderr.contains("fatbin.toml") && stderr.contains("it is not a regular file"),
         "{stderr}"
+    );
+}
+
+/// A glibc binary whose manifest records an older glibc than its version references need
+/// would be picked for nodes it cannot run on: `verify` fails it, naming both versions.
+#[test]
+fn verify_fails_a_slot_that_needs_a_newer_glibc_than_its_manifest_says() {
+    let root = temp_dir();
+    let r = path_str(root.path());
+    // Any glibc program of this host; its version references name GLIBC_2.x.
+    let host_binary = std::fs::canonicalize("/bin/true").unwrap();
+    cargo_fatbin(
+        Path::new("."),
+        &[
+            "add",
+            "tool",
+            path_str(&host_binary),
+            "--root",
+            r,
+            "--launcher",
+            "/bin/true",
+        ],
+    )
+    .success();
+    let layout = Layout::new(root.path());
+    let needs = layout.read_manifest("tool").unwrap().slots[&slot("x86_64")]
+        .glibc
+        .expect("the manifest records the glibc /bin/true needs");
+    cargo_fatbin(Path::new("."), &["verify", r]).success();
+
+    let manifest = layout.manifest_path("tool");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let recorded = format!("glibc = \"{needs}\"");
+    assert!(text.contains(&recorded), "{text}");
+    std::fs::write(&manifest, text.replace(&recorded, "glibc = \"2.2\"")).unwrap();
+    let verify = cargo_fatbin(Path::new("."), &["verify", r]);
+    assert_eq!(verify.code, Some(5), "{}", verify.stderr);
+    assert!(
+        verify
+            .stderr
+            .contains(&format!("needs glibc {needs}, manifest says 2.2")),
+        "{}",
+        verify.stderr
     );
 }

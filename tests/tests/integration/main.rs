@@ -11,3 +11,4 @@ mod processors;
 mod sharedfs;
 mod slurm;
 mod trust;
+mod zig_toolchain;
