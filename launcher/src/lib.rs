@@ -9,6 +9,7 @@ pub mod arena;
 mod args;
 pub(crate) mod check;
 pub(crate) mod cli;
+pub(crate) mod clib;
 pub(crate) mod error;
 pub(crate) mod exec;
 /// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.

@@ -1128,3 +1128,151 @@ fn shims_made_from_a_checkout_survive_cargo_clean() {
     let forced = output(clean_env(&mut forced).env("FATBIN_ARCH", "x86_64"));
     assert_ran(&forced, "level=baseline ");
 }
+
+// ---------------------------------------------------------------------------------------
+// glibc slots: run only where the node's C library can run them
+
+/// The probe built for a glibc target (linked with `linker`), in release mode.
+fn glibc_probe(target: &str, linker: &str, cpu: Option<&str>) -> std::path::PathBuf {
+    let target_dir = fatbin_tests::workspace_root()
+        .join("target/fixtures")
+        .join(cpu.unwrap_or("default"));
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(fatbin_tests::probe_crate().join("Cargo.toml"))
+        .args(["--target", target, "--target-dir"])
+        .arg(&target_dir)
+        .env(
+            format!(
+                "CARGO_TARGET_{}_LINKER",
+                target.to_uppercase().replace('-', "_")
+            ),
+            linker,
+        );
+    match cpu {
+        Some(cpu) => cmd.env("RUSTFLAGS", format!("-C target-cpu={cpu}")),
+        None => cmd.env_remove("RUSTFLAGS"),
+    };
+    fatbin_tests::run_ok(&mut cmd, &format!("building the probe for {target}"));
+    target_dir.join(target).join("release/probe")
+}
+
+/// This node's glibc version, as the launcher's `host` command reports it.
+fn node_glibc(t: &TestLayout) -> String {
+    let out = output(t.fatbin().arg("host"));
+    let text = stdout(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("C library: glibc "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no glibc version in `fatbin host`:\n{text}"))
+        .to_owned()
+}
+
+/// A glibc slot that needs a newer glibc than this node's (a real glibc build whose highest
+/// symbol version need is raised to GLIBC_2.99 in a copy, so the dynamic loader really
+/// refuses it) is passed over for the static slot, by the fast launcher's hand-over and the
+/// full launcher alike, and `which --explain` says why.
+#[test]
+fn a_glibc_slot_needing_a_newer_glibc_is_passed_over() {
+    let t = baseline_layout();
+    let have = node_glibc(&t);
+    let built = glibc_probe("x86_64-unknown-linux-gnu", "cc", Some("x86-64-v2"));
+    let fatbin_layout::Identity::Elf(elf) = fatbin_layout::identify_path(&built).unwrap() else {
+        panic!("the gnu probe is not an ELF file");
+    };
+    let need = format!("GLIBC_{}", elf.glibc.expect("the gnu probe needs glibc"));
+
+    // Unchanged, the glibc build runs here, so it is chosen over the static baseline.
+    let mut honest = fatbin_layout::NewSlot::from_file("x86_64-v2".parse().unwrap(), &built);
+    honest.target = "x86_64-unknown-linux-gnu".into();
+    honest.cpu = Some("x86-64-v2".into());
+    fatbin_layout::install(&t.layout(), "probe", &[honest]).unwrap();
+    if host_level(&t) >= 2 {
+        assert_ran(&output(&mut t.run("probe")), "level=x86-64-v2 ");
+        let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+        assert!(
+            stdout(&out).contains("x86_64-v2  supported, chosen"),
+            "{}",
+            stdout(&out)
+        );
+    }
+
+    let raised = b"GLIBC_2.99";
+    assert_eq!(need.len(), raised.len(), "cannot raise {need} in place");
+    let mut bytes = std::fs::read(&built).unwrap();
+    let mut replaced = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..]
+        .windows(need.len())
+        .position(|w| w == need.as_bytes())
+    {
+        // Only whole names (GLIBC_2.3 is also the start of GLIBC_2.34).
+        let end = i + at + need.len();
+        if bytes[end] == 0 {
+            bytes[i + at..end].copy_from_slice(raised);
+            replaced += 1;
+        }
+        i = end;
+    }
+    assert!(replaced > 0);
+    let copy = t.dir.path().join("probe-needs-2.99");
+    std::fs::write(&copy, &bytes).unwrap();
+    chmod(&copy, 0o755);
+    let direct = output(&mut Command::new(&copy));
+    assert!(!direct.status.success(), "the raised copy runs here");
+
+    let mut new = fatbin_layout::NewSlot::from_file("x86_64-v2".parse().unwrap(), &copy);
+    new.target = "x86_64-unknown-linux-gnu".into();
+    new.cpu = Some("x86-64-v2".into());
+    fatbin_layout::install(&t.layout(), "probe", &[new]).unwrap();
+    let manifest = std::fs::read_to_string(t.root.join("bin/probe/fatbin.toml")).unwrap();
+    assert!(manifest.contains("glibc = \"2.99\""), "{manifest}");
+
+    if host_level(&t) >= 2 {
+        // The fast launcher hands the glibc slot over; the full one runs the static slot.
+        assert_ran(&output(&mut t.run("probe")), "level=baseline ");
+        let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("x86_64-v2 "))
+            .unwrap_or_else(|| panic!("no x86_64-v2 line in:\n{text}{}", stderr(&out)));
+        assert!(
+            line.contains(&format!(
+                "not supported: needs glibc 2.99, this node has {have}"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// An i686 glibc slot on a node without the i686 C library (Debian's libc6-i386, which
+/// provides /lib/ld-linux.so.2) is not run natively: `--explain` names the missing
+/// interpreter, and with no fallback the error does too (not an exec failure).
+#[test]
+fn an_i686_glibc_slot_without_its_interpreter_is_passed_over() {
+    if Path::new("/lib/ld-linux.so.2").exists() {
+        eprintln!("skipped: this node has /lib/ld-linux.so.2 (libc6-i386)");
+        return;
+    }
+    let t = TestLayout::new();
+    let built = glibc_probe("i686-unknown-linux-gnu", "i686-linux-gnu-gcc", None);
+    let mut new = fatbin_layout::NewSlot::from_file("i686".parse().unwrap(), &built);
+    new.target = "i686-unknown-linux-gnu".into();
+    fatbin_layout::install(&t.layout(), "probe", &[new]).unwrap();
+    t.add_shim("probe");
+    let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+    assert!(
+        stdout(&out).contains("not supported: no /lib/ld-linux.so.2 on this node"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let run = output(t.run("probe").env("FATBIN_FALLBACK", "none"));
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("slot i686: no /lib/ld-linux.so.2 on this node"),
+        "{}",
+        stderr(&run)
+    );
+}
