@@ -143,7 +143,7 @@ fn state_file() -> Option<PathBuf> {
 }
 
 /// This node's name (`uname -n`), when it is usable in a file name.
-fn node_name() -> Option<String> {
+pub(crate) fn node_name() -> Option<String> {
     // SAFETY: utsname is plain data; uname fills it.
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a utsname.

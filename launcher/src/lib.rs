@@ -25,6 +25,7 @@ pub(crate) mod qemu;
 pub(crate) mod quick;
 pub(crate) mod report;
 pub(crate) mod select;
+pub(crate) mod view;
 
 use std::ffi::OsString;
 
@@ -131,6 +132,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             report::host()
         }),
         Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
+        Command::View(args) => Ok(view::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
             report::list(&root)

@@ -135,20 +135,40 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
         path,
         env: env_storage,
         manifest,
+        link,
     } = os::scratch()?;
-    match env.get(ROOT_VAR.as_bytes()).filter(|v| !v.is_empty()) {
-        Some(root) => path.push(root)?,
-        None => {
-            path.push(shims_dir)?;
-            path.push(b"/..")?;
+    let root_var = env.get(ROOT_VAR.as_bytes()).filter(|v| !v.is_empty());
+    let manifest_path = |path: &mut os::CStrBuf<{ os::SCRATCH_PATH_MAX }>, shims_dir: &[u8]| {
+        path.clear();
+        match root_var {
+            Some(root) => path.push(root)?,
+            None => {
+                path.push(shims_dir)?;
+                path.push(b"/..")?;
+            }
         }
-    }
-    let root_len = path.len();
-    path.push(b"/bin/")?;
-    path.push(name)?;
-    path.push(b"/")?;
-    path.push(MANIFEST_FILE.as_bytes())?;
-    let text = os::read_small_file(path, manifest)?;
+        let root_len = path.len();
+        path.push(b"/bin/")?;
+        path.push(name)?;
+        path.push(b"/")?;
+        path.push(MANIFEST_FILE.as_bytes())?;
+        Some(root_len)
+    };
+    let mut root_len = manifest_path(path, shims_dir)?;
+    let len = match os::read_small_file_len(path, manifest) {
+        Some(len) => len,
+        // Not a program of the ROOT the shim's location names: perhaps a view's entry
+        // (`DIR/PROG -> ROOT/shims/PROG`), which the full launcher follows the same way
+        // (only when ROOT comes from the shim; see invocation.rs).
+        None if root_var.is_none() => {
+            let linked = os::shims_dir_linked(name, link)?;
+            root_len = manifest_path(path, linked)?;
+            os::read_small_file_len(path, manifest)?
+        }
+        None => return None,
+    };
+    // SAFETY: read_small_file_len wrote the first `len` bytes.
+    let text = unsafe { os::filled(manifest, len) };
     let text = core::str::from_utf8(text).ok()?;
     let features = fatbin_core::features::HostFeatures::new();
     let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;

@@ -1276,3 +1276,196 @@ fn an_i686_glibc_slot_without_its_interpreter_is_passed_over() {
         stderr(&run)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Views (`fatbin view`): programs resolved for this node, one exec per call
+
+/// `cargo fatbin ARGS` for a test layout's ROOT, with the node's own launcher and the
+/// test's cache directory (where the launcher lists the views it made).
+fn cargo_fatbin_in(t: &TestLayout, cache: &Path, args: &[&OsStr]) {
+    let mut cmd = fatbin_tests::cargo_fatbin_support::cargo_fatbin_command(t.dir.path());
+    cmd.args(args)
+        .arg("--root")
+        .arg(&t.root)
+        .arg("--color=never")
+        .env("XDG_CACHE_HOME", cache);
+    let out = output(&mut cmd);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
+/// A view sends static baseline slots straight to their slot and everything else through
+/// the shim; runs through it keep argv[0], exit codes and stdin; an install or removal
+/// re-syncs it (a better slot is used, no entry dangles); a changed fingerprint shows in
+/// `view check`; and an entry that depends on the CPU never SIGILLs on another CPU
+/// (qemu-user's qemu64 model), where the slot itself would.
+#[test]
+fn a_view_resolves_programs_for_this_node_and_stays_current() {
+    let t = TestLayout::new();
+    t.install_probes("probe", &[("x86_64", X86, None)]);
+    t.install_probes(
+        "levels",
+        &[("x86_64", X86, None), ("x86_64-v3", X86, Some("x86-64-v3"))],
+    );
+    t.install_probes("arm", &[("aarch64", ARM, None)]);
+    let cache = t.dir.path().join("cache");
+    let view = t.dir.path().join("view");
+    let fatbin = |args: &[&OsStr]| {
+        let out = output(t.fatbin().env("XDG_CACHE_HOME", &cache).args(args));
+        (out.status.code(), stdout(&out) + &stderr(&out))
+    };
+    let sync = || {
+        fatbin(&[
+            "view".as_ref(),
+            "sync".as_ref(),
+            "--root".as_ref(),
+            t.root.as_os_str(),
+            view.as_os_str(),
+        ])
+    };
+    let check = || {
+        fatbin(&[
+            "view".as_ref(),
+            "check".as_ref(),
+            "--root".as_ref(),
+            t.root.as_os_str(),
+            view.as_os_str(),
+        ])
+    };
+    let link = |p: &str| std::fs::read_link(view.join(p)).ok();
+    let (code, text) = sync();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("3 program(s)") && text.contains("1 straight to their slot"),
+        "{text}"
+    );
+    assert_eq!(link("probe"), Some(t.root.join("bin/probe/x86_64")));
+    assert_eq!(link("levels"), Some(t.root.join("shims/levels")));
+    assert_eq!(link("arm"), Some(t.root.join("shims/arm")));
+    assert_eq!(
+        check(),
+        (
+            Some(0),
+            format!(
+                "view {}: up to date with {}\n",
+                view.display(),
+                t.root.display()
+            )
+        )
+    );
+
+    // Through the view: argv[0] as executed, the exit code, stdin.
+    let entry = view.join("probe");
+    let out = output(Command::new(&entry).arg("argv0"));
+    assert_eq!(out.stdout, entry.as_os_str().as_bytes());
+    let out = output(Command::new(&entry).args(["exit", "7"]));
+    assert_eq!(out.status.code(), Some(7));
+    let out = output_within(
+        Command::new(&entry).arg("cat"),
+        b"through the view\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.stdout, b"through the view\n");
+    let level = host_level(&t);
+    let levels = output(&mut Command::new(view.join("levels")));
+    assert_ran(
+        &levels,
+        &format!("level={} ", probe_level(if level >= 3 { 3 } else { 1 })),
+    );
+    assert!(stdout(&levels).contains(&format!("argv0={} ", view.join("levels").display())));
+    assert_ran(
+        &output(&mut Command::new(view.join("arm"))),
+        "probe arch=aarch64",
+    );
+    // The fast launcher follows a view's entry to the shim by itself: without fatbin-full
+    // beside it, the entry still runs.
+    let full = t.full_launcher();
+    let aside = t.launcher.with_file_name("fatbin-full.aside");
+    std::fs::rename(&full, &aside).unwrap();
+    let alone = output(&mut Command::new(view.join("levels")));
+    std::fs::rename(&aside, &full).unwrap();
+    assert_ran(&alone, "probe arch=x86_64");
+
+    // Another CPU (qemu64, x86-64-v1): the CPU-dependent entry goes through the launcher and
+    // runs; the v3 slot itself would die of SIGILL there.
+    if level >= 3 {
+        let qemu = require_qemu("x86_64");
+        let out = output(
+            Command::new(&qemu)
+                .args(["-cpu", "qemu64"])
+                .arg(view.join("levels")),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let slot = t.root.join("bin/levels/x86_64-v3");
+        let direct = output(Command::new(&qemu).args(["-cpu", "qemu64"]).arg(&slot));
+        assert!(
+            !direct.status.success(),
+            "the v3 slot runs under qemu64: the check proves nothing"
+        );
+    }
+
+    // An install re-syncs: a better slot (v2 needs CPU features) sends probe through the
+    // launcher, which runs it; removing it sends probe straight to its slot again.
+    let v2 = probe_binary(X86, Some("x86-64-v2"));
+    let add: [&OsStr; 7] = [
+        "add".as_ref(),
+        "probe".as_ref(),
+        v2.as_os_str(),
+        "--slot".as_ref(),
+        "x86_64-v2".as_ref(),
+        "--launcher".as_ref(),
+        t.launcher.as_os_str(),
+    ];
+    cargo_fatbin_in(&t, &cache, &add);
+    assert_eq!(link("probe"), Some(t.root.join("shims/probe")));
+    if level >= 2 {
+        assert_ran(&output(&mut Command::new(&entry)), "level=x86-64-v2 ");
+    }
+    cargo_fatbin_in(
+        &t,
+        &cache,
+        &[
+            "remove".as_ref(),
+            "probe".as_ref(),
+            "--slot".as_ref(),
+            "x86_64-v2".as_ref(),
+        ],
+    );
+    assert_eq!(link("probe"), Some(t.root.join("bin/probe/x86_64")));
+    // Removing a program leaves no entry behind.
+    cargo_fatbin_in(&t, &cache, &["remove".as_ref(), "probe".as_ref()]);
+    assert!(
+        view.join("probe").symlink_metadata().is_err(),
+        "a dangling entry is left"
+    );
+    assert_eq!(check().0, Some(0));
+
+    // A changed fingerprint (as if the CPU had changed) is reported until the next sync.
+    let state = view.join(".fatbin-view");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("cpu\t") {
+                "cpu\tx86_64: sse3".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&state, edited + "\n").unwrap();
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("the processor changed (was `x86_64: sse3`"),
+        "{text}"
+    );
+    assert_eq!(sync().0, Some(0));
+    assert_eq!(check().0, Some(0));
+    // ROOT changed behind the view's back (no hook ran): stale, and the entry that leads
+    // nowhere is named.
+    std::fs::remove_dir_all(t.root.join("bin/arm")).unwrap();
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ROOT changed since the last sync"), "{text}");
+}
