@@ -138,6 +138,7 @@ pub(crate) fn install(mut args: InstallOptions, shell: Shell) -> Result<()> {
         if !key.is_empty() {
             plan_cache::save_outputs(&key, &built, installed_files(&layout, &report, true));
         }
+        crate::views::refresh(&layout, &shell);
         report
     };
     if args.message_format == MessageFormat::Json {

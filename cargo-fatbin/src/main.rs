@@ -25,6 +25,7 @@ mod settings;
 mod status;
 mod target;
 mod toolchain;
+mod views;
 
 use std::process::ExitCode;
 

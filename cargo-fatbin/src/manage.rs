@@ -91,6 +91,9 @@ pub(crate) fn add(args: &AddOptions, shell: Shell) -> Result<()> {
         args.script_shims,
         &shell,
     )?;
+    if report.changed {
+        crate::views::refresh(&layout, &shell);
+    }
     let verb = if report.changed { "Added" } else { "Fresh" };
     shell.status(
         verb,
@@ -119,6 +122,7 @@ pub(crate) fn remove(args: &RemoveOptions, shell: Shell) -> Result<()> {
             shell.status("Removed", format!("{} and its shim", args.program));
         }
     }
+    crate::views::refresh(&layout, &shell);
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //!   row plus its tests), x86-64 levels, HWCAP feature bits;
 //! - [`slot`]: slot names; [`names`]: program names;
 //! - [`elf`]: the ELF header check; [`trust`]: the owner and mode rule;
+//! - [`clib`]: a slot's program interpreter and the glibc version in a loader's banner;
 //! - [`env`]: environment variable names and limits; [`fallback`]: the `FATBIN_FALLBACK`
 //!   grammar;
 //! - [`manifest`]: the manifest's file name, format version, size limit and rules;
@@ -21,6 +22,7 @@
 
 pub mod arch;
 pub mod canonical;
+pub mod clib;
 #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 pub mod cpuid;
 pub mod elf;

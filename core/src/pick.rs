@@ -4,7 +4,8 @@
 //! This answers only the common case, and only when it is sure: the manifest is in the
 //! canonical shape ([`crate::canonical`]) and passes every rule the layout applies, and a
 //! slot of the host's own architecture runs here. Anything else (a slot of another
-//! architecture, qemu, migration, a feature only std can detect, any doubt) is `None`, and
+//! architecture, qemu, migration, a feature only std can detect, a best slot linked against
+//! glibc, whose fit depends on the node's C library, any doubt) is `None`, and
 //! the full launcher decides, so this never decides differently from it; the full
 //! launcher's tests compare the two on generated manifests (`fast_agrees.rs` there).
 
@@ -25,6 +26,9 @@ pub struct Pick {
 struct Candidate<'t> {
     slot: Slot,
     features: StrList<'t>,
+    /// Linked against glibc: whether it runs depends on the node's C library, which only the
+    /// full launcher reads.
+    glibc: bool,
 }
 
 /// The best slot of `text` (a manifest) that runs natively on a host of architecture
@@ -45,7 +49,8 @@ pub fn pick(
         .filter(|s| s.slot.arch == host_arch)
     {
         if runs_here(s, has)? {
-            return Some(Pick { slot: s.slot });
+            // The best slot for this CPU needs the node's glibc: the full launcher checks it.
+            return (!s.glibc).then_some(Pick { slot: s.slot });
         }
     }
     None
@@ -72,6 +77,7 @@ fn read(text: &str) -> Option<[Option<Candidate<'_>>; slot::COUNT]> {
         let candidate = Candidate {
             slot: fields.slot,
             features: fields.features,
+            glibc: fields.libc == "glibc",
         };
         // A slot named twice is not canonical.
         slots[fields.slot.index()]

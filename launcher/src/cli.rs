@@ -81,6 +81,14 @@ pub(crate) const TABLE: Table = Table {
             operands: Operands::Rest,
             about: "Manage the cluster's nodes (see `fatbin nodes --help`).",
         },
+        Spec {
+            name: "view",
+            alias: None,
+            flags: &[],
+            operands: Operands::Rest,
+            about: "A node-local directory of programs resolved for this node: sync, check \
+                    (see `fatbin view --help`).",
+        },
     ],
     footer: "\
 Environment:
@@ -118,6 +126,7 @@ pub(crate) enum Command {
         opts: Opts,
     },
     Nodes(Vec<OsString>),
+    View(Vec<OsString>),
     Help,
     Version,
 }
@@ -203,6 +212,7 @@ fn command(mut p: Parsed) -> Result<Command> {
         },
         Some("list") => Command::List { opts },
         Some("nodes") => Command::Nodes(p.rest),
+        Some("view") => Command::View(p.rest),
         other => unreachable!("no command `{other:?}` in the table"),
     })
 }
@@ -308,7 +318,7 @@ mod tests {
             (&[][..], "no command given"),
             (
                 &["frobnicate"],
-                "unknown command `frobnicate` (commands: run, which, host, list, nodes)",
+                "unknown command `frobnicate` (commands: run, which, host, list, nodes, view)",
             ),
             (&["run"], "`fatbin run` needs a program name"),
             (&["run", "--"], "`fatbin run` needs a program name"),

@@ -9,6 +9,7 @@ pub mod arena;
 mod args;
 pub(crate) mod check;
 pub(crate) mod cli;
+pub(crate) mod clib;
 pub(crate) mod error;
 pub(crate) mod exec;
 /// The `no_std` fast launcher's decision (`fatbin_core::pick`) against this library's.
@@ -24,6 +25,7 @@ pub(crate) mod qemu;
 pub(crate) mod quick;
 pub(crate) mod report;
 pub(crate) mod select;
+pub(crate) mod view;
 
 use std::ffi::OsString;
 
@@ -131,6 +133,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             report::host()
         }),
         Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
+        Command::View(args) => Ok(view::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;
             report::list(&root)

@@ -165,7 +165,7 @@ pub(crate) fn decide(
     forced: Option<Forced>,
 ) -> Result<Decision> {
     let host = Host::detect();
-    let candidates = select::rank(&host, manifest);
+    let candidates = select::rank_here(&host, manifest, |slot| layout.slot_path(program, slot));
     let fallbacks = fallbacks()?;
     let inputs = Inputs {
         host: &host,
@@ -389,6 +389,7 @@ pub fn why_not(host: &Host, c: &Candidate) -> String {
     match &c.fit {
         Fit::Native { .. } => "it does".into(),
         Fit::MissingFeatures(missing) => format!("the CPU lacks {}", missing.join(", ")),
+        Fit::CLibrary(why) => why.clone(),
         Fit::ForeignArch => match host.arch {
             Some(h) => format!("{} binaries do not run on {h}", c.slot.arch),
             None => format!("{} binaries do not run on this processor", c.slot.arch),

@@ -204,6 +204,7 @@ pub fn host() -> i32 {
         }
     );
     let _ = writeln!(text, "features: {}", host.usable_features().join(" "));
+    let _ = writeln!(text, "C library: {}", crate::clib::describe(host.arch));
     let emulated: Vec<String> = Arch::ALL
         .iter()
         .filter(|a| host.arch_rank(**a).is_none())
@@ -240,7 +241,8 @@ pub fn list(root: &Root) -> Result<i32> {
     for program in &programs {
         match crate::program::read_manifest(&layout, program) {
             Ok(manifest) => {
-                let ranked = select::rank(&host, &manifest);
+                let ranked =
+                    select::rank_here(&host, &manifest, |slot| layout.slot_path(program, slot));
                 let best = ranked.iter().find(|c| c.is_native()).map(|c| c.slot);
                 let slots: Vec<String> = manifest
                     .slots

@@ -18,6 +18,9 @@ pub enum Fit {
     MissingFeatures(Vec<String>),
     /// An architecture this host's kernel does not run.
     ForeignArch,
+    /// The CPU runs it, but this node's C library cannot: why (a glibc slot without its
+    /// program interpreter here, or needing a newer glibc than this node's).
+    CLibrary(String),
 }
 
 /// One slot with its verdict.
@@ -60,15 +63,55 @@ pub fn fit(host: &Host, slot: SlotName, info: &SlotInfo) -> Fit {
     }
 }
 
-/// Every slot of `manifest`, best first: native slots by architecture rank then level
-/// (highest first), then the rest in slot order (architecture, then level).
+/// Every slot of `manifest`, best first, as far as the CPU decides: native slots by
+/// architecture rank then level (highest first), then the rest in slot order (architecture,
+/// then level). The node's C library is not asked (see [`rank_here`]): this is the ranking
+/// the fast launcher's `pick` must agree with (`fast_agrees.rs`).
+#[cfg(test)]
 pub fn rank(host: &Host, manifest: &Manifest) -> Vec<Candidate> {
+    rank_with(host, manifest, |_, _| None)
+}
+
+/// [`rank`], with the node's C library asked too: a glibc slot the CPU runs is native only
+/// when its program interpreter (`PT_INTERP` of the file at `slot_path(slot)`) exists here
+/// and belongs to a glibc at least as new as the slot's recorded need.
+pub fn rank_here(
+    host: &Host,
+    manifest: &Manifest,
+    slot_path: impl Fn(SlotName) -> std::path::PathBuf,
+) -> Vec<Candidate> {
+    rank_with(host, manifest, |slot, info| {
+        if info.libc != fatbin_layout::Libc::Glibc {
+            return None;
+        }
+        match crate::clib::slot_interpreter(&slot_path(slot)) {
+            Ok(Ok(Some(interp))) => crate::clib::glibc_problem(&interp, info.glibc),
+            // Static after all: nothing of the node's is needed.
+            Ok(Ok(None)) => None,
+            // A glibc slot whose interpreter cannot be told is not run on a guess.
+            Ok(Err(why)) => Some(why),
+            // An unreadable slot file: the checks before exec name it (126 or 127).
+            Err(_) => None,
+        }
+    })
+}
+
+fn rank_with(
+    host: &Host,
+    manifest: &Manifest,
+    c_library: impl Fn(SlotName, &SlotInfo) -> Option<String>,
+) -> Vec<Candidate> {
     let mut all: Vec<Candidate> = manifest
         .slots
         .iter()
-        .map(|(&slot, info)| Candidate {
-            slot,
-            fit: fit(host, slot, info),
+        .map(|(&slot, info)| {
+            let fit = match fit(host, slot, info) {
+                Fit::Native { rank } => {
+                    c_library(slot, info).map_or(Fit::Native { rank }, Fit::CLibrary)
+                }
+                other => other,
+            };
+            Candidate { slot, fit }
         })
         .collect();
     // Unstable: keys are unique (slot names), and it needs no 4 KiB scratch buffer on the stack.

@@ -135,28 +135,28 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
         path,
         env: env_storage,
         manifest,
+        link,
     } = os::scratch()?;
-    // ROOT as text: FATBIN_ROOT, or the directory that holds the shims directory (which is
-    // `shims/..` as long as `shims` is no symlink: checked below). Its ancestors are checked
-    // by name, so it must be absolute; a relative one is the full launcher's.
-    let shims_parent = env
-        .get(ROOT_VAR.as_bytes())
-        .filter(|v| !v.is_empty())
-        .is_none();
-    let root = match shims_parent {
-        false => env.get(ROOT_VAR.as_bytes())?,
-        true => split_path(shims_dir).0,
+    let root_var = env.get(ROOT_VAR.as_bytes()).filter(|v| !v.is_empty());
+    let shims_parent = root_var.is_none();
+    let mut shims_dir = shims_dir;
+    let mut root = root_text(root_var, shims_dir)?;
+    let mut root_len = push_manifest_path(path, root, name)?;
+    let len = match os::read_small_file_len(path, manifest) {
+        Some(len) => len,
+        // Not a program of the ROOT the shim's location names: perhaps a view's entry
+        // (`DIR/PROG -> ROOT/shims/PROG`), which the full launcher follows the same way
+        // (only when ROOT comes from the shim; see invocation.rs).
+        None if shims_parent => {
+            shims_dir = os::shims_dir_linked(name, link)?;
+            root = root_text(None, shims_dir)?;
+            root_len = push_manifest_path(path, root, name)?;
+            os::read_small_file_len(path, manifest)?
+        }
+        None => return None,
     };
-    if root.first() != Some(&b'/') {
-        return None;
-    }
-    path.push(root)?;
-    let root_len = path.len();
-    path.push(b"/bin/")?;
-    path.push(name)?;
-    path.push(b"/")?;
-    path.push(MANIFEST_FILE.as_bytes())?;
-    let text = os::read_small_file(path, manifest)?;
+    // SAFETY: read_small_file_len wrote the first `len` bytes.
+    let text = unsafe { os::filled(manifest, len) };
     let text = core::str::from_utf8(text).ok()?;
     let features = fatbin_core::features::HostFeatures::new();
     let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;
@@ -212,6 +212,30 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     );
     // execve failed: the full launcher explains why.
     None
+}
+
+/// ROOT as text: FATBIN_ROOT, or the directory that holds the shims directory (which is
+/// `shims/..` as long as `shims` is no symlink: checked before use). Its ancestors are checked
+/// by name, so it must be absolute; a relative one is the full launcher's.
+fn root_text<'a>(root_var: Option<&'a [u8]>, shims_dir: &'a [u8]) -> Option<&'a [u8]> {
+    let root = root_var.unwrap_or_else(|| split_path(shims_dir).0);
+    (root.first() == Some(&b'/')).then_some(root)
+}
+
+/// Writes `ROOT/bin/NAME/fatbin.toml` into `path`; answers the length of its ROOT part.
+fn push_manifest_path<const N: usize>(
+    path: &mut os::CStrBuf<N>,
+    root: &[u8],
+    name: &[u8],
+) -> Option<usize> {
+    path.clear();
+    path.push(root)?;
+    let root_len = path.len();
+    path.push(b"/bin/")?;
+    path.push(name)?;
+    path.push(b"/")?;
+    path.push(MANIFEST_FILE.as_bytes())?;
+    Some(root_len)
 }
 
 /// Replaces this process with the full launcher, same arguments and environment, plus the

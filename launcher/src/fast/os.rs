@@ -83,6 +83,8 @@ pub struct Scratch {
     pub path: CStrBuf<SCRATCH_PATH_MAX>,
     pub env: [MaybeUninit<*const c_char>; MAX_ENV],
     pub manifest: [MaybeUninit<u8>; MAX_MANIFEST],
+    /// Where a view's entry links to (`fatbin view`), read only for such calls.
+    pub link: [u8; PATH_MAX],
 }
 
 /// Paths longer than this go to the full launcher.
@@ -102,6 +104,7 @@ static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
     path: CStrBuf::new(),
     env: [MaybeUninit::uninit(); MAX_ENV],
     manifest: [MaybeUninit::uninit(); MAX_MANIFEST],
+    link: [0; PATH_MAX],
 }));
 
 /// The working memory, the first time; `None` after that.
@@ -327,6 +330,36 @@ pub fn read_small_file<'b, const N: usize>(
     // Read what fstat said is there: no extra read to see the end of the file.
     let bytes = fd.read_into(&mut buf[..size])?;
     (bytes.len() == size).then_some(bytes)
+}
+
+/// [`read_small_file`], answering only how many bytes it read into `buf` (so the caller can
+/// try another path with the same buffer before it looks at them).
+pub fn read_small_file_len<const N: usize>(
+    path: &CStrBuf<N>,
+    buf: &mut [MaybeUninit<u8>],
+) -> Option<usize> {
+    read_small_file(path, buf).map(<[u8]>::len)
+}
+
+/// The first `len` bytes of `buf`.
+///
+/// # Safety
+/// They must have been written (by [`read_small_file_len`]).
+pub unsafe fn filled(buf: &[MaybeUninit<u8>], len: usize) -> &[u8] {
+    // SAFETY: guaranteed by the caller; the range is checked.
+    unsafe { core::slice::from_raw_parts(buf[..len].as_ptr().cast(), len) }
+}
+
+/// The shims directory a view's entry leads to: when the executed path is a symlink whose
+/// target is an absolute `ROOT/shims/NAME` (what `fatbin view sync` writes for a program that
+/// goes through the launcher), `ROOT/shims`, read into `buf`.
+pub fn shims_dir_linked<'b>(name: &[u8], buf: &'b mut [u8; PATH_MAX]) -> Option<&'b [u8]> {
+    let mut executed: CStrBuf = CStrBuf::new();
+    executed.push(executed_path()?)?;
+    let n = readlink(executed.as_ptr(), buf)?;
+    let target = &buf[..n];
+    let dir = target.strip_suffix(name)?.strip_suffix(b"/")?;
+    (target.first() == Some(&b'/') && dir.ends_with(b"/shims")).then_some(dir)
 }
 
 /// The first 20 bytes of a regular file, not a symlink (one the full launcher follows and

@@ -1128,3 +1128,344 @@ fn shims_made_from_a_checkout_survive_cargo_clean() {
     let forced = output(clean_env(&mut forced).env("FATBIN_ARCH", "x86_64"));
     assert_ran(&forced, "level=baseline ");
 }
+
+// ---------------------------------------------------------------------------------------
+// glibc slots: run only where the node's C library can run them
+
+/// The probe built for a glibc target (linked with `linker`), in release mode.
+fn glibc_probe(target: &str, linker: &str, cpu: Option<&str>) -> std::path::PathBuf {
+    let target_dir = fatbin_tests::workspace_root()
+        .join("target/fixtures")
+        .join(cpu.unwrap_or("default"));
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(fatbin_tests::probe_crate().join("Cargo.toml"))
+        .args(["--target", target, "--target-dir"])
+        .arg(&target_dir)
+        .env(
+            format!(
+                "CARGO_TARGET_{}_LINKER",
+                target.to_uppercase().replace('-', "_")
+            ),
+            linker,
+        );
+    match cpu {
+        Some(cpu) => cmd.env("RUSTFLAGS", format!("-C target-cpu={cpu}")),
+        None => cmd.env_remove("RUSTFLAGS"),
+    };
+    fatbin_tests::run_ok(&mut cmd, &format!("building the probe for {target}"));
+    target_dir.join(target).join("release/probe")
+}
+
+/// This node's glibc version, as the launcher's `host` command reports it.
+fn node_glibc(t: &TestLayout) -> String {
+    let out = output(t.fatbin().arg("host"));
+    let text = stdout(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("C library: glibc "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no glibc version in `fatbin host`:\n{text}"))
+        .to_owned()
+}
+
+/// A glibc slot that needs a newer glibc than this node's (a real glibc build whose highest
+/// symbol version need is raised to GLIBC_2.99 in a copy, so the dynamic loader really
+/// refuses it) is passed over for the static slot, by the fast launcher's hand-over and the
+/// full launcher alike, and `which --explain` says why.
+#[test]
+fn a_glibc_slot_needing_a_newer_glibc_is_passed_over() {
+    let t = baseline_layout();
+    let have = node_glibc(&t);
+    let built = glibc_probe("x86_64-unknown-linux-gnu", "cc", Some("x86-64-v2"));
+    let fatbin_layout::Identity::Elf(elf) = fatbin_layout::identify_path(&built).unwrap() else {
+        panic!("the gnu probe is not an ELF file");
+    };
+    let need = format!("GLIBC_{}", elf.glibc.expect("the gnu probe needs glibc"));
+
+    // Unchanged, the glibc build runs here, so it is chosen over the static baseline.
+    let mut honest = fatbin_layout::NewSlot::from_file("x86_64-v2".parse().unwrap(), &built);
+    honest.target = "x86_64-unknown-linux-gnu".into();
+    honest.cpu = Some("x86-64-v2".into());
+    fatbin_layout::install(&t.layout(), "probe", &[honest]).unwrap();
+    if host_level(&t) >= 2 {
+        assert_ran(&output(&mut t.run("probe")), "level=x86-64-v2 ");
+        let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+        assert!(
+            stdout(&out).contains("x86_64-v2  supported, chosen"),
+            "{}",
+            stdout(&out)
+        );
+    }
+
+    let raised = b"GLIBC_2.99";
+    assert_eq!(need.len(), raised.len(), "cannot raise {need} in place");
+    let mut bytes = std::fs::read(&built).unwrap();
+    let mut replaced = 0;
+    let mut i = 0;
+    while let Some(at) = bytes[i..]
+        .windows(need.len())
+        .position(|w| w == need.as_bytes())
+    {
+        // Only whole names (GLIBC_2.3 is also the start of GLIBC_2.34).
+        let end = i + at + need.len();
+        if bytes[end] == 0 {
+            bytes[i + at..end].copy_from_slice(raised);
+            replaced += 1;
+        }
+        i = end;
+    }
+    assert!(replaced > 0);
+    let copy = t.dir.path().join("probe-needs-2.99");
+    std::fs::write(&copy, &bytes).unwrap();
+    chmod(&copy, 0o755);
+    let direct = output(&mut Command::new(&copy));
+    assert!(!direct.status.success(), "the raised copy runs here");
+
+    let mut new = fatbin_layout::NewSlot::from_file("x86_64-v2".parse().unwrap(), &copy);
+    new.target = "x86_64-unknown-linux-gnu".into();
+    new.cpu = Some("x86-64-v2".into());
+    fatbin_layout::install(&t.layout(), "probe", &[new]).unwrap();
+    let manifest = std::fs::read_to_string(t.root.join("bin/probe/fatbin.toml")).unwrap();
+    assert!(manifest.contains("glibc = \"2.99\""), "{manifest}");
+
+    if host_level(&t) >= 2 {
+        // The fast launcher hands the glibc slot over; the full one runs the static slot.
+        assert_ran(&output(&mut t.run("probe")), "level=baseline ");
+        let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+        let text = stdout(&out);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("x86_64-v2 "))
+            .unwrap_or_else(|| panic!("no x86_64-v2 line in:\n{text}{}", stderr(&out)));
+        assert!(
+            line.contains(&format!(
+                "not supported: needs glibc 2.99, this node has {have}"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// An i686 glibc slot on a node without the i686 C library (Debian's libc6-i386, which
+/// provides /lib/ld-linux.so.2) is not run natively: `--explain` names the missing
+/// interpreter, and with no fallback the error does too (not an exec failure).
+#[test]
+fn an_i686_glibc_slot_without_its_interpreter_is_passed_over() {
+    if Path::new("/lib/ld-linux.so.2").exists() {
+        eprintln!("skipped: this node has /lib/ld-linux.so.2 (libc6-i386)");
+        return;
+    }
+    let t = TestLayout::new();
+    let built = glibc_probe("i686-unknown-linux-gnu", "i686-linux-gnu-gcc", None);
+    let mut new = fatbin_layout::NewSlot::from_file("i686".parse().unwrap(), &built);
+    new.target = "i686-unknown-linux-gnu".into();
+    fatbin_layout::install(&t.layout(), "probe", &[new]).unwrap();
+    t.add_shim("probe");
+    let out = output(t.fatbin().args(["which", "--explain", "probe"]));
+    assert!(
+        stdout(&out).contains("not supported: no /lib/ld-linux.so.2 on this node"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let run = output(t.run("probe").env("FATBIN_FALLBACK", "none"));
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("slot i686: no /lib/ld-linux.so.2 on this node"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Views (`fatbin view`): programs resolved for this node, one exec per call
+
+/// `cargo fatbin ARGS` for a test layout's ROOT, with the node's own launcher and the
+/// test's cache directory (where the launcher lists the views it made).
+fn cargo_fatbin_in(t: &TestLayout, cache: &Path, args: &[&OsStr]) {
+    let mut cmd = fatbin_tests::cargo_fatbin_support::cargo_fatbin_command(t.dir.path());
+    cmd.args(args)
+        .arg("--root")
+        .arg(&t.root)
+        .arg("--color=never")
+        .env("XDG_CACHE_HOME", cache);
+    let out = output(&mut cmd);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
+/// A view sends static baseline slots straight to their slot and everything else through
+/// the shim; runs through it keep argv[0], exit codes and stdin; an install or removal
+/// re-syncs it (a better slot is used, no entry dangles); a changed fingerprint shows in
+/// `view check`; and an entry that depends on the CPU never SIGILLs on another CPU
+/// (qemu-user's qemu64 model), where the slot itself would.
+#[test]
+fn a_view_resolves_programs_for_this_node_and_stays_current() {
+    let t = TestLayout::new();
+    t.install_probes("probe", &[("x86_64", X86, None)]);
+    t.install_probes(
+        "levels",
+        &[("x86_64", X86, None), ("x86_64-v3", X86, Some("x86-64-v3"))],
+    );
+    t.install_probes("arm", &[("aarch64", ARM, None)]);
+    let cache = t.dir.path().join("cache");
+    let view = t.dir.path().join("view");
+    let fatbin = |args: &[&OsStr]| {
+        let out = output(t.fatbin().env("XDG_CACHE_HOME", &cache).args(args));
+        (out.status.code(), stdout(&out) + &stderr(&out))
+    };
+    let sync = || {
+        fatbin(&[
+            "view".as_ref(),
+            "sync".as_ref(),
+            "--root".as_ref(),
+            t.root.as_os_str(),
+            view.as_os_str(),
+        ])
+    };
+    let check = || {
+        fatbin(&[
+            "view".as_ref(),
+            "check".as_ref(),
+            "--root".as_ref(),
+            t.root.as_os_str(),
+            view.as_os_str(),
+        ])
+    };
+    let link = |p: &str| std::fs::read_link(view.join(p)).ok();
+    let (code, text) = sync();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("3 program(s)") && text.contains("1 straight to their slot"),
+        "{text}"
+    );
+    assert_eq!(link("probe"), Some(t.root.join("bin/probe/x86_64")));
+    assert_eq!(link("levels"), Some(t.root.join("shims/levels")));
+    assert_eq!(link("arm"), Some(t.root.join("shims/arm")));
+    assert_eq!(
+        check(),
+        (
+            Some(0),
+            format!(
+                "view {}: up to date with {}\n",
+                view.display(),
+                t.root.display()
+            )
+        )
+    );
+
+    // Through the view: argv[0] as executed, the exit code, stdin.
+    let entry = view.join("probe");
+    let out = output(Command::new(&entry).arg("argv0"));
+    assert_eq!(out.stdout, entry.as_os_str().as_bytes());
+    let out = output(Command::new(&entry).args(["exit", "7"]));
+    assert_eq!(out.status.code(), Some(7));
+    let out = output_within(
+        Command::new(&entry).arg("cat"),
+        b"through the view\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.stdout, b"through the view\n");
+    let level = host_level(&t);
+    let levels = output(&mut Command::new(view.join("levels")));
+    assert_ran(
+        &levels,
+        &format!("level={} ", probe_level(if level >= 3 { 3 } else { 1 })),
+    );
+    assert!(stdout(&levels).contains(&format!("argv0={} ", view.join("levels").display())));
+    assert_ran(
+        &output(&mut Command::new(view.join("arm"))),
+        "probe arch=aarch64",
+    );
+    // The fast launcher follows a view's entry to the shim by itself: without fatbin-full
+    // beside it, the entry still runs.
+    let full = t.full_launcher();
+    let aside = t.launcher.with_file_name("fatbin-full.aside");
+    std::fs::rename(&full, &aside).unwrap();
+    let alone = output(&mut Command::new(view.join("levels")));
+    std::fs::rename(&aside, &full).unwrap();
+    assert_ran(&alone, "probe arch=x86_64");
+
+    // Another CPU (qemu64, x86-64-v1): the CPU-dependent entry goes through the launcher and
+    // runs; the v3 slot itself would die of SIGILL there.
+    if level >= 3 {
+        let qemu = require_qemu("x86_64");
+        let out = output(
+            Command::new(&qemu)
+                .args(["-cpu", "qemu64"])
+                .arg(view.join("levels")),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let slot = t.root.join("bin/levels/x86_64-v3");
+        let direct = output(Command::new(&qemu).args(["-cpu", "qemu64"]).arg(&slot));
+        assert!(
+            !direct.status.success(),
+            "the v3 slot runs under qemu64: the check proves nothing"
+        );
+    }
+
+    // An install re-syncs: a better slot (v2 needs CPU features) sends probe through the
+    // launcher, which runs it; removing it sends probe straight to its slot again.
+    let v2 = probe_binary(X86, Some("x86-64-v2"));
+    let add: [&OsStr; 7] = [
+        "add".as_ref(),
+        "probe".as_ref(),
+        v2.as_os_str(),
+        "--slot".as_ref(),
+        "x86_64-v2".as_ref(),
+        "--launcher".as_ref(),
+        t.launcher.as_os_str(),
+    ];
+    cargo_fatbin_in(&t, &cache, &add);
+    assert_eq!(link("probe"), Some(t.root.join("shims/probe")));
+    if level >= 2 {
+        assert_ran(&output(&mut Command::new(&entry)), "level=x86-64-v2 ");
+    }
+    cargo_fatbin_in(
+        &t,
+        &cache,
+        &[
+            "remove".as_ref(),
+            "probe".as_ref(),
+            "--slot".as_ref(),
+            "x86_64-v2".as_ref(),
+        ],
+    );
+    assert_eq!(link("probe"), Some(t.root.join("bin/probe/x86_64")));
+    // Removing a program leaves no entry behind.
+    cargo_fatbin_in(&t, &cache, &["remove".as_ref(), "probe".as_ref()]);
+    assert!(
+        view.join("probe").symlink_metadata().is_err(),
+        "a dangling entry is left"
+    );
+    assert_eq!(check().0, Some(0));
+
+    // A changed fingerprint (as if the CPU had changed) is reported until the next sync.
+    let state = view.join(".fatbin-view");
+    let text = std::fs::read_to_string(&state).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("cpu\t") {
+                "cpu\tx86_64: sse3".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&state, edited + "\n").unwrap();
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("the processor changed (was `x86_64: sse3`"),
+        "{text}"
+    );
+    assert_eq!(sync().0, Some(0));
+    assert_eq!(check().0, Some(0));
+    // ROOT changed behind the view's back (no hook ran): stale, and the entry that leads
+    // nowhere is named.
+    std::fs::remove_dir_all(t.root.join("bin/arm")).unwrap();
+    let (code, text) = check();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ROOT changed since the last sync"), "{text}");
+}
