@@ -79,6 +79,17 @@ pub fn not_started_message(
                 node.name
             ),
         ),
+        // `detail` is the wrapper's reason ("refusing to run: ..."), in the same words as a
+        // local refusal; the status is a local refusal's too.
+        NotStarted::Unsafe => (
+            EXIT_CANNOT_EXECUTE,
+            format!(
+                "node `{}` did not start `{}` (slot {slot}): {}",
+                node.name,
+                req.program,
+                if detail.is_empty() { "its wrapper refused the binary" } else { detail }
+            ),
+        ),
         NotStarted::Transport => (
             EXIT_TRANSPORT,
             format!(

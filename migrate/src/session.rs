@@ -71,6 +71,9 @@ pub enum NotStarted {
     Cwd,
     /// The binary is not on the node (or not executable).
     Missing,
+    /// The node's wrapper refused the binary: it, or a directory above it, could be replaced
+    /// by someone the caller does not trust there (the trust rule, checked on the node).
+    Unsafe,
     /// ssh failed before the wrapper said anything.
     Transport,
 }
@@ -382,6 +385,7 @@ impl Pump {
             self.fail = Some(match why.as_slice() {
                 b"cwd" => NotStarted::Cwd,
                 b"missing" => NotStarted::Missing,
+                b"unsafe" => NotStarted::Unsafe,
                 _ => NotStarted::Transport,
             });
         }
@@ -593,5 +597,8 @@ mod pump_tests {
         );
         let (_, p) = pump(&[b"\x1efatbin:fail:cwd\n"]);
         assert_eq!(p.fail, Some(NotStarted::Cwd));
+        let (_, p) =
+            pump(&[b"refusing to run: /r is writable by others\n\x1efatbin:fail:unsafe\n"]);
+        assert_eq!(p.fail, Some(NotStarted::Unsafe));
     }
 }
