@@ -417,6 +417,13 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                     return fail(EXIT_TRANSPORT, message);
                 }
                 Ended::NotStarted(why, detail) => {
+                    if why == NotStarted::TooLong {
+                        // A limit of this machine, the same for every node: nothing was sent,
+                        // and a later fallback (which does not go through ssh) may serve it.
+                        let (code, message) =
+                            not_started_message(req, node, slot, &cwd, &binary, why, &detail);
+                        return Err(Error::new(code, message).not_started());
+                    }
                     if why != NotStarted::Transport {
                         // The wrapper answered: whatever went wrong, the node is not down.
                         plan.faults.mark_up(node);

@@ -90,6 +90,14 @@ pub fn not_started_message(
                 if detail.is_empty() { "its wrapper refused the binary" } else { detail }
             ),
         ),
+        NotStarted::TooLong => (
+            EXIT_CANNOT_EXECUTE,
+            format!(
+                "cannot migrate `{}`: its arguments and environment are too long to send: \
+                 {detail}; pass large data through stdin or a file instead",
+                req.program
+            ),
+        ),
         NotStarted::Transport => (
             EXIT_TRANSPORT,
             format!(

@@ -71,6 +71,9 @@ pub enum NotStarted {
     Cwd,
     /// The binary is not on the node (or not executable).
     Missing,
+    /// This machine could not start ssh with the command: it is longer than one argument may
+    /// be here (E2BIG). Nothing was sent anywhere, and no node would take it.
+    TooLong,
     /// The node's wrapper refused the binary: it, or a directory above it, could be replaced
     /// by someone the caller does not trust there (the trust rule, checked on the node).
     Unsafe,
@@ -171,6 +174,16 @@ pub fn run(
 
     let mut child: Child = match cmd.spawn() {
         Ok(c) => c,
+        Err(e) if e.raw_os_error() == Some(libc::E2BIG) => {
+            return Ended::NotStarted(
+                NotStarted::TooLong,
+                format!(
+                    "the command for the node is {} bytes, more than this system passes in one \
+                     argument to ssh (E2BIG)",
+                    script.len()
+                ),
+            )
+        }
         Err(e) => {
             return Ended::NotStarted(
                 NotStarted::Transport,

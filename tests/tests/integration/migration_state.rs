@@ -128,7 +128,13 @@ fn a_local_failure_marks_no_node_down() {
     let big = [b'x'; 200];
     let args: Vec<&[u8]> = std::iter::repeat_n(&big[..], 1000).collect();
     let out = output(&mut fatbin(&cl, root.path(), &args));
-    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    // Said as what it is (issue 11's poor errors), with a local refusal's status.
+    assert_eq!(out.status.code(), Some(126), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("too long to send") && text(&out.stderr).contains("E2BIG"),
+        "{}",
+        show(&out)
+    );
     assert_eq!(marks(&cl), [], "E2BIG marked a node down");
     let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"ok"]));
     assert_eq!(out.stdout, b"ok\0", "{}", show(&out));
