@@ -241,7 +241,7 @@ fn fallback_route(inp: &Inputs<'_>) -> Result<Route> {
             }
             Fallback::Qemu => {
                 for c in emulation_order(inp.candidates) {
-                    if unemulated_features(c).is_some() {
+                    if unemulated_features(c).is_some() || missing_loader(inp, c.slot).is_some() {
                         continue;
                     }
                     if let Some(qemu) = qemu::find(c.slot.arch) {
@@ -351,6 +351,12 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
             missing.join(", ")
         )));
     }
+    if let Some(problem) = missing_loader(inp, c.slot) {
+        return Err(Error::CannotExecute(format!(
+            "{}: slot `{}` (forced by {}) {problem}",
+            inp.program, c.slot, forced.by
+        )));
+    }
     if let Some(qemu) = qemu::find(c.slot.arch) {
         return Ok(emulate(inp, c.slot, qemu));
     }
@@ -365,6 +371,36 @@ fn decide_forced(inp: &Inputs<'_>, forced: Forced) -> Result<Route> {
         inp.host,
         why_not(inp.host, c)
     )))
+}
+
+/// Why qemu-user could not start a glibc slot here, when it could not: the program interpreter
+/// (`ld.so`) its file names is neither on this host nor in the cross sysroot the emulator is
+/// given (`-L`, see qemu.rs), so qemu would only fail with its own terse "Could not open"
+/// line. A `QEMU_LD_PREFIX` the user set is trusted, and a file whose interpreter cannot be
+/// read is left for the run to report.
+fn missing_loader(inp: &Inputs<'_>, slot: SlotName) -> Option<String> {
+    let info = inp.manifest.slots.get(&slot)?;
+    if info.libc != fatbin_layout::Libc::Glibc || std::env::var_os("QEMU_LD_PREFIX").is_some() {
+        return None;
+    }
+    let interp = crate::clib::slot_interpreter(&inp.layout.slot_path(inp.program, slot))
+        .ok()?
+        .ok()??;
+    let arch = slot.arch.info();
+    let sysroot = std::path::Path::new(arch.sysroot);
+    let in_sysroot = sysroot.join(interp.strip_prefix("/").unwrap_or(&interp));
+    if interp.exists() || in_sysroot.exists() {
+        return None;
+    }
+    Some(format!(
+        "is linked against glibc and needs its loader {}, which neither this host nor a cross \
+         sysroot ({}) has, so qemu cannot start it; install the sysroot (`apt-get install {}` \
+         brings Debian's), or set QEMU_LD_PREFIX to a {} sysroot",
+        interp.display(),
+        sysroot.display(),
+        arch.debian_gcc,
+        slot.arch
+    ))
 }
 
 /// The features a slot needs that this CPU lacks and qemu-user cannot emulate either
@@ -408,6 +444,13 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
     }
     for c in inp.candidates {
         let _ = writeln!(m, "  slot {}: {}", c.slot, why_not(inp.host, c));
+    }
+    if inp.fallbacks.contains(&Fallback::Qemu) {
+        for c in inp.candidates {
+            if let Some(problem) = missing_loader(inp, c.slot) {
+                let _ = writeln!(m, "  qemu for slot {}: it {problem}", c.slot);
+            }
+        }
     }
     if inp.fallbacks.is_empty() {
         let _ = writeln!(m, "  fallbacks: none ({FALLBACK_VAR} is empty or `none`)");

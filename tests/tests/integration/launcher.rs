@@ -1277,6 +1277,54 @@ fn an_i686_glibc_slot_without_its_interpreter_is_passed_over() {
     );
 }
 
+/// A foreign glibc slot whose loader is neither on this host nor in a cross sysroot is not
+/// handed to qemu, which would only print "Could not open '/lib/ld-linux-aarch64.so.1'": the
+/// launcher says what is missing and how to get it (issue 11's poor errors). The sysroot is
+/// hidden by a tmpfs in a private mount namespace; with it, the same slot runs under qemu.
+#[test]
+fn a_foreign_glibc_slot_without_its_loader_is_explained_not_handed_to_qemu() {
+    let loader = "/lib/ld-linux-aarch64.so.1";
+    let sysroot = "/usr/aarch64-linux-gnu";
+    if Path::new(loader).exists() || !Path::new(sysroot).is_dir() {
+        eprintln!("skipped: needs {sysroot} (gcc-aarch64-linux-gnu) and no {loader} on this host");
+        return;
+    }
+    let t = TestLayout::new();
+    let built = glibc_probe("aarch64-unknown-linux-gnu", "aarch64-linux-gnu-gcc", None);
+    let mut new = fatbin_layout::NewSlot::from_file("aarch64".parse().unwrap(), &built);
+    new.target = "aarch64-unknown-linux-gnu".into();
+    fatbin_layout::install(&t.layout(), "probe", &[new]).unwrap();
+    t.add_shim("probe");
+    let in_sysroot = output(t.run("probe").env("FATBIN_FALLBACK", "qemu"));
+    assert!(
+        in_sysroot.status.success() && stdout(&in_sysroot).contains("arch=aarch64"),
+        "{}",
+        stderr(&in_sysroot)
+    );
+    let hidden = |extra: &[&str]| {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "sh",
+            "-c",
+            &format!("mount -t tmpfs none {sysroot} && exec \"$0\" \"$@\""),
+        ])
+        .arg(t.shim("probe"))
+        .args(extra);
+        clean_env(&mut cmd);
+        output(cmd.env("FATBIN_FALLBACK", "qemu"))
+    };
+    let run = hidden(&[]);
+    assert_eq!(run.status.code(), Some(126), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains(&format!("needs its loader {loader}"))
+            && stderr(&run).contains("apt-get install gcc-aarch64-linux-gnu")
+            && !stderr(&run).contains("Could not open"),
+        "{}",
+        stderr(&run)
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Views (`fatbin view`): programs resolved for this node, one exec per call
 
