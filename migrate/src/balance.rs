@@ -145,21 +145,9 @@ fn next_counter(cache_dir: &Path, key: &str, advance: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::{NodeEntry, Source};
 
     fn node(name: &str) -> Node {
-        Node {
-            name: name.into(),
-            entry: NodeEntry {
-                ssh: name.into(),
-                port: None,
-                slots: vec![],
-                root: None,
-                shared: true,
-                cache: None,
-            },
-            source: Source::User,
-        }
+        Node::for_test(name, name, true)
     }
 
     #[test]

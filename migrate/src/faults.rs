@@ -205,21 +205,9 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::{NodeEntry, Source};
 
     fn node(name: &str, ssh: &str) -> Node {
-        Node {
-            name: name.into(),
-            entry: NodeEntry {
-                ssh: ssh.into(),
-                port: None,
-                slots: vec![],
-                root: None,
-                shared: true,
-                cache: None,
-            },
-            source: Source::User,
-        }
+        Node::for_test(name, ssh, true)
     }
 
     #[test]

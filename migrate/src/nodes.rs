@@ -285,6 +285,26 @@ pub struct Node {
     pub source: Source,
 }
 
+#[cfg(test)]
+impl Node {
+    /// A node of the user's inventory reached as `ssh`, with no slots, root or cache, for
+    /// unit tests.
+    pub(crate) fn for_test(name: &str, ssh: &str, shared: bool) -> Node {
+        Node {
+            name: name.into(),
+            entry: NodeEntry {
+                ssh: ssh.into(),
+                port: None,
+                slots: Vec::new(),
+                root: None,
+                shared,
+                cache: None,
+            },
+            source: Source::User,
+        }
+    }
+}
+
 impl Node {
     /// ROOT on the node: its `root`, or the local ROOT's path.
     pub fn root_on_node(&self, local_root: &Path) -> PathBuf {

@@ -139,21 +139,9 @@ pub fn ship(ssh: &Ssh, node: &Node, seat: &Seat, binary: &Path, sha: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nodes::{NodeEntry, Source};
 
     fn node(name: &str, ssh: &str) -> Node {
-        Node {
-            name: name.into(),
-            entry: NodeEntry {
-                ssh: ssh.into(),
-                port: None,
-                slots: vec![],
-                root: None,
-                shared: false,
-                cache: None,
-            },
-            source: Source::User,
-        }
+        Node::for_test(name, ssh, false)
     }
 
     /// Issue 11, item 3: what was shipped to node `a` on one host is not believed to be on the
@@ -182,18 +170,8 @@ mod tests {
     #[test]
     fn the_cache_directories_are_0755_under_umask_002() {
         let home = tempfile::tempdir().unwrap();
-        let node = Node {
-            name: "n".into(),
-            entry: crate::nodes::NodeEntry {
-                ssh: "n".into(),
-                port: None,
-                slots: Vec::new(),
-                root: None,
-                shared: false,
-                cache: Some("~/cache/slots".into()),
-            },
-            source: crate::nodes::Source::User,
-        };
+        let mut node = Node::for_test("n", "n", false);
+        node.entry.cache = Some("~/cache/slots".into());
         let data = b"binary";
         let sha = fatbin_layout::fsutil::sha256_bytes(data);
         let mut cmd = std::process::Command::new("sh");
