@@ -17,33 +17,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fatbin_layout::{install, Layout, NewSlot};
 use fatbin_tests::cluster::{self, Cluster, Kind};
-use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
+use fatbin_tests::{host_bin_dir, temp_dir};
 
-use crate::migration::master_socket;
-
-const ARM: &str = "aarch64-unknown-linux-musl";
+use crate::migration::{arm_only, master_socket};
 
 /// sshd_config for nodes under load: their bash skips ~/.bashrc (see `Cluster::add_node_with`),
 /// so the tests measure the transport, not this machine's login scripts.
 const NO_BASHRC: &str = "SetEnv SHLVL=3\n";
-
-/// A layout ROOT whose `probe` has only an aarch64 slot: the x86_64 host must migrate it.
-fn arm_layout() -> tempfile::TempDir {
-    let root = temp_dir();
-    let slot = NewSlot {
-        slot: "aarch64".parse().unwrap(),
-        source: probe_binary(ARM, None),
-        target: ARM.to_owned(),
-        cpu: None,
-        features: Vec::new(),
-        krate: Some("probe".into()),
-        version: None,
-    };
-    install(&Layout::new(root.path()), "probe", &[slot]).expect("install the probe");
-    root
-}
 
 /// `fatbin run --root ROOT probe ARGS` with the cluster's environment, stdin closed.
 fn fatbin(cl: &Cluster, root: &Path, args: &[&str]) -> Command {
@@ -120,7 +101,7 @@ fn assert_documented_failure(out: &Output) {
 #[test]
 fn a_cold_burst_beyond_maxstartups_and_the_per_node_cap_loses_no_request() {
     cluster::require(true);
-    let root = arm_layout();
+    let root = arm_only();
     let records = records_dir();
     let mut cl = Cluster::new();
     // Three pending handshakes at most: what a busy sshd's `MaxStartups` looks like, small.
@@ -163,7 +144,7 @@ fn a_cold_burst_beyond_maxstartups_and_the_per_node_cap_loses_no_request() {
 #[test]
 fn a_changed_host_key_is_shown_on_every_run() {
     cluster::require(true);
-    let root = arm_layout();
+    let root = arm_only();
     let mut cl = Cluster::new();
     cl.add_node("n1", Kind::Aarch64);
     cl.write_nodes(&format!(
@@ -217,7 +198,7 @@ fn delayed_ssh(cl: &Cluster) -> std::path::PathBuf {
 #[test]
 fn a_run_that_joined_another_runs_connection_is_never_run_twice() {
     cluster::require(true);
-    let root = arm_layout();
+    let root = arm_only();
     let records = records_dir();
     let mut cl = Cluster::new();
     let gate = temp_dir();
@@ -313,7 +294,7 @@ fn a_run_that_joined_another_runs_connection_is_never_run_twice() {
 #[test]
 fn a_frozen_node_under_an_open_connection_fails_over_quickly() {
     cluster::require(true);
-    let root = arm_layout();
+    let root = arm_only();
     let records = records_dir();
     let mut cl = Cluster::new();
     cl.add_node("a", Kind::Aarch64);
@@ -366,7 +347,7 @@ fn four_hundred_requests_on_sixteen_nodes_with_a_quarter_frozen_midway() {
     const REQUESTS: usize = 400;
     const AT_ONCE: usize = 32;
     cluster::require(true);
-    let root = arm_layout();
+    let root = arm_only();
     let records = records_dir();
     let mut cl = Cluster::new();
     let mut inventory = String::from("[settings]\nconnect_timeout = 2\n");

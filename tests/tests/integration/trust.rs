@@ -15,6 +15,8 @@ use fatbin_tests::cargo_fatbin_support::{cargo_fatbin_command, run};
 use fatbin_tests::cluster::{self, Cluster, Kind};
 use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
 
+use crate::migration::arm_only;
+
 const X86: &str = "x86_64-unknown-linux-musl";
 const ARM: &str = "aarch64-unknown-linux-musl";
 
@@ -29,22 +31,6 @@ fn show(out: &Output) -> String {
         text(&out.stdout),
         text(&out.stderr)
     )
-}
-
-/// A layout ROOT with only an aarch64 probe: the x86_64 host must migrate it.
-fn arm_only() -> tempfile::TempDir {
-    let root = temp_dir();
-    let slot = NewSlot {
-        slot: "aarch64".parse().unwrap(),
-        source: probe_binary(ARM, None),
-        target: ARM.to_owned(),
-        cpu: None,
-        features: Vec::new(),
-        krate: Some("probe".into()),
-        version: None,
-    };
-    install(&Layout::new(root.path()), "probe", &[slot]).expect("install the probe");
-    root
 }
 
 /// An aarch64 node `n1` that shares the layout at the same path.
