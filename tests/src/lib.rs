@@ -111,6 +111,12 @@ pub fn host_bin_dir() -> PathBuf {
 /// Builds (once per process) the launcher for a musl `target` in release mode, static, as it
 /// is shipped, and returns its path.
 pub fn launcher_binary(target: &str) -> PathBuf {
+    launcher_binary_linked_by(target, None)
+}
+
+/// [`launcher_binary`], linked by `linker` when given (a gnu target's cross gcc, as
+/// `cargo install --path launcher --target T` links it there) instead of `rust-lld`.
+pub fn launcher_binary_linked_by(target: &str, linker: Option<&str>) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
     if let Some(path) = built.get(target) {
@@ -130,7 +136,16 @@ pub fn launcher_binary(target: &str) -> PathBuf {
         ])
         .arg("--target-dir")
         .arg(&target_dir);
-    lld_env(&mut cmd);
+    match linker {
+        Some(linker) => cmd.env(
+            format!(
+                "CARGO_TARGET_{}_LINKER",
+                target.to_uppercase().replace('-', "_")
+            ),
+            linker,
+        ),
+        None => lld_env(&mut cmd),
+    };
     run_ok(&mut cmd, &format!("building the launcher for {target}"));
     let path = target_dir.join(target).join("release/fatbin");
     built.insert(target.to_owned(), path.clone());

@@ -25,7 +25,7 @@ use fatbin_layout::{Layout, SlotName};
 use fatbin_tests::cargo_fatbin_support::{build_dir, cargo_fatbin, fixture};
 use fatbin_tests::launcher_support::{clean_env, output, require_qemu, stderr, stdout};
 use fatbin_tests::zig::{c_binary, Linking, ZigBuild};
-use fatbin_tests::{host_bin_dir, run_ok, temp_dir, workspace_root};
+use fatbin_tests::{host_bin_dir, temp_dir};
 
 /// One Rust target of the matrix and what its build must say about itself.
 struct RustTarget {
@@ -612,30 +612,11 @@ fn c_binary_named(name: &str) -> std::path::PathBuf {
 /// armv7-unknown-linux-gnueabihf` builds it (linked by Debian's cross gcc): the directory
 /// holding `fatbin` and `fatbin-full`.
 fn armv7_launcher_dir() -> std::path::PathBuf {
-    let triple = "armv7-unknown-linux-gnueabihf";
-    let target_dir = workspace_root().join("target/cross");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(workspace_root())
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "fatbin",
-            "--target",
-            triple,
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .env(
-            "CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER",
-            "arm-linux-gnueabihf-gcc",
-        );
-    run_ok(
-        &mut cmd,
-        "building the launcher for armv7-unknown-linux-gnueabihf",
+    let fast = fatbin_tests::launcher_binary_linked_by(
+        "armv7-unknown-linux-gnueabihf",
+        Some("arm-linux-gnueabihf-gcc"),
     );
-    target_dir.join(triple).join("release")
+    fast.parent().expect("the launcher's directory").to_owned()
 }
 
 /// The 32-bit Arm launcher: both binaries build (the fast one's `stat` fields are 32 bits
