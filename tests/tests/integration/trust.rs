@@ -15,23 +15,10 @@ use fatbin_tests::cargo_fatbin_support::{cargo_fatbin_command, run};
 use fatbin_tests::cluster::{self, Cluster, Kind};
 use fatbin_tests::{host_bin_dir, probe_binary, temp_dir};
 
-use crate::migration::arm_only;
+use crate::migration::{arm_only, show, text};
 
 const X86: &str = "x86_64-unknown-linux-musl";
 const ARM: &str = "aarch64-unknown-linux-musl";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
 
 /// An aarch64 node `n1` that shares the layout at the same path.
 fn arm_cluster(root: &Path) -> Cluster {
