@@ -459,7 +459,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
     // here, nothing ran anywhere, so the launcher's next fallback may serve the request.
     Err(Error::new(
         code_if_all_fail.unwrap_or(EXIT_TRANSPORT),
-        all_down_message(req, &failures, &[]),
+        all_down_message(req, &failures),
     )
     .not_started())
 }

@@ -4,7 +4,6 @@ use std::path::Path;
 
 use fatbin_layout::SlotName;
 
-use crate::faults::{self, Down};
 use crate::nodes::{Inventory, Node};
 use crate::session::NotStarted;
 use crate::{Request, EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_TRANSPORT};
@@ -110,12 +109,9 @@ pub fn not_started_message(
     }
 }
 
-/// Every candidate failed or was skipped as down: each node and why.
-pub fn all_down_message(
-    req: &Request<'_>,
-    failures: &[String],
-    skipped: &[(&Node, Down)],
-) -> String {
+/// Every candidate node failed before the program started there: each node and why. (Nodes
+/// marked down are tried last rather than skipped, so every candidate has a line here.)
+pub fn all_down_message(req: &Request<'_>, failures: &[String]) -> String {
     let mut m = format!(
         "cannot migrate `{}`: no node that runs it could run it:",
         req.program
@@ -123,19 +119,6 @@ pub fn all_down_message(
     for f in failures {
         m.push_str("\n  ");
         m.push_str(f);
-    }
-    let now = faults::now();
-    for (node, d) in skipped {
-        m.push_str(&format!(
-            "\n  node `{}` ({}): skipped, down since {} s ago: {}",
-            node.name,
-            node.entry.ssh,
-            now.saturating_sub(d.since),
-            d.reason
-        ));
-    }
-    if !skipped.is_empty() {
-        m.push_str("\n`fatbin nodes check` retries skipped nodes now.");
     }
     m
 }
