@@ -17,6 +17,7 @@ packages=(
   sshfs                   # a real network filesystem for the shared-ROOT tests (FUSE)
   iproute2                # ip netns for test hosts
   uidmap                  # newuidmap/newgidmap: sshd inside a user namespace
+  busybox                 # its ls: the node-side trust check must read it like GNU's
   hyperfine               # benchmarks
   time                    # /usr/bin/time -v for peak RSS in benchmarks
   gcc-aarch64-linux-gnu   # linker for the aarch64 gnu target

@@ -382,6 +382,11 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
             let script = remote::RemoteCommand {
                 cwd: cwd.as_os_str().as_bytes(),
                 binary: &binary,
+                binary_kind: if node.entry.shared {
+                    remote::BinaryKind::LayoutSlot
+                } else {
+                    remote::BinaryKind::CachedCopy
+                },
                 args: &args,
                 argv0: req.argv0.as_bytes(),
                 env: &env_refs,

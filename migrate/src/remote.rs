@@ -114,6 +114,8 @@ pub struct RemoteCommand<'a> {
     pub cwd: &'a [u8],
     /// The binary on the node (may start with `~/` for a cache under the node's home).
     pub binary: &'a [u8],
+    /// Whether `binary` is a layout's slot or a shipped copy: where its ROOT is.
+    pub binary_kind: BinaryKind,
     pub args: &'a [&'a OsStr],
     /// What the program's argv[0] should be (where the node's shell can set it).
     pub argv0: &'a [u8],
@@ -131,7 +133,7 @@ impl RemoteCommand<'_> {
         s.extend_from_slice(b" || { printf '\\036fatbin:fail:cwd\\n' >&2; exit 126; }\n[ -x ");
         push_remote_path(&mut s, self.binary);
         s.extend_from_slice(b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n");
-        push_trust_check(&mut s, self.binary);
+        push_trust_check(&mut s, self.binary, self.binary_kind);
         s.extend_from_slice(
             b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
               exec 3>&2 2>/dev/null\n\
@@ -178,42 +180,70 @@ impl RemoteCommand<'_> {
     }
 }
 
+/// What the wrapper runs, which says where the trust rule's ROOT is above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// A slot of a layout the node shares: `ROOT/bin/PROG/SLOT...`, ROOT three levels up.
+    LayoutSlot,
+    /// A copy shipped to the node's cache, `CACHE/SHA256`: the cache plays ROOT's part.
+    CachedCopy,
+}
+
+impl BinaryKind {
+    /// How many levels above the binary its ROOT is.
+    fn root_level(self) -> u32 {
+        match self {
+            BinaryKind::LayoutSlot => 3,
+            BinaryKind::CachedCopy => 1,
+        }
+    }
+}
+
 /// The node-side half of the trust rule (`fatbin_core::trust`, docs/security.md): before the
-/// program starts, the binary and every directory above it are checked with `ls -ldnL`, the
-/// way the launcher checks them here, and a failure says the same words and ends the wrapper
-/// with a `fail:unsafe` marker, so nothing runs. Below ROOT (for a shared layout,
+/// program starts, the binary and every directory above it are checked the way the launcher
+/// checks them here, and a failure says the same words and ends the wrapper with a
+/// `fail:unsafe` marker, so nothing runs. Below ROOT (for a shared layout,
 /// `ROOT/bin/PROG/SLOT`; for a shipped copy, the cache directory) nothing may be writable by
 /// group or others; ROOT may have any owner, who is then trusted with root and the caller;
 /// ROOT's ancestors may be writable by others only as sticky directories (like `/tmp`).
-fn push_trust_check(s: &mut Vec<u8>, binary: &[u8]) {
-    // How many levels up ROOT is: a layout slot is ROOT/bin/PROG/SLOT, a shipped copy
-    // CACHE/SHA256 (its cache plays ROOT's part).
-    let parts: Vec<&[u8]> = binary.rsplit(|&b| b == b'/').take(4).collect();
-    let is_slot = parts.len() == 4
-        && parts[2] == b"bin"
-        && std::str::from_utf8(parts[0])
-            .is_ok_and(|n| n.parse::<fatbin_layout::SlotName>().is_ok());
-    let root_level = if is_slot { 3 } else { 1 };
+///
+/// It costs one process on every run, however deep the path: a single
+/// `LC_ALL=C ls -ldnL -- PATH PARENT ... /` lists every level. `ls` sorts its operands (GNU's
+/// and busybox's alike), and in the C locale (byte order) a prefix of a path sorts before the
+/// longer ones, so line `i` is the level with `i - 1` components: `/` first, the binary last.
+/// The caller's uid is asked (`id -u`, a second process) only when a level's owner is neither
+/// root nor ROOT's owner, which a layout owned by root or by the caller never needs. Only the
+/// mode and owner fields are read, so spaces or globs in names do not matter; a name with a
+/// newline would add a line (POSIX's `-q` would prevent that, but busybox's `ls` lacks it), and
+/// a line count other than the paths' is refused, never guessed.
+fn push_trust_check(s: &mut Vec<u8>, binary: &[u8], kind: BinaryKind) {
+    let level = kind.root_level().to_string();
     s.extend_from_slice(
         b"fatbin_refuse() { printf '%s\\n' \"refusing to run: $1\" >&2; \
           printf '\\036fatbin:fail:unsafe\\n' >&2; exit 126; }\n\
-          set -f; u=$(id -u); p=",
+          fatbin_fields() { m=${1-} o=${3-}; }\n\
+          set -f; u=; p=",
     );
     push_remote_path(s, binary);
-    s.extend_from_slice(b"; set -- $(ls -ldnL -- \"${p%");
-    for _ in 0..root_level {
-        s.extend_from_slice(b"/*");
-    }
-    let level = root_level.to_string();
     s.extend_from_slice(
-        b"}\"); r=${3-}; n=0\nwhile :; do set -- $(ls -ldnL -- \"${p:-/}\")\n\
-          case ${1-} in ????????w*) w=others;; ?????w*) w='its group';; *) w=;; esac\n",
+        b"; case $p in /*) ;; *) fatbin_refuse \"$p is not an absolute path\";; esac\n\
+          q=$p; set --; while [ -n \"$q\" ]; do set -- \"$@\" \"$q\"; q=${q%/*}; done\n\
+          k=$(($#+1)); IFS='\n'; set -- $(LC_ALL=C ls -ldnL -- \"$@\" /); IFS=' '\n\
+          [ $# = $k ] || fatbin_refuse \"cannot check the owner and modes of $p and the \
+          directories above it: ls listed $# lines for $k paths (a newline in a name?)\"\n\
+          i=$(($#-",
+    );
+    s.extend_from_slice(level.as_bytes());
+    s.extend_from_slice(
+        b")); [ $i -ge 1 ] || i=1; eval \"fatbin_fields \\${$i}\"; r=$o; i=$#; n=0\n\
+          while [ $i -gt 0 ]; do eval \"fatbin_fields \\${$i}\"\n\
+          case $m in ????????w*) w=others;; ?????w*) w='its group';; *) w=;; esac\n",
     );
     // Above ROOT, a sticky directory (`/tmp`) is fine: nobody can rename what is not theirs.
     s.extend_from_slice(b"if [ $n -gt ");
     s.extend_from_slice(level.as_bytes());
     s.extend_from_slice(
-        b" ]; then case $1 in d????????[tT]*) w=;; esac\n\
+        b" ]; then case $m in d????????[tT]*) w=;; esac\n\
           [ -z \"$w\" ] || fatbin_refuse \"${p:-/} is writable by $w and not sticky, so they could \
           move the layout below it aside and put their own in its place; fix it with \\`chmod go-w \
           ${p:-/}\\` (or \\`chmod +t ${p:-/}\\` for a shared directory like /tmp)\"; fi\n\
@@ -222,10 +252,11 @@ fn push_trust_check(s: &mut Vec<u8>, binary: &[u8]) {
     );
     s.extend_from_slice(level.as_bytes());
     s.extend_from_slice(
-        b" ] || [ \"${3-}\" = 0 ] || [ \"${3-}\" = \"$u\" ] || [ \"${3-}\" = \"$r\" ] || \
-          fatbin_refuse \"${p:-/} is owned by uid ${3-?}, which is neither root, you, nor the owner \
+        b" ] || [ \"$o\" = 0 ] || [ \"$o\" = \"$r\" ] || \
+          { [ -n \"$u\" ] || u=$(id -u); [ \"$o\" = \"$u\" ]; } || \
+          fatbin_refuse \"${p:-/} is owned by uid ${o:-?}, which is neither root, you, nor the owner \
           of the layout root; anyone with that uid could replace what runs (fix: chown it to the \
-          layout owner)\"\n[ -n \"$p\" ] || break; p=${p%/*}; n=$((n+1)); done; set +f\n",
+          layout owner)\"\np=${p%/*}; i=$((i-1)); n=$((n+1)); done; set +f; unset IFS\n",
     );
 }
 
@@ -258,6 +289,7 @@ mod tests {
         let script = RemoteCommand {
             cwd,
             binary: b"/bin/sh",
+            binary_kind: BinaryKind::CachedCopy,
             args: &args,
             argv0: b"sh",
             env: &env,
@@ -279,6 +311,7 @@ mod tests {
         let cmd = RemoteCommand {
             cwd: b"/",
             binary: b"/bin/true",
+            binary_kind: BinaryKind::CachedCopy,
             args: &[],
             argv0: b"true",
             env: &[],
@@ -297,6 +330,7 @@ mod tests {
         let script = RemoteCommand {
             cwd: b"/",
             binary: b"/bin/sh",
+            binary_kind: BinaryKind::CachedCopy,
             args: &args,
             argv0: b"typed name",
             env: &[],
@@ -314,6 +348,7 @@ mod tests {
         let script = RemoteCommand {
             cwd: b"/nonexistent/dir",
             binary: b"/bin/true",
+            binary_kind: BinaryKind::CachedCopy,
             args: &[],
             argv0: b"true",
             env: &[],
@@ -331,6 +366,7 @@ mod tests {
 mod trust_tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     use std::path::Path;
     use std::process::Command;
 
@@ -338,41 +374,86 @@ mod trust_tests {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
 
-    /// Runs the wrapper for `binary` under dash: (status, stderr).
+    /// Runs the wrapper for the layout slot `binary` under dash: (status, stderr).
     fn run(binary: &Path) -> (Option<i32>, String) {
+        run_with(binary, BinaryKind::LayoutSlot, None)
+    }
+
+    /// Runs the wrapper for `binary` of `kind` under dash, with `path` as PATH if given.
+    fn run_with(binary: &Path, kind: BinaryKind, path: Option<&Path>) -> (Option<i32>, String) {
         let script = RemoteCommand {
             cwd: b"/",
             binary: binary.as_os_str().as_bytes(),
+            binary_kind: kind,
             args: &[],
             argv0: b"prog",
             env: &[],
         }
         .script();
-        let out = Command::new("dash")
-            .arg("-c")
-            .arg(OsStr::from_bytes(&script))
-            .output()
-            .unwrap();
+        let mut dash = Command::new("dash");
+        dash.arg("-c").arg(OsStr::from_bytes(&script));
+        if let Some(path) = path {
+            dash.env("PATH", path);
+        }
+        let out = dash.output().unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
 
+    /// A directory of logging stand-ins for `ls` and `id`: each appends its name to `log`, then
+    /// runs the real tool (`ls` may be busybox's). PATH for the wrapper, and the log.
+    fn counting_tools(dir: &Path, ls: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let bin = dir.join("tools");
+        std::fs::create_dir(&bin).unwrap();
+        let log = dir.join("log");
+        for (name, real) in [("ls", ls), ("id", "/usr/bin/id")] {
+            let tool = bin.join(name);
+            std::fs::write(
+                &tool,
+                format!(
+                    "#!/bin/sh\necho {name} >>'{}'\nexec {real} \"$@\"\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            set_mode(&tool, 0o755);
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        (path.into(), log)
+    }
+
     /// `BASE/parent/ROOT/bin/prog/x86_64` (a copy of `true`), all 0755, and its paths.
     fn layout() -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
         let base = tempfile::tempdir().unwrap();
-        let parent = base.path().join("parent");
+        let paths = layout_at(&base.path().join("parent"), "x86_64");
+        (base, paths)
+    }
+
+    /// `PARENT/root/bin/prog/SLOT_FILE` (a copy of `true`), the layout's part 0755, and its
+    /// paths from the slot up to PARENT.
+    fn layout_at(parent: &Path, slot_file: &str) -> Vec<std::path::PathBuf> {
         let root = parent.join("root");
         let prog = root.join("bin/prog");
         std::fs::create_dir_all(&prog).unwrap();
-        let slot = prog.join("x86_64");
+        // Every directory made above ROOT too, up to the temporary one: 0755, whatever the
+        // umask of this test process (which other tests may change).
+        let mut above = parent.to_owned();
+        while above
+            .file_name()
+            .is_some_and(|n| !n.as_bytes().starts_with(b".tmp"))
+        {
+            set_mode(&above, 0o755);
+            above.pop();
+        }
+        let slot = prog.join(slot_file);
         std::fs::copy("/bin/true", &slot).unwrap();
-        let paths = vec![slot, prog, root.join("bin"), root, parent];
+        let paths = vec![slot, prog, root.join("bin"), root, parent.to_owned()];
         for p in &paths {
             set_mode(p, 0o755);
         }
-        (base, paths)
+        paths
     }
 
     #[test]
@@ -455,5 +536,141 @@ mod trust_tests {
             err.contains(&format!("{} is owned by uid {other}", paths[4].display())),
             "{err}"
         );
+        // Owned by the caller (neither root nor ROOT's owner): the one case that asks `id`.
+        std::os::unix::fs::chown(&paths[4], Some(0), None).unwrap();
+        std::os::unix::fs::chown(slot, Some(other), None).unwrap();
+        let script = RemoteCommand {
+            cwd: b"/",
+            binary: slot.as_os_str().as_bytes(),
+            binary_kind: BinaryKind::LayoutSlot,
+            args: &[],
+            argv0: b"prog",
+            env: &[],
+        }
+        .script();
+        // The wrapper's parent is of the same account, as sshd's session is (the watchdog
+        // signals the parent to see whether it is still there).
+        let mut dash = Command::new("dash");
+        dash.args(["-c", "dash -c \"$0\""])
+            .arg(OsStr::from_bytes(&script))
+            .process_group(0);
+        let as_other = dash.uid(other).output().unwrap();
+        let err = String::from_utf8_lossy(&as_other.stderr);
+        assert_eq!(as_other.status.code(), Some(0), "{err}");
+        let (code, err) = run(slot);
+        assert_eq!(code, Some(126), "{err}");
+    }
+
+    /// The check is one `ls` however deep the slot is, and no `id` when every owner is root or
+    /// ROOT's owner. It was an `id` and an `ls` per level (ten processes here), which made a
+    /// warm migrated run 1.59x a plain multiplexed ssh command instead of 1.10x.
+    #[test]
+    fn the_check_costs_one_ls_however_deep_the_slot_is() {
+        let base = tempfile::tempdir().unwrap();
+        let parent = base.path().join("a/b/c/d/parent");
+        let paths = layout_at(&parent, "x86_64");
+        let (tools, log) = counting_tools(base.path(), "/bin/ls");
+        let (code, err) = run_with(&paths[0], BinaryKind::LayoutSlot, Some(&tools));
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ls\n");
+        // A refusal, deep or high, costs the same.
+        std::fs::remove_file(&log).unwrap();
+        let b = base.path().join("a/b");
+        set_mode(&b, 0o777);
+        let (code, err) = run_with(&paths[0], BinaryKind::LayoutSlot, Some(&tools));
+        assert_eq!(code, Some(126), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{} is writable by others and not sticky",
+                b.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "ls\n");
+    }
+
+    /// One `ls` lists every level, sorted: line i must still be the level it names when the
+    /// names hold spaces, globs, a leading `-`, bytes below `/` and non-UTF-8, and with
+    /// busybox's `ls` (a node's `ls` may be busybox's) as with GNU's.
+    #[test]
+    fn every_level_is_read_from_its_own_line_with_gnu_and_busybox_ls() {
+        let busybox = Path::new("/usr/bin/busybox");
+        assert!(busybox.exists(), "busybox is missing: run ci/setup.sh");
+        for ls in ["/bin/ls", "/usr/bin/busybox"] {
+            let base = tempfile::tempdir().unwrap();
+            let odd = OsStr::from_bytes(b"-a b*?[x] \xff!");
+            let parent = base.path().join(odd).join("#%").join("parent");
+            let paths = layout_at(&parent, "x86_64");
+            let mut dirs = paths.clone();
+            dirs.push(parent.join(".."));
+            dirs.push(base.path().join(odd));
+            let real = if ls.ends_with("busybox") {
+                "/usr/bin/busybox ls"
+            } else {
+                ls
+            };
+            let (tools, log) = counting_tools(base.path(), real);
+            let (code, err) = run_with(&paths[0], BinaryKind::LayoutSlot, Some(&tools));
+            assert_eq!(code, Some(0), "{ls}: {err}");
+            // Each level in turn open to its group: the refusal names that level.
+            for dir in &dirs {
+                let dir = std::fs::canonicalize(dir).unwrap();
+                set_mode(&dir, 0o775);
+                let (code, err) = run_with(&paths[0], BinaryKind::LayoutSlot, Some(&tools));
+                set_mode(&dir, 0o755);
+                assert_eq!(code, Some(126), "{ls} {}: {err}", dir.display());
+                let shown = String::from_utf8_lossy(dir.as_os_str().as_bytes()).into_owned();
+                assert!(
+                    err.contains(&format!(
+                        "refusing to run: {shown} is writable by its group"
+                    )),
+                    "{ls} {}: {err}",
+                    dir.display()
+                );
+            }
+            assert!(std::fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .all(|l| l == "ls"));
+        }
+    }
+
+    /// A name with a newline would give `ls` an extra line: the check refuses rather than
+    /// read a level's mode from another's line.
+    #[test]
+    fn a_newline_in_a_name_is_refused_not_misread() {
+        let base = tempfile::tempdir().unwrap();
+        let paths = layout_at(&base.path().join("two\nlines"), "x86_64");
+        let (code, err) = run(&paths[0]);
+        assert_eq!(code, Some(126), "{err}");
+        assert!(
+            err.contains("ls listed") && err.contains("fatbin:fail:unsafe"),
+            "{err}"
+        );
+        assert!(!err.contains("fatbin:start"), "{err}");
+    }
+
+    /// The caller says where ROOT is: for a layout slot named by its content
+    /// (`SLOT.<16 hex>`, not a slot name) ROOT is still three levels up, so ROOT open to
+    /// others is refused there, not accepted as a sticky directory above ROOT; for a shipped
+    /// copy, the cache directory is its ROOT.
+    #[test]
+    fn the_caller_says_whether_it_runs_a_slot_or_a_cached_copy() {
+        let base = tempfile::tempdir().unwrap();
+        let paths = layout_at(&base.path().join("parent"), "x86_64.0123456789abcdef");
+        let root = &paths[3];
+        set_mode(root, 0o1777);
+        let (code, err) = run_with(&paths[0], BinaryKind::LayoutSlot, None);
+        assert_eq!(code, Some(126), "{err}");
+        assert!(
+            err.contains(&format!(
+                "refusing to run: {} is writable by others, who could replace what runs",
+                root.display()
+            )),
+            "{err}"
+        );
+        // As a cached copy, the program directory is the cache; ROOT above it may be sticky.
+        let (code, err) = run_with(&paths[0], BinaryKind::CachedCopy, None);
+        assert_eq!(code, Some(0), "{err}");
     }
 }
