@@ -22,7 +22,9 @@ case $shim in
 esac
 root=$shims/..
 
-case $(uname -m) in
+# The processor, without a process where the kernel tells it in a file (Linux 6.1 and later).
+{ read -r machine </proc/sys/kernel/arch; } 2>/dev/null || machine=$(uname -m)
+case $machine in
     x86_64 | amd64) slot=x86_64 ;;
     aarch64 | arm64) slot=aarch64 ;;
     riscv64) slot=riscv64 ;;
@@ -31,7 +33,7 @@ case $(uname -m) in
     ppc64le) slot=ppc64le ;;
     s390x) slot=s390x ;;
     *)
-        echo "fatbin: this processor ($(uname -m)) is not one fatbin knows" >&2
+        echo "fatbin: this processor ($machine) is not one fatbin knows" >&2
         exit 126
         ;;
 esac
@@ -52,21 +54,70 @@ refuse() {
     echo "fatbin: refusing to run: $1" >&2
     exit 126
 }
-real_root=$(cd -P -- "$root" && pwd -P) || exit 126
-launcher_dir=$(cd -P -- "$root/bin/fatbin-full" && pwd -P) || exit 126
-launcher=$launcher_dir/$slot
+nl='
+'
+# One process for the whole check: a subshell finds the real paths (`cd -P` and `pwd -P` are
+# built in), prints them, and becomes one `ls` of every level of the launcher's real path.
+# `ls` sorts its operands, and in the C locale a path's prefixes sort before the longer ones,
+# so after the two paths, line i is the level with i - 1 components: `/` first, the launcher
+# last. Only each line's mode and owner are read; a line count other than the levels' (a
+# newline in a name) is refused, never guessed.
+listing=$(
+    unset CDPATH
+    cd -P -- "$root" || exit 1
+    pwd -P
+    cd -P -- bin/fatbin-full || exit 1
+    q=$PWD/$slot
+    case $q in *"$nl"*) exit 3 ;; esac
+    printf '%s\n' "$q"
+    set --
+    while [ -n "$q" ]; do
+        set -- "$@" "$q"
+        q=${q%/*}
+    done
+    LC_ALL=C exec ls -ldnL -- "$@" /
+)
+case $? in
+    0) ;;
+    3) refuse "the real path of $root/bin/fatbin-full has a newline in a name" ;;
+    *) exit 126 ;; # cd or ls said why
+esac
 # A function, so that `set --` changes its own arguments, not the program's.
 check_trusted() {
     set -f
-    me=$(id -u)
-    # shellcheck disable=SC2046 # the fields of `ls -ldn` are wanted split
-    set -- $(ls -ldnL -- "$real_root")
-    root_owner=${3-}
+    IFS=$nl
+    # shellcheck disable=SC2086 # one word per line is wanted
+    set -- $1
+    IFS=' '
+    real_root=${1-} launcher=${2-}
+    shift 2
+    # Count the levels (and find ROOT among them, counted from the launcher up).
+    levels=1 root_from_launcher=0
+    q=$launcher
+    while [ -n "$q" ]; do
+        [ "$q" != "$real_root" ] || root_from_launcher=$levels
+        levels=$((levels + 1))
+        q=${q%/*}
+    done
+    [ $# = "$levels" ] ||
+        refuse "cannot check the owner and modes of $launcher and the directories above it: ls listed $# lines for $levels paths (a newline in a name?)"
+    fields() {
+        mode=${1-} owner=${3-}
+    }
+    if [ "$root_from_launcher" -gt 0 ]; then
+        eval "fields \${$(($# - root_from_launcher + 1))}"
+    else
+        # ROOT is not on the launcher's real path (bin/fatbin-full leads elsewhere): one more ls.
+        # shellcheck disable=SC2046 # the fields are wanted split
+        fields $(LC_ALL=C ls -ldnL -- "$real_root")
+    fi
+    root_owner=$owner
+    me=
+    i=$#
     p=$launcher
-    while :; do
-        # shellcheck disable=SC2046
-        set -- $(ls -ldnL -- "${p:-/}")
-        case ${1-} in
+    while [ $i -gt 0 ]; do
+        eval "fields \${$i}"
+        case $mode in
             ????????w*) who=others ;;
             ?????w*) who='its group' ;;
             *) who= ;;
@@ -76,18 +127,21 @@ check_trusted() {
                 [ -z "$who" ] || refuse "$p is writable by $who, who could replace what runs; fix it with \`chmod go-w $p\`"
                 ;;
             *)
-                case ${1-} in d????????[tT]*) who= ;; esac
+                case $mode in d????????[tT]*) who= ;; esac
                 [ -z "$who" ] || refuse "${p:-/} is writable by $who and not sticky, so they could move the layout below it aside and put their own in its place; fix it with \`chmod go-w ${p:-/}\` (or \`chmod +t ${p:-/}\` for a shared directory like /tmp)"
                 ;;
         esac
-        [ "$p" = "$real_root" ] || [ "${3-}" = 0 ] || [ "${3-}" = "$me" ] || [ "${3-}" = "$root_owner" ] ||
-            refuse "${p:-/} is owned by uid ${3-?}, which is neither root, you, nor the owner of the layout root; anyone with that uid could replace what runs (fix: chown it to the layout owner)"
-        [ -n "$p" ] || break
+        # The caller's uid is asked (a process) only for an owner neither root nor ROOT's.
+        [ "$p" = "$real_root" ] || [ "$owner" = 0 ] || [ "$owner" = "$root_owner" ] ||
+            { [ -n "$me" ] || me=$(id -u); [ "$owner" = "$me" ]; } ||
+            refuse "${p:-/} is owned by uid ${owner:-?}, which is neither root, you, nor the owner of the layout root; anyone with that uid could replace what runs (fix: chown it to the layout owner)"
         p=${p%/*}
+        i=$((i - 1))
     done
     set +f
+    unset IFS
 }
-check_trusted
+check_trusted "$listing"
 
 # FATBIN_ROOT, when set, beats the shim's location (docs/launcher.md, "ROOT").
 prog=${shim##*/}

@@ -779,6 +779,39 @@ fn the_portable_shim_checks_the_launcher_it_execs() {
     let out = run();
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 
+    // The whole check is one `ls`: no `id` (every owner here is root or ROOT's owner), and no
+    // `uname` where the kernel names the processor in a file. It was an `ls` per directory,
+    // an `id` and a `uname` (51x a direct exec instead of 7x).
+    let tools = t.dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let log = t.dir.path().join("tools.log");
+    for tool in ["ls", "id", "uname"] {
+        let stand_in = tools.join(tool);
+        std::fs::write(
+            &stand_in,
+            format!(
+                "#!/bin/sh\necho {tool} >>'{}'\nexec /usr/bin/{tool} \"$@\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        chmod(&stand_in, 0o755);
+    }
+    let out = t
+        .run("probe")
+        .args(["args", "a b"])
+        .env("PATH", format!("{}:/usr/bin:/bin", tools.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"a b\0", "{}", show(&out));
+    let expected = if Path::new("/proc/sys/kernel/arch").exists() {
+        "ls\n"
+    } else {
+        "uname\nls\n"
+    };
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), expected);
+
     let carried = t.root.join("bin/fatbin-full/x86_64");
     let carried_dir = t.root.join("bin/fatbin-full");
     let parent = t.dir.path().to_owned();
