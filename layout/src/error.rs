@@ -53,6 +53,9 @@ pub enum Error {
     #[error("program `{program}` is not installed in {root}")]
     NoSuchProgram { program: String, root: PathBuf },
 
+    #[error("program `{program}` is a link to {target}: remove the slot from the program there, or remove `{program}` itself (the link and its shim)", target = target.display())]
+    LinkedProgram { program: String, target: PathBuf },
+
     #[error("program `{program}` has no slot `{slot}` (slots: {present})")]
     NoSuchSlot {
         program: String,

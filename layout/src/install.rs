@@ -322,6 +322,15 @@ fn index_layout(layout: &Layout) -> HashMap<String, Vec<PathBuf>> {
 pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()> {
     validate_program_name(program)?;
     let lock = lock_existing(layout, program)?;
+    // Through an alias, the slot and manifest are another program's: removing there would
+    // leave this alias naming a slot the other program no longer has, or keep one it removed.
+    let dir = layout.program_dir(program);
+    if let Ok(target) = std::fs::read_link(&dir) {
+        return Err(Error::LinkedProgram {
+            program: program.to_owned(),
+            target,
+        });
+    }
     let mut manifest = layout.read_manifest(program)?;
     if manifest.slots.remove(&slot).is_none() {
         return Err(Error::NoSuchSlot {
@@ -361,10 +370,12 @@ pub fn remove_program(layout: &Layout, program: &str) -> Result<()> {
     sync_dir(&layout.bin_dir())
 }
 
-/// Locks the layout, if `program` is installed in it (removing never creates a layout).
+/// Locks the layout, if `program` is installed in it (removing never creates a layout). A
+/// program directory that is a symlink to another one (an alias) is installed as far as
+/// `list` is concerned, so it is here too.
 fn lock_existing(layout: &Layout, program: &str) -> Result<LayoutLock> {
     let dir = layout.program_dir(program);
-    if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+    if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
         return Err(Error::NoSuchProgram {
             program: program.to_owned(),
             root: layout.root().to_owned(),

@@ -1144,3 +1144,60 @@ fn verify_names_each_path_once() {
         "{lines:?}"
     );
 }
+
+/// `cargo fatbin remove` removes what `list` shows. A program directory that is a symlink to
+/// another program's (an alias, `bin/tool -> tool-real`) is listed by both `list`s, and
+/// `remove` said "not installed": it now removes the alias (the link and its shim) and leaves
+/// the program it links to whole; removing a slot through the alias is refused, naming the
+/// program to remove it from.
+#[test]
+fn remove_removes_an_alias_that_list_shows() {
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    t.install_probes("probe", &[("x86_64", X86, None)]);
+    let bin = t.root.join("bin");
+    std::os::unix::fs::symlink("probe", bin.join("alias")).unwrap();
+    std::os::unix::fs::symlink("fatbin", t.shims().join("alias")).unwrap();
+    let cargo_fatbin = |args: &[&str]| {
+        let mut cmd = cargo_fatbin_command(Path::new("."));
+        cmd.args(args)
+            .arg("--root")
+            .arg(&t.root)
+            .arg("--color=never");
+        run(cmd)
+    };
+    let listed = cargo_fatbin(&["list"]);
+    assert!(listed.stdout.contains("alias"), "{}", listed.stdout);
+    let out = output_of(t.run("alias").args(["args", "x"]));
+    assert_eq!(out.stdout, b"x\0", "{}", show(&out));
+
+    let slot = cargo_fatbin(&["remove", "alias", "--slot", "x86_64"]);
+    assert_ne!(slot.code, Some(0), "{}", slot.stderr);
+    assert!(
+        slot.stderr
+            .contains("program `alias` is a link to probe: remove the slot from the program there"),
+        "{}",
+        slot.stderr
+    );
+    let removed = cargo_fatbin(&["remove", "alias"]);
+    assert_eq!(removed.code, Some(0), "{}", removed.stderr);
+    assert!(
+        !removed.stderr.contains("not installed"),
+        "{}",
+        removed.stderr
+    );
+    assert!(bin.join("alias").symlink_metadata().is_err());
+    assert!(t.shims().join("alias").symlink_metadata().is_err());
+    // The program it linked to is untouched and runs.
+    let out = output_of(t.run("probe").args(["args", "y"]));
+    assert_eq!(out.stdout, b"y\0", "{}", show(&out));
+    let listed = cargo_fatbin(&["list"]);
+    assert!(
+        listed.stdout.contains("probe") && !listed.stdout.contains("alias"),
+        "{}",
+        listed.stdout
+    );
+}
+
+fn output_of(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
