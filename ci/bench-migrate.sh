@@ -14,14 +14,18 @@
 #
 # Needs root, hyperfine, python3, openssh-server/client, uidmap with root's subordinate ids,
 # qemu-user-static (ci/setup.sh installs and configures them) and the x86_64 and aarch64 musl
-# targets. Environment: RUNS (default 200), COLD_RUNS (default 30), NO_BASHRC (default 1: the
-# node's bash skips ~/.bashrc, so the figures measure the transport, not the login scripts; 0
-# measures with them).
+# targets. Environment: RUNS (default 200) and COLD_RUNS (default 30) per round, ROUNDS
+# (default 1), NO_BASHRC (default 1: the node's bash skips ~/.bashrc, so the figures measure
+# the transport, not the login scripts; 0 measures with them). BASELINE: a directory holding
+# another build's static `fatbin` and `fatbin-full` (for example the previous main's, `cargo
+# build --release -p fatbin --target x86_64-unknown-linux-musl` in a checkout of it); it is
+# timed too, in the same runs, on a copy of the layout, and its ratios are printed beside ours.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-200}
 cold_runs=${COLD_RUNS:-30}
+rounds=${ROUNDS:-1}
 for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
   v=CARGO_TARGET_$(echo "$t" | tr a-z- A-Z_)_LINKER
   export "$v=${!v:-rust-lld}"
@@ -78,31 +82,60 @@ cfg=$work/cluster/ssh_config
 sock=$work/plain.sock
 "$root/shims/hello" >/dev/null </dev/null   # sanity: migrates, opens our master
 
+# The baseline launcher, if any: the same layout under another ROOT whose shims lead to it.
+warm_base=() cold_base=()
+if [ -n "${BASELINE:-}" ]; then
+  broot=$work/base-root
+  mkdir -p "$work/base-node"
+  cp "$BASELINE/fatbin" "$BASELINE/fatbin-full" "$work/base-node/"
+  cp -a "$root" "$broot"
+  rm "$broot/shims/fatbin"
+  ln -s "$work/base-node/fatbin" "$broot/shims/fatbin"
+  "$broot/shims/hello" >/dev/null </dev/null   # sanity: the baseline migrates too
+  warm_base=(-n "baseline migrated (warm)" "$broot/shims/hello")
+  cold_base=(-n "baseline migrated (cold)" "$broot/shims/hello </dev/null")
+fi
+
 plain_warm="ssh -F $cfg -o ControlMaster=auto -o ControlPath=$sock -o ControlPersist=600 arm $root/bin/hello/aarch64"
 plain_cold="ssh -F $cfg -o ControlMaster=no -o ControlPath=none arm $root/bin/hello/aarch64"
 close_ours="$work/node/fatbin nodes disconnect arm"
 
-hyperfine -N --style basic --warmup 10 --runs "$runs" \
-  --export-json "$work/warm.json" \
-  -n "migrated (warm)" "$root/shims/hello" \
-  -n "ssh ControlMaster (warm)" "$plain_warm" </dev/null
-hyperfine --style basic --warmup 2 --runs "$cold_runs" \
-  --export-json "$work/cold.json" \
-  --prepare "$close_ours >/dev/null 2>&1 || true" \
-  -n "migrated (cold)" "$root/shims/hello </dev/null" \
-  -n "ssh full handshake (cold)" "$plain_cold </dev/null" </dev/null
+# In rounds (ROUNDS, default 1): each round times every command, ratios are taken within a
+# round (load that comes and goes hits both sides alike), and the median round is reported.
+for round in $(seq "$rounds"); do
+  [ "$rounds" = 1 ] || echo "round $round of $rounds..." >&2
+  hyperfine -N --style basic --warmup 10 --runs "$runs" \
+    --export-json "$work/warm-$round.json" \
+    -n "migrated (warm)" "$root/shims/hello" \
+    -n "ssh ControlMaster (warm)" "$plain_warm" "${warm_base[@]}" </dev/null
+  hyperfine --style basic --warmup 2 --runs "$cold_runs" \
+    --export-json "$work/cold-$round.json" \
+    --prepare "$close_ours >/dev/null 2>&1 || true" \
+    -n "migrated (cold)" "$root/shims/hello </dev/null" \
+    -n "ssh full handshake (cold)" "$plain_cold </dev/null" "${cold_base[@]}" </dev/null
+done
 
-python3 - "$work/warm.json" "$work/cold.json" <<'PY'
-import json, sys
-def medians(path):
-    r = json.load(open(path))["results"]
-    return [(x["command"], x["median"] * 1000) for x in r]
+python3 - "$work" "$rounds" <<'PY'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+def medians(kind, r):
+    res = json.load(open(f"{work}/{kind}-{r}.json"))["results"]
+    return [(x["command"], x["median"] * 1000) for x in res]
 goals = {"warm": 1.2, "cold": 1.1}
 ok = True
-for path, kind in zip(sys.argv[1:], ["warm", "cold"]):
-    (ours, a), (theirs, b) = medians(path)
-    ratio = a / b
-    ok &= ratio <= goals[kind]
-    print(f"{kind}: migrated {a:.1f} ms vs {theirs} {b:.1f} ms = {ratio:.2f}x (goal <= {goals[kind]}x)")
+for kind in ["warm", "cold"]:
+    per_round = [medians(kind, r) for r in range(1, rounds + 1)]
+    names = [n for n, _ in per_round[0]]
+    ms = {n: statistics.median(dict(p)[n] for p in per_round) for n in names}
+    ratio = {n: statistics.median(dict(p)[n] / p[1][1] for p in per_round) for n in names}
+    ours, theirs, *base = names
+    ok &= ratio[ours] <= goals[kind]
+    print(f"{kind}: migrated {ms[ours]:.1f} ms vs {theirs} {ms[theirs]:.1f} ms = "
+          f"{ratio[ours]:.2f}x (goal <= {goals[kind]}x)")
+    for name in base:
+        mine = statistics.median(dict(p)[ours] / dict(p)[name] for p in per_round)
+        print(f"{kind}: {name} {ms[name]:.1f} ms = {ratio[name]:.2f}x; ours / baseline = {mine:.2f}x")
+    if rounds > 1:
+        print(f"{kind}: per-round ratios " + " ".join(f"{dict(p)[ours] / p[1][1]:.2f}" for p in per_round))
 print("goals met" if ok else "goals NOT met")
 PY

@@ -3,6 +3,7 @@
 //! ```sh
 //! cd '/the/caller/cwd' || { printf '\036fatbin:fail:cwd\n' >&2; exit 126; }
 //! [ -x '/root/bin/prog/aarch64' ] || { printf '\036fatbin:fail:missing\n' >&2; exit 127; }
+//! # the trust check: one `ls -ldnL` of every level of the path (see `push_trust_check`)
 //! printf '\036fatbin:start:%s\n' "$$" >&2
 //! exec 3>&2 2>/dev/null
 //! trap : INT TERM
@@ -17,6 +18,11 @@
 //!
 //! Why each part is there:
 //! - every word is single-quoted ([`crate::quote`]): arguments are data, never code;
+//! - before anything starts, the binary and every directory above it are checked with the
+//!   launcher's trust rule, in one process (a warm run's whole overhead is a few
+//!   milliseconds, so the check must not fork per directory); a refusal is a `fail:unsafe`
+//!   marker and exit 126, after the missing-binary check (127) so a missing slot is still
+//!   reported as missing;
 //! - the markers (lines starting with the ASCII record separator, 0x1e, on stderr) tell the
 //!   launcher that the program is about to start and, at the end, its exit status, so that a
 //!   program exiting 255 is never mistaken for ssh's own 255, and `128+N` after a signal is
