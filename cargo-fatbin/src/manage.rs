@@ -131,7 +131,15 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
     let layout = Layout::new(&root);
     let mut programs = Vec::new();
     for program in layout.programs()? {
-        let manifest = layout.read_manifest(&program)?;
+        // One program whose manifest cannot be read (another account's 0600 file, a corrupt
+        // one) is shown as broken, as `fatbin list` shows it; it must not hide the others.
+        let manifest = match layout.read_manifest(&program) {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                programs.push(json!({ "program": program, "broken": e.to_string() }));
+                continue;
+            }
+        };
         let slots: Vec<String> = manifest.slots.keys().map(|s| s.to_string()).collect();
         let version = manifest.slots.values().find_map(|i| i.version.clone());
         programs.push(json!({ "program": program, "version": version, "slots": slots }));
@@ -144,6 +152,10 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
         programs
             .iter()
             .map(|p| {
+                let program = p["program"].as_str().unwrap_or("");
+                if let Some(broken) = p["broken"].as_str() {
+                    return format!("{program} (broken: {broken})\n");
+                }
                 let slots: Vec<&str> = p["slots"]
                     .as_array()
                     .into_iter()
@@ -151,8 +163,7 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
                     .filter_map(|s| s.as_str())
                     .collect();
                 format!(
-                    "{} {}: {}\n",
-                    p["program"].as_str().unwrap_or(""),
+                    "{program} {}: {}\n",
                     p["version"]
                         .as_str()
                         .map(|v| format!("v{v}"))

@@ -1201,3 +1201,44 @@ fn remove_removes_an_alias_that_list_shows() {
 fn output_of(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
 }
+
+/// `cargo fatbin list` shows a program whose manifest the caller cannot read (another
+/// account's 0600 file) as broken, like `fatbin list`, and still lists the others: it
+/// stopped at the first such manifest, so one program hid all of them.
+#[test]
+fn list_shows_an_unreadable_manifest_as_broken_and_the_others_too() {
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    t.install_probes("aaa", &[("x86_64", X86, None)]);
+    t.install_probes("zzz", &[("x86_64", X86, None)]);
+    let manifest = t.layout().manifest_path("aaa");
+    chmod(&manifest, 0o600);
+    let nobody = 65534;
+    let list = |json: bool| {
+        let mut cmd = cargo_fatbin_command(Path::new("/"));
+        cmd.arg("list")
+            .arg("--root")
+            .arg(&t.root)
+            .arg("--color=never")
+            .uid(nobody);
+        if json {
+            cmd.arg("--json");
+        }
+        run(cmd)
+    };
+    let out = list(false);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("aaa (broken: ")
+            && out.stdout.contains("Permission denied")
+            && out.stdout.contains("zzz "),
+        "{}",
+        out.stdout
+    );
+    let out = list(true);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains(r#""broken":""#) && out.stdout.contains(r#""program":"zzz""#),
+        "{}",
+        out.stdout
+    );
+}
