@@ -9,9 +9,9 @@
 # Before it execs the launcher it checks it as the launcher checks a slot (owner and modes of
 # the file, its directories up to ROOT and ROOT's ancestors; docs/security.md).
 #
-# It costs a shell and a `uname` on every run (about 2 ms here, against about 0.1 ms for
-# the node-local launcher; see docs/launcher.md), and argv[0] reaches the program as the
-# shim's path rather than as typed: the kernel gives a `#!` script only the path it ran.
+# It costs a shell and one `ls` on every run (see docs/launcher.md for the figures against the
+# node-local launcher), and argv[0] reaches the program as the shim's path rather than as
+# typed: the kernel gives a `#!` script only the path it ran.
 # POSIX sh only: runs under dash, busybox sh and bash.
 
 # The shim as the kernel ran it (the PATH search result, or the path the caller gave).
