@@ -1,7 +1,8 @@
 //! The zig backend: zig as the one C compiler, C++ compiler, archiver and linker for every
 //! target, with musl and glibc for every processor built in (what `cargo zigbuild` does).
 //!
-//! zig is `zig` on PATH, else the PyPI package `ziglang` (`python3 -m ziglang`). cargo and the
+//! zig is `zig` on PATH, else the PyPI package `ziglang` (its `zig` binary, which
+//! `python3 -m ziglang` would run). cargo and the
 //! `cc` crate each want ONE program path per tool, and neither speaks zig's dialect, so
 //! `cargo fatbin` writes small shell wrappers per target (and per `@CPU`) under
 //! `<target-dir>/fatbin/zig/<triple>[@cpu]/` (never on the user's PATH) that fix what zig
@@ -12,8 +13,9 @@
 //! - cc-rs splits a `CC` with spaces into a wrapper and a compiler it then cannot identify,
 //!   so `python3 -m ziglang cc` is hidden behind one path.
 //! - rustc passes linker flags zig does not take: `-Wl,--no-undefined-version`, `-lgcc_s` on
-//!   musl, `-fuse-ld=lld` with `-B.../gcc-ld`, and its own self-contained musl crt objects
-//!   (zig brings its own, and two `_start`s do not link).
+//!   musl, `-fuse-ld=lld` with `-B.../gcc-ld`, ld's emulation on i686 (`-Wl,-melf_i386`),
+//!   and its own self-contained musl crt objects (zig brings its own, and two `_start`s do
+//!   not link).
 //! - A `@CPU` target passes the CPU to C code too: `-mcpu=` in zig's spelling
 //!   (`x86-64-v3` -> `x86_64_v3`).
 //!
@@ -32,25 +34,61 @@ use crate::error::{Error, Result};
 /// index alone, no sources to download.
 pub(crate) const INSTALL_ZIG: &str = "pip install ziglang (or pipx install ziglang)";
 
-/// The command that runs zig here (`["zig"]` or `["python3", "-m", "ziglang"]`), looked up
-/// once per process; `None` when there is no zig.
+/// The command that runs zig here (`["zig"]`, or the `ziglang` package's own `zig` binary by
+/// its path), looked up once per process; `None` when there is no zig.
+///
+/// The package's binary is run directly rather than as `python3 -m ziglang`, whose
+/// `__main__` only `exec`s that same binary: every C compile of a build goes through the
+/// wrappers, and a C library's `./configure` runs the compiler hundreds of times, each of
+/// which would otherwise start a Python interpreter first (about 1 s under a pyenv shim on a
+/// loaded machine, against 0.1 s for zig itself). `python3 -m ziglang` stays the fallback for
+/// a package laid out differently.
 pub(crate) fn find() -> Option<&'static [String]> {
     static FOUND: OnceLock<Option<Vec<String>>> = OnceLock::new();
     FOUND
         .get_or_init(|| {
-            let candidates: [Vec<String>; 2] = [
-                vec!["zig".into()],
-                vec!["python3".into(), "-m".into(), "ziglang".into()],
-            ];
-            candidates.into_iter().find(|cmd| {
+            let runs = |cmd: &[String]| {
                 Command::new(&cmd[0])
                     .args(&cmd[1..])
                     .arg("version")
                     .output()
                     .is_ok_and(|out| out.status.success())
-            })
+            };
+            let on_path = || Some(vec!["zig".to_owned()]);
+            let package_binary = || ziglang_binary().map(|zig| vec![zig]);
+            let python_module = || {
+                Some(vec![
+                    "python3".to_owned(),
+                    "-m".to_owned(),
+                    "ziglang".to_owned(),
+                ])
+            };
+            let candidates: [&dyn Fn() -> Option<Vec<String>>; 3] =
+                [&on_path, &package_binary, &python_module];
+            candidates
+                .iter()
+                .filter_map(|candidate| candidate())
+                .find(|cmd| runs(cmd))
         })
         .as_deref()
+}
+
+/// The path of the `zig` binary inside the `ziglang` Python package, as Python finds the
+/// package; `None` when python3 or the package is missing.
+fn ziglang_binary() -> Option<String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os, ziglang; print(os.path.dirname(os.path.abspath(ziglang.__file__)))",
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let zig = Path::new(dir.trim_end_matches('\n')).join("zig");
+    zig.is_file().then(|| zig.to_string_lossy().into_owned())
 }
 
 /// zig's `-target` for a Rust triple (`armv7-unknown-linux-gnueabihf` ->
@@ -100,7 +138,7 @@ pub(crate) fn zig_cpu(cpu: &str) -> String {
 /// Everything needed to write one target's wrappers; kept in the build plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ZigPlan {
-    /// How zig is run (`["python3", "-m", "ziglang"]`).
+    /// How zig is run (`["zig"]`, `["/path/to/site-packages/ziglang/zig"]`).
     pub(crate) command: Vec<String>,
     pub(crate) triple: String,
     /// zig's `-target`.
@@ -185,6 +223,9 @@ impl ZigPlan {
             filters.push_str("    -Wl,--no-undefined-version) ;;\n");
             filters.push_str("    -fuse-ld=*) ;;\n");
             filters.push_str("    -B*/gcc-ld) ;;\n");
+            // The emulation rustc names for ld (`-melf_i386` on i686): zig takes it from its
+            // own `-target` and rejects the flag.
+            filters.push_str("    -Wl,-melf_*) ;;\n");
             if self.triple.contains("-musl") {
                 // zig links its own musl start files; rustc's, with -nostartfiles, would
                 // give two `_start`s. musl has no libgcc_s.
@@ -316,6 +357,26 @@ mod tests {
         u16::from_le_bytes([bytes[18], bytes[19]])
     }
 
+    /// The `ziglang` package's zig is run by its path, not through `python3 -m ziglang`: a
+    /// C library's `./configure` runs the compiler hundreds of times, and each would start a
+    /// Python interpreter first. It is the same zig the module runs.
+    #[test]
+    fn the_ziglang_package_is_run_without_python() {
+        let cmd = zig();
+        assert_ne!(cmd[0], "python3", "{cmd:?}");
+        assert_eq!(cmd.len(), 1, "{cmd:?}");
+        let version = |cmd: &mut Command| {
+            let out = cmd.arg("version").output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let package = ziglang_binary().expect("the ziglang package (ci/setup.sh) is installed");
+        assert_eq!(
+            version(&mut Command::new(package)),
+            version(Command::new("python3").args(["-m", "ziglang"]))
+        );
+    }
+
     /// cc-rs adds `--target=<rust triple>` when it sees a clang; zig rejects that spelling.
     #[test]
     fn the_rust_target_flag_of_cc_rs_is_dropped() {
@@ -374,6 +435,31 @@ mod tests {
             d,
         );
         assert_eq!(elf_machine(&d.join("m")), 183);
+    }
+
+    /// rustc names ld's emulation for i686 (`-m32 -Wl,-melf_i386`); zig stops on it with
+    /// "unsupported linker arg: -melf_i386". Linked without a libc, so the test does not wait
+    /// for zig to compile one.
+    #[test]
+    fn the_linker_emulation_rustc_names_for_i686_is_dropped() {
+        let (dir, w) = wrappers("i686-unknown-linux-musl", None);
+        let d = dir.path();
+        std::fs::write(d.join("s.c"), "void _start(void) { for (;;) {} }\n").unwrap();
+        run(&w.cc, &["-c", "s.c", "-o", "s.o"], d);
+        run(
+            &w.linker,
+            &[
+                "-m32",
+                "-Wl,-melf_i386",
+                "-nostdlib",
+                "-static",
+                "s.o",
+                "-o",
+                "s",
+            ],
+            d,
+        );
+        assert_eq!(elf_machine(&d.join("s")), 3, "not i386");
     }
 
     /// An `@CPU` target compiles its C for that CPU too.
