@@ -14,7 +14,10 @@
 #
 # Needs: hyperfine, GNU time (`apt-get install hyperfine time`), python3, the
 # x86_64-unknown-linux-musl and aarch64-unknown-linux-musl targets (`rustup target add ...`).
-# Environment: ROUNDS (default 5), RUNS per round (default 500), WARMUP (default 100).
+# Environment: ROUNDS (default 5), RUNS per round (default 500), WARMUP (default 100);
+# BASELINE_LAUNCHER: another build of the fast launcher (e.g. the previous main's
+# target/cross/x86_64-unknown-linux-musl/release/fatbin, with its fatbin-full beside it) to
+# time in the same rounds, through a copy of the same layout (rows `baseline-*`).
 # A round times every command once; ratios are taken within each round (so load from other
 # processes that comes and goes hits both sides alike), and the median round is reported.
 set -euo pipefail
@@ -172,6 +175,19 @@ names=(direct launcher launcher-3-slots launcher-5-slots view view-3-slots hande
 cmds=("$root/bin/hello/x86_64" "$root/shims/hello" "$root/shims/three" "$root/shims/levels"
     "$work/view/hello" "$work/view/three" "$root/shims/handed"
     "$proot/shims/hello" "$work/wrap/hello")
+if [ -n "${BASELINE_LAUNCHER:-}" ]; then
+    # The same layout and slots, its shims pointing at the baseline launcher pair.
+    mkdir -p "$work/base-node"
+    chmod 755 "$work/base-node"
+    cp "$BASELINE_LAUNCHER" "$work/base-node/fatbin"
+    cp "$(dirname "$BASELINE_LAUNCHER")/fatbin-full" "$work/base-node/fatbin-full"
+    cp -a "$root" "$work/base-root"
+    ln -sfn "$work/base-node/fatbin" "$work/base-root/shims/fatbin"
+    "$work/base-root/shims/hello" | grep -q '^probe arch=x86_64' ||
+        { echo "bench-launcher: the baseline launcher does not run the hello slot" >&2; exit 1; }
+    names+=(baseline-launcher baseline-3-slots baseline-5-slots)
+    cmds+=("$work/base-root/shims/hello" "$work/base-root/shims/three" "$work/base-root/shims/levels")
+fi
 if [ "$(uname -m)" = x86_64 ] && gcc -O2 -static -nostdlib -fno-stack-protector \
     -o "$work/exec-floor" "$work/floor.c" 2>/dev/null; then
     names+=(exec-floor)
@@ -214,6 +230,9 @@ for n in names:
           f"   (CPU time {cpu_ratio[n]:5.2f}x)")
 print("  per-round launcher ratios: "
       + " ".join(f"{m / d:.2f}" for m, d in zip(medians["launcher"], medians["direct"])))
+if "baseline-launcher" in names:
+    print(f"  baseline launcher: one slot {ratio['baseline-launcher']:.2f}x, three slots"
+          f" {ratio['baseline-3-slots']:.2f}x, five slots {ratio['baseline-5-slots']:.2f}x")
 print(f"\npeak RSS (KiB): direct {rss_direct}, through the shim {rss_shim}, fatbin-full alone {rss_launcher}")
 print(f"launcher binary (the fast path): {size / 1024:.0f} KiB, static")
 ok_time = ratio["launcher"] <= 1.35 and ratio["launcher-3-slots"] <= 1.5

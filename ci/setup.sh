@@ -20,6 +20,7 @@ packages=(
   busybox                 # its ls: the node-side trust check must read it like GNU's
   hyperfine               # benchmarks
   time                    # /usr/bin/time -v for peak RSS in benchmarks
+  strace                  # the fast launcher's system calls, in a launcher test
   gcc-aarch64-linux-gnu   # linker for the aarch64 gnu target
   libc6-dev-arm64-cross
   gcc-riscv64-linux-gnu   # linker for the riscv64 gnu target (its musl target does not exist)

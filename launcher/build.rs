@@ -21,12 +21,24 @@
 //! naming the static `libc.a` (the way glibc's own `libc.so` is a linker script naming
 //! `libc.so.6`), plus `-static -no-pie`. Without a `libc.a` (no static C library
 //! installed), the build says so and the launcher stays dynamic: correct, only slower.
+//!
+//! Position-dependent on musl x86_64 and aarch64 too: rustc links a static musl binary as a
+//! static PIE with musl's `rcrt1.o`, whose start relocates the binary (writing its relocated
+//! data pages) before the C library's own start-up. `-no-pie` alone crashes (`rcrt1.o` still
+//! runs and looks for a dynamic section that is gone), and `-C relocation-model=static`
+//! would take RUSTFLAGS for the whole build. So the fast launcher has its own entry point
+//! (`-e fatbin_start`, src/fast/os.rs), which also runs the fast path before the C library
+//! starts (`cfg(fatbin_early_start)`), and `-z norelro` with, for lld, `--no-rosegment`
+//! leaves two segments (code with read-only data, data): a page fault fewer for each segment
+//! not mapped. musl never write-protects RELRO in a static binary, so `-z norelro` gives up
+//! nothing there. The figures are in docs/launcher.md (Performance).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rustc-check-cfg=cfg(fatbin_early_start)");
     if env("CARGO_CFG_TARGET_OS").as_deref() != Some("linux") {
         return;
     }
@@ -34,8 +46,32 @@ fn main() {
     println!("cargo:rustc-link-arg-bin=fatbin=noseparate-code");
     let crt_static = env("CARGO_CFG_TARGET_FEATURE")
         .is_some_and(|features| features.split(',').any(|f| f == "crt-static"));
-    if env("CARGO_CFG_TARGET_ENV").as_deref() == Some("gnu") && !crt_static {
+    let target_env = env("CARGO_CFG_TARGET_ENV");
+    if target_env.as_deref() == Some("gnu") && !crt_static {
         link_glibc_statically();
+    }
+    let arch = env("CARGO_CFG_TARGET_ARCH");
+    if target_env.as_deref() == Some("musl")
+        && matches!(arch.as_deref(), Some("x86_64" | "aarch64"))
+    {
+        link_musl_position_dependent();
+    }
+}
+
+/// The arguments that make the musl fast launcher position-dependent, started by its own
+/// entry point (`fatbin_start` in src/fast/os.rs), in two segments.
+fn link_musl_position_dependent() {
+    println!("cargo:rustc-cfg=fatbin_early_start");
+    for arg in ["-no-pie", "-e", "fatbin_start", "-z", "norelro"] {
+        println!("cargo:rustc-link-arg-bin=fatbin={arg}");
+    }
+    // lld keeps read-only data in a segment of its own even without separate code; GNU ld
+    // merges it into the code's with `-z noseparate-code` (above) and has no such option.
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    let linker = env("RUSTC_LINKER").unwrap_or_default();
+    let linker_name = Path::new(&linker).file_name().unwrap_or_default();
+    if linker_name.to_string_lossy().contains("lld") {
+        println!("cargo:rustc-link-arg-bin=fatbin=--no-rosegment");
     }
 }
 

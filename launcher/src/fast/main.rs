@@ -15,7 +15,8 @@
 //! compare with the full launcher's (`fast_agrees.rs`), and the integration tests run both
 //! routes.
 //!
-//! `no_std`, linked with the C library only (static musl in release builds); a panic hands
+//! `no_std`, linked with the C library only (static musl in release builds), which on
+//! static musl x86_64 and aarch64 starts only for a hand-over (see os.rs); a panic hands
 //! over too.
 #![cfg_attr(not(test), no_std)]
 #![no_main]
@@ -40,7 +41,10 @@ use os::{CStrBuf, EnvList};
 /// The full launcher's file name, next to this binary.
 const FULL_LAUNCHER: &[u8] = b"fatbin-full";
 
+// In .data, not .bss: one page fewer to fault in (see `os::Scratch`).
+#[link_section = ".data"]
 static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
+#[link_section = ".data"]
 static ENVP: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
 
 #[cfg(not(test))]
@@ -65,7 +69,10 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char, envp: *const *const 
     // SAFETY: the C runtime passes argc valid C strings in argv and a NULL-terminated envp.
     let args = unsafe { os::c_strings(argv, usize::try_from(argc).unwrap_or(0)) };
     let env = unsafe { EnvList::new(envp) };
-    run_natively(args, &env);
+    // After a hand-over started the C library, main runs again (see os.rs).
+    if os::first_run() {
+        run_natively(args, &env);
+    }
     hand_over(argv, envp)
 }
 
@@ -241,6 +248,7 @@ fn push_manifest_path<const N: usize>(
 /// Replaces this process with the full launcher, same arguments and environment, plus the
 /// path the caller executed. Never returns: on failure it reports and exits 126.
 fn hand_over(argv: *const *const c_char, envp: *const *const c_char) -> ! {
+    os::start_c_library(argv);
     let mut own: CStrBuf = CStrBuf::new();
     let mut full: CStrBuf = CStrBuf::new();
     let found = os::own_path(&mut own).and_then(|()| full_launcher_path(own.bytes(), &mut full));

@@ -1,6 +1,13 @@
-//! The few system services the fast launcher uses, over the C library, without allocating:
-//! paths in a fixed buffer, the environment as the C runtime passed it, `lstat`, small reads,
-//! `execve`.
+//! The few system services the fast launcher uses, without allocating: paths in a fixed
+//! buffer, the environment as the kernel passed it, `lstat`, small reads, `execve`.
+//!
+//! On static musl x86_64 and aarch64 (`cfg(fatbin_early_start)`, set by `launcher/build.rs`)
+//! the fast path runs before the C library starts: the binary's own entry point
+//! ([`start`]) calls `main` straight from the kernel's stack, and the fast path makes its
+//! system calls itself ([`sys`]), so a shim call skips the C library's start-up (its thread
+//! pointer and TLS set-up: two system calls and two written pages). Only a hand-over starts
+//! the C library ([`start_c_library`]), which then calls `main` again. Elsewhere (glibc,
+//! 32-bit targets) the C library starts first and [`sys`] is its wrappers.
 
 use core::ffi::{c_char, CStr};
 use core::mem::MaybeUninit;
@@ -73,10 +80,13 @@ impl<const N: usize> CStrBuf<N> {
 
 /// The fast path's working memory. It lives in .bss rather than on the stack: a stack frame
 /// with large locals is probed page by page on entry, a page fault each, while a .bss page
-/// costs a fault only when something is written to it. Sized and ordered so that what a
-/// usual run writes (a short path, a few dozen variables, a manifest of a few slots) lands on
-/// two pages; anything larger is handed to the full launcher.
-#[repr(C, align(4096))]
+/// costs a fault only when something is written to it. Ordered so that what a usual run
+/// writes (a short path, a few dozen variables, a manifest of a few slots) lands on two
+/// pages: not page-aligned, so its start shares the page where the data segment ends, which
+/// the kernel has written already (it zeroes the rest of that page at exec), and the fast
+/// path's other variables are in that data (`#[link_section = ".data"]`), not spread over
+/// .bss pages of their own. Anything larger is handed to the full launcher.
+#[repr(C)]
 pub struct Scratch {
     /// `FATBIN_DEPTH=N`.
     pub guard: CStrBuf<32>,
@@ -109,6 +119,7 @@ static SCRATCH: ScratchCell = ScratchCell(core::cell::UnsafeCell::new(Scratch {
 
 /// The working memory, the first time; `None` after that.
 pub fn scratch() -> Option<&'static mut Scratch> {
+    #[link_section = ".data"]
     static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
     if TAKEN.swap(true, core::sync::atomic::Ordering::Relaxed) {
         return None;
@@ -153,14 +164,15 @@ impl<'a> EnvList<'a> {
         }
     }
 
-    fn entry(&self, i: usize) -> &'a [u8] {
+    /// The value of entry `i` when it is `name=value`.
+    fn value_at(&self, i: usize, name: &[u8]) -> Option<&'a [u8]> {
         // SAFETY: every entry is a C string (see new).
-        unsafe { CStr::from_ptr(self.entries[i]) }.to_bytes()
+        unsafe { value_of(self.entries[i], name) }
     }
 
     /// The value of the first `name=value` entry, as `getenv` finds it.
     pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
-        (0..self.entries.len()).find_map(|i| value_of(self.entry(i), name))
+        (0..self.entries.len()).find_map(|i| self.value_at(i, name))
     }
 
     /// This environment without any `name=` entry and with `entry` added, in `storage`.
@@ -175,7 +187,7 @@ impl<'a> EnvList<'a> {
         }
         let mut n = 0;
         for i in 0..self.entries.len() {
-            if value_of(self.entry(i), name).is_none() {
+            if self.value_at(i, name).is_none() {
                 storage[n].write(self.entries[i]);
                 n += 1;
             }
@@ -201,16 +213,35 @@ impl<'a> EnvList<'a> {
     }
 }
 
-/// `value` when `entry` is `name=value`.
-fn value_of<'e>(entry: &'e [u8], name: &[u8]) -> Option<&'e [u8]> {
-    entry.strip_prefix(name)?.strip_prefix(b"=")
+/// `value` when the C string `entry` is `name=value`. Only a match is measured: the fast
+/// path looks up four names and rebuilds the environment once, and measuring every entry
+/// each time (`PATH`, `LS_COLORS`: kilobytes) was its largest piece of user time.
+///
+/// # Safety
+/// `entry` must be a C string.
+unsafe fn value_of<'e>(entry: *const c_char, name: &[u8]) -> Option<&'e [u8]> {
+    let entry = entry.cast::<u8>();
+    // Compared byte by byte up to the first difference, so never past the entry's NUL (no
+    // name holds a NUL, and `=` is not one).
+    for (i, &b) in name.iter().chain(b"=").enumerate() {
+        // SAFETY: the bytes before index i matched non-NUL bytes, so i is within the string.
+        if unsafe { *entry.add(i) } != b {
+            return None;
+        }
+    }
+    // SAFETY: the value is the rest of the C string.
+    Some(unsafe { CStr::from_ptr(entry.add(name.len() + 1).cast()) }.to_bytes())
 }
 
 /// The path the caller executed, as the kernel recorded it (`AT_EXECFN`).
 pub fn executed_path() -> Option<&'static [u8]> {
     // SAFETY: getauxval has no preconditions; for AT_EXECFN it returns 0 or a pointer to a C
     // string on the initial stack, valid for the process's lifetime.
+    #[cfg(not(fatbin_early_start))]
     let ptr = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const c_char;
+    // Before the C library starts, its getauxval knows nothing yet: the kernel's own vector.
+    #[cfg(fatbin_early_start)]
+    let ptr = start::aux_value(libc::AT_EXECFN) as *const c_char;
     if ptr.is_null() {
         return None;
     }
@@ -247,9 +278,7 @@ fn stat_of(st: &libc::stat) -> Stat {
 pub fn lstat<const N: usize>(path: &CStrBuf<N>) -> Option<Stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: path is a C string and st is large enough for a stat.
-    if unsafe { libc::lstat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
+    unsafe { sys::lstat(path.as_ptr(), st.as_mut_ptr()) }.ok()?;
     // SAFETY: lstat succeeded, so it filled st.
     Some(stat_of(unsafe { st.assume_init_ref() }))
 }
@@ -261,8 +290,7 @@ impl Stat {
 }
 
 pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    sys::geteuid()
 }
 
 /// An open file descriptor, closed by the `execve` that ends this process.
@@ -284,13 +312,10 @@ impl Fd {
         // The system call itself: the C library's open() follows O_CLOEXEC with an fcntl
         // for kernels older than 2.6.23.
         // SAFETY: path is a C string.
-        let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags) };
-        let fd = Fd(libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0)?);
+        let fd = Fd(unsafe { sys::openat(path.as_ptr(), flags) }.ok()?);
         let mut st = MaybeUninit::<libc::stat>::uninit();
         // SAFETY: fd is open and st is large enough for a stat.
-        if unsafe { libc::fstat(fd.0, st.as_mut_ptr()) } != 0 {
-            return None;
-        }
+        unsafe { sys::fstat(fd.0, st.as_mut_ptr()) }.ok()?;
         // SAFETY: fstat succeeded.
         let stat = stat_of(unsafe { st.assume_init_ref() });
         stat.is_file().then_some((fd, stat))
@@ -301,13 +326,12 @@ impl Fd {
         let mut done = 0;
         while done < buf.len() {
             // SAFETY: the range is inside buf.
-            let n =
-                unsafe { libc::read(self.0, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
+            let n = unsafe { sys::read(self.0, buf[done..].as_mut_ptr().cast(), buf.len() - done) };
             match n {
-                0 => break,
-                n if n > 0 => done += n as usize,
-                _ if errno() == libc::EINTR => {}
-                _ => return None,
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(libc::EINTR) => {}
+                Err(_) => return None,
             }
         }
         // SAFETY: the first done bytes were written by read.
@@ -394,10 +418,11 @@ pub fn format_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 pub fn exec<const N: usize>(path: &CStrBuf<N>, argv: &[*const c_char], env: &[*const c_char]) {
     // argv from main is NULL-terminated right after its last element.
     // SAFETY: path is a C string; argv and env are NULL-terminated arrays of C strings.
-    unsafe { execve_raw(path, argv.as_ptr(), env.as_ptr()) }
+    unsafe { sys::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) }
 }
 
-/// `execve` with raw arrays; returns only when it failed.
+/// `execve` with raw arrays, through the C library (so `errno` tells why it failed, for
+/// [`last_error_text`]); returns only when it failed.
 ///
 /// # Safety
 /// `argv` and `envp` must be NULL-terminated arrays of C strings.
@@ -423,8 +448,7 @@ pub fn own_path(out: &mut CStrBuf) -> Option<()> {
 
 fn readlink(path: *const c_char, buf: &mut [u8; PATH_MAX]) -> Option<usize> {
     // SAFETY: path is a C string; buf has room for PATH_MAX - 1 bytes and the NUL.
-    let n = unsafe { libc::readlink(path, buf.as_mut_ptr().cast(), PATH_MAX - 1) };
-    let n = usize::try_from(n).ok()?;
+    let n = unsafe { sys::readlink(path, buf.as_mut_ptr().cast(), PATH_MAX - 1) }.ok()?;
     buf[n] = 0;
     Some(n)
 }
@@ -476,4 +500,313 @@ pub fn last_error_is_exec_format() -> bool {
 pub fn last_error_text() -> &'static [u8] {
     // SAFETY: strerror returns a static C string for any error number.
     unsafe { CStr::from_ptr(libc::strerror(errno())) }.to_bytes()
+}
+
+/// Whether `main` should try the fast path: the first time it runs (on early-start targets
+/// `main` runs a second time after a hand-over started the C library).
+pub fn first_run() -> bool {
+    #[link_section = ".data"]
+    static RAN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    !RAN.swap(true, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Makes sure the C library has started before the hand-over uses it (`malloc`, `errno`,
+/// `strerror`). Where the fast path runs first ([`start`]), this starts it now, which calls
+/// `main` again and does not return; elsewhere it has started already.
+pub fn start_c_library(argv: *const *const c_char) {
+    #[cfg(fatbin_early_start)]
+    start::c_library(argv);
+    #[cfg(not(fatbin_early_start))]
+    let _ = argv;
+}
+
+/// The system calls of the fast path: `Err` holds the error number.
+#[cfg(not(fatbin_early_start))]
+mod sys {
+    use core::ffi::{c_char, c_int, c_void};
+
+    fn result(r: isize) -> Result<usize, c_int> {
+        usize::try_from(r).map_err(|_| super::errno())
+    }
+
+    pub unsafe fn openat(path: *const c_char, flags: c_int) -> Result<c_int, c_int> {
+        // SAFETY: guaranteed by the caller.
+        let fd = unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path, flags) };
+        result(fd as isize).map(|fd| fd as c_int)
+    }
+
+    pub unsafe fn fstat(fd: c_int, st: *mut libc::stat) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe { libc::fstat(fd, st) } as isize)
+    }
+
+    pub unsafe fn lstat(path: *const c_char, st: *mut libc::stat) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe { libc::lstat(path, st) } as isize)
+    }
+
+    pub unsafe fn read(fd: c_int, buf: *mut c_void, len: usize) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe { libc::read(fd, buf, len) })
+    }
+
+    pub unsafe fn readlink(
+        path: *const c_char,
+        buf: *mut c_char,
+        len: usize,
+    ) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe { libc::readlink(path, buf, len) })
+    }
+
+    pub unsafe fn execve(
+        path: *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+    ) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { libc::execve(path, argv, envp) };
+    }
+
+    pub fn geteuid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+}
+
+/// The system calls of the fast path, made directly (the C library's wrappers would write
+/// `errno`, which lives in thread-local storage the C library has not set up yet): `Err`
+/// holds the error number.
+#[cfg(fatbin_early_start)]
+mod sys {
+    use core::arch::asm;
+    use core::ffi::{c_char, c_int, c_long, c_void};
+
+    /// A system call with up to four arguments: the kernel's answer, `-errno` on failure.
+    ///
+    /// # Safety
+    /// The arguments must be what system call `n` expects.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn call(n: c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let ret: isize;
+        // SAFETY: guaranteed by the caller; `syscall` clobbers rcx and r11 only.
+        unsafe {
+            asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a, in("rsi") b,
+                in("rdx") c, in("r10") d, lateout("rcx") _, lateout("r11") _,
+                options(nostack))
+        };
+        ret
+    }
+
+    /// A system call with up to four arguments: the kernel's answer, `-errno` on failure.
+    ///
+    /// # Safety
+    /// The arguments must be what system call `n` expects.
+    #[cfg(target_arch = "aarch64")]
+    unsafe fn call(n: c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+        let ret: isize;
+        // SAFETY: guaranteed by the caller; `svc 0` changes x0 only.
+        unsafe {
+            asm!("svc 0", in("x8") n, inlateout("x0") a as isize => ret, in("x1") b,
+                in("x2") c, in("x3") d, options(nostack))
+        };
+        ret
+    }
+
+    fn result(r: isize) -> Result<usize, c_int> {
+        usize::try_from(r).map_err(|_| -r as c_int)
+    }
+
+    const AT_FDCWD: usize = libc::AT_FDCWD as usize;
+
+    pub unsafe fn openat(path: *const c_char, flags: c_int) -> Result<c_int, c_int> {
+        // SAFETY: guaranteed by the caller.
+        let fd = unsafe { call(libc::SYS_openat, AT_FDCWD, path as usize, flags as usize, 0) };
+        result(fd).map(|fd| fd as c_int)
+    }
+
+    pub unsafe fn fstat(fd: c_int, st: *mut libc::stat) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller; musl's `struct stat` is the kernel's here.
+        result(unsafe { call(libc::SYS_fstat, fd as usize, st as usize, 0, 0) })
+    }
+
+    /// `lstat` as aarch64 has it (and x86_64 too): `fstatat` without following a symlink.
+    pub unsafe fn lstat(path: *const c_char, st: *mut libc::stat) -> Result<usize, c_int> {
+        let nofollow = libc::AT_SYMLINK_NOFOLLOW as usize;
+        // SAFETY: guaranteed by the caller; musl's `struct stat` is the kernel's here.
+        result(unsafe {
+            call(
+                libc::SYS_newfstatat,
+                AT_FDCWD,
+                path as usize,
+                st as usize,
+                nofollow,
+            )
+        })
+    }
+
+    pub unsafe fn read(fd: c_int, buf: *mut c_void, len: usize) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe { call(libc::SYS_read, fd as usize, buf as usize, len, 0) })
+    }
+
+    pub unsafe fn readlink(
+        path: *const c_char,
+        buf: *mut c_char,
+        len: usize,
+    ) -> Result<usize, c_int> {
+        // SAFETY: guaranteed by the caller.
+        result(unsafe {
+            call(
+                libc::SYS_readlinkat,
+                AT_FDCWD,
+                path as usize,
+                buf as usize,
+                len,
+            )
+        })
+    }
+
+    pub unsafe fn execve(
+        path: *const c_char,
+        argv: *const *const c_char,
+        envp: *const *const c_char,
+    ) {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            call(
+                libc::SYS_execve,
+                path as usize,
+                argv as usize,
+                envp as usize,
+                0,
+            )
+        };
+    }
+
+    pub fn geteuid() -> u32 {
+        // SAFETY: geteuid takes no arguments and cannot fail.
+        unsafe { call(libc::SYS_geteuid, 0, 0, 0, 0) as u32 }
+    }
+}
+
+/// The entry point of a static musl `fatbin` on x86_64 and aarch64, linked with
+/// `-e fatbin_start` and `-no-pie` (`launcher/build.rs`).
+///
+/// It calls `main` before the C library starts, and only a hand-over starts the C library
+/// (musl's `__libc_start_main`, as its `crt1.o` would at entry), which calls `main` again.
+/// Position-dependent, the binary has nothing to relocate: rustc's static-PIE start file
+/// (`rcrt1.o`, still linked but unused) would first relocate the binary, writing to its
+/// data pages. Together (measured with `ci/bench-launcher.sh`) this leaves a shim call two
+/// system calls and four page faults short of the C library's start.
+#[cfg(fatbin_early_start)]
+mod start {
+    use core::ffi::{c_char, c_int};
+    use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    // Like musl's crt_arch.h: the stack pointer at entry points at argc, then argv; the
+    // frame pointer (and on aarch64 the link register) is zeroed to end backtraces here.
+    #[cfg(all(not(test), target_arch = "x86_64"))]
+    core::arch::global_asm!(
+        ".globl fatbin_start",
+        ".type fatbin_start, @function",
+        "fatbin_start:",
+        "xor ebp, ebp",
+        "mov rdi, rsp",
+        "and rsp, -16",
+        "call {start_c}",
+        "ud2",
+        start_c = sym start_c,
+    );
+    #[cfg(all(not(test), target_arch = "aarch64"))]
+    core::arch::global_asm!(
+        ".globl fatbin_start",
+        ".type fatbin_start, %function",
+        "fatbin_start:",
+        "mov x29, #0",
+        "mov x30, #0",
+        "mov x0, sp",
+        "and sp, x0, #-16",
+        "b {start_c}",
+        start_c = sym start_c,
+    );
+
+    type Main = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+
+    extern "C" {
+        fn main(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) -> c_int;
+        /// musl's: starts the C library (auxiliary vector, thread pointer and TLS,
+        /// `environ`), runs the initialisers, then `exit(main(argc, argv, envp))`. It ignores
+        /// its last three arguments (musl calls `_init` itself).
+        fn __libc_start_main(
+            main: Main,
+            argc: c_int,
+            argv: *const *const c_char,
+            init: usize,
+            fini: usize,
+            ldso: usize,
+        ) -> !;
+    }
+
+    /// argc, and the kernel's auxiliary vector (after the environment's NULL).
+    #[link_section = ".data"]
+    static ARGC: AtomicUsize = AtomicUsize::new(0);
+    #[link_section = ".data"]
+    static AUXV: AtomicPtr<usize> = AtomicPtr::new(core::ptr::null_mut());
+    /// Whether the C library has started (or is starting).
+    #[link_section = ".data"]
+    static C_LIBRARY: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+    /// # Safety
+    /// Only as the process's entry point: `sp` is the initial stack pointer.
+    #[cfg(not(test))]
+    unsafe extern "C" fn start_c(sp: *mut usize) -> ! {
+        // SAFETY: the kernel's initial stack: argc, argc argv pointers and a NULL, the
+        // environment's pointers and a NULL, then the auxiliary vector.
+        unsafe {
+            let argc = *sp;
+            let argv = sp.add(1);
+            let envp = argv.add(argc + 1);
+            let mut auxv = envp;
+            while *auxv != 0 {
+                auxv = auxv.add(1);
+            }
+            ARGC.store(argc, Ordering::Relaxed);
+            AUXV.store(auxv.add(1), Ordering::Relaxed);
+            main(argc as c_int, argv.cast(), envp.cast());
+            // main ends in an exec or a hand-over; should it ever return, the C library's
+            // start calls it again, and it hands over.
+            C_LIBRARY.store(true, Ordering::Relaxed);
+            __libc_start_main(main, argc as c_int, argv.cast(), 0, 0, 0)
+        }
+    }
+
+    /// The value of auxiliary vector entry `key`, or 0.
+    pub fn aux_value(key: libc::c_ulong) -> usize {
+        let mut entry = AUXV.load(Ordering::Relaxed);
+        if entry.is_null() {
+            return 0;
+        }
+        // SAFETY: AUXV points at the kernel's (key, value) pairs, ended by key 0 (AT_NULL).
+        unsafe {
+            while *entry != 0 {
+                if *entry == key as usize {
+                    return *entry.add(1);
+                }
+                entry = entry.add(2);
+            }
+        }
+        0
+    }
+
+    /// Starts the C library, which calls `main` again, the first time; returns at once
+    /// after that (the C library has started).
+    pub fn c_library(argv: *const *const c_char) {
+        if C_LIBRARY.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let argc = ARGC.load(Ordering::Relaxed) as c_int;
+        // SAFETY: argv is the kernel's, argc long, as at entry.
+        unsafe { __libc_start_main(main, argc, argv, 0, 0, 0) }
+    }
 }

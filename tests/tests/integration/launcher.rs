@@ -1078,6 +1078,78 @@ fn cargo_install_with_the_default_target_gives_a_static_fast_launcher() {
     assert_ran(&forced, "level=baseline ");
 }
 
+/// The static musl fast launcher (x86_64 and aarch64) is position-dependent, in two segments,
+/// and makes a plain shim call without starting the C library (`launcher/build.rs`,
+/// `fatbin_start` in src/fast/os.rs): no self-relocation, no thread-pointer set-up, nothing but
+/// its own checks before the slot's `execve`. A hand-over still starts the C library (its
+/// `errno` texts name why the full launcher cannot start).
+#[test]
+fn the_musl_fast_launcher_starts_without_relocating_or_the_c_library() {
+    for target in [X86, ARM] {
+        let launcher = fatbin_tests::launcher_binary(target);
+        let headers = output(
+            Command::new("readelf")
+                .args(["-h", "-l", "-W"])
+                .arg(&launcher),
+        );
+        assert!(headers.status.success(), "{}", stderr(&headers));
+        let headers = stdout(&headers);
+        let loads = headers
+            .lines()
+            .filter(|l| l.trim_start().starts_with("LOAD"))
+            .count();
+        assert!(
+            headers.contains("EXEC (Executable file)")
+                && loads == 2
+                && !headers.contains("DYNAMIC")
+                && !headers.contains("INTERP"),
+            "{target}: not a position-dependent static binary in two segments:\n{headers}"
+        );
+    }
+
+    let t = baseline_layout();
+    let trace = t.dir.path().join("trace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .arg(t.shim("probe"));
+    clean_env(&mut cmd);
+    let out = output(&mut cmd);
+    assert_ran(&out, "level=baseline ");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let launcher_calls: Vec<&str> = trace
+        .lines()
+        .skip(1) // the shim's own execve
+        .take_while(|l| !l.contains("execve("))
+        .collect();
+    let start_up = [
+        "arch_prctl",
+        "set_tid_address",
+        "set_thread_area",
+        "brk",
+        "mmap",
+    ];
+    assert!(
+        !launcher_calls.is_empty()
+            && launcher_calls
+                .iter()
+                .all(|l| !start_up.iter().any(|c| l.contains(&format!("{c}(")))),
+        "the fast path started the C library or allocated:\n{trace}"
+    );
+
+    // A hand-over starts the C library first: its error text is the C library's.
+    std::fs::remove_file(t.full_launcher()).unwrap();
+    let out = output(t.run("probe").env("FATBIN_ARCH", "x86_64"));
+    assert_fails(
+        &out,
+        126,
+        &[
+            "cannot start the full launcher",
+            "No such file or directory",
+        ],
+    );
+}
+
 /// `cargo fatbin add` without `--launcher`, run from a checkout's target directory (a copy of
 /// one: its `CACHEDIR.TAG` and the binaries), does not point the shims into it: the launcher
 /// pair is copied to `$XDG_DATA_HOME/fatbin/launcher`, said so, and the shims still work
