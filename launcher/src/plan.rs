@@ -640,6 +640,10 @@ mod tests {
             verdicts[1].starts_with("aarch64: not supported: "),
             "{verdicts:?}"
         );
+        assert_eq!(
+            verdicts[1],
+            "aarch64: not supported: aarch64 binaries do not run on x86_64"
+        );
         // The order migration offers the slots in: best first.
         assert_eq!(d.slots(), [x86, "aarch64".parse().unwrap()]);
         // A forced slot that is absent: the decision is the error run fails with.
@@ -856,6 +860,21 @@ mod tests {
         std::env::set_var(FALLBACK_VAR, "nodes");
         let e = route().unwrap_err().to_string();
         assert!(e.contains("fallback nodes: no nodes configured in"), "{e}");
+        assert!(
+            e.contains("slot aarch64: aarch64 binaries do not run on x86_64"),
+            "{e}"
+        );
+        std::fs::write(
+            &nodes,
+            "[nodes.rv]\nssh = \"rv.invalid\"\nslots = [\"riscv64\"]\n",
+        )
+        .unwrap();
+        let e = route().unwrap_err().to_string();
+        assert!(
+            e.contains("fallback nodes: no node of the inventory runs any of its slots"),
+            "{e}"
+        );
+        std::fs::remove_file(&nodes).unwrap();
         std::env::set_var("PATH", config.path());
         std::env::set_var(FALLBACK_VAR, "qemu");
         let e = route().unwrap_err().to_string();
@@ -904,6 +923,7 @@ mod tests {
             e.contains("qemu-user cannot emulate the AVX-512 that x86_64-v4 needs"),
             "{e}"
         );
+        assert!(e.contains("slot x86_64-v4: the CPU lacks avx512"), "{e}");
         // Forced, it is refused for the same reason.
         let forced = parse_forced("x86_64-v4", "--arch").unwrap();
         let d = decide(&layout, "prog", &manifest, Some(forced)).unwrap();
