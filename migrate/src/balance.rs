@@ -180,6 +180,31 @@ mod tests {
         assert_eq!(firsts, ["a", "b", "c"]);
     }
 
+    /// Each group of candidates has a counter of its own: advancing one does not move
+    /// another's start.
+    #[test]
+    fn each_group_counts_for_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .into_iter()
+            .map(node)
+            .collect();
+        let groups: Vec<&[Node]> = nodes.chunks(2).collect();
+        for (i, group) in groups.iter().enumerate() {
+            for _ in 0..i {
+                let mut g: Vec<&Node> = group.iter().collect();
+                order(Policy::RoundRobin, &mut g, dir.path(), None, true);
+            }
+        }
+        for (i, group) in groups.iter().enumerate() {
+            let mut g: Vec<&Node> = group.iter().collect();
+            order(Policy::RoundRobin, &mut g, dir.path(), None, false);
+            assert_eq!(g[0].name, group[i % 2].name, "group {i}");
+        }
+        let counters = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(counters, groups.len());
+    }
+
     /// Random starts anywhere, keeps every candidate in rotated order, and does not always
     /// start at the same node.
     #[test]
