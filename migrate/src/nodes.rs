@@ -532,6 +532,48 @@ mod tests {
     }
 
     #[test]
+    fn sources_have_names_that_parse_back() {
+        for (source, name) in [
+            (Source::User, "user"),
+            (Source::Layout, "layout"),
+            (Source::System, "system"),
+        ] {
+            assert_eq!(source.name(), name);
+            assert_eq!(Source::parse(name), Some(source));
+        }
+        assert_eq!(Source::parse("global"), None);
+    }
+
+    /// What a node and the settings are when the file leaves them out.
+    #[test]
+    fn defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "n.toml", "[nodes.a]\nssh = \"h\"\n");
+        let a = &NodesFile::read(&p).unwrap().nodes["a"];
+        assert!(a.shared, "a node sees ROOT unless it says otherwise");
+        let node = Node {
+            name: "a".into(),
+            entry: a.clone(),
+            source: Source::User,
+        };
+        assert_eq!(node.cache_on_node(), "~/.cache/fatbin/slots");
+        assert_eq!(node.root_on_node(Path::new("/l")), Path::new("/l"));
+        let s = Settings::default();
+        assert_eq!(
+            (s.connect_timeout(), s.down_for(), s.persist()),
+            (5, 60, DEFAULT_PERSIST)
+        );
+        // Zero is raised to one second (ssh reads `ControlPersist 0` as forever).
+        let s = Settings {
+            connect_timeout: Some(0),
+            down_for: Some(7),
+            persist: Some(0),
+            balance: None,
+        };
+        assert_eq!((s.connect_timeout(), s.down_for(), s.persist()), (1, 7, 1));
+    }
+
+    #[test]
     fn write_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = NodesFile::default();
