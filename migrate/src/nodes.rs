@@ -573,6 +573,33 @@ mod tests {
         assert_eq!((s.connect_timeout(), s.down_for(), s.persist()), (1, 7, 1));
     }
 
+    /// A missing file is an empty inventory; one that cannot be read is an error, not an
+    /// inventory with no nodes.
+    #[test]
+    fn only_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = NodesFile::read(&dir.path().join("none.toml")).unwrap();
+        assert_eq!(missing, NodesFile::default());
+        let e = NodesFile::read(dir.path()).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read "), "{e}");
+    }
+
+    /// Settings are written when set, and an empty `[settings]` table is not.
+    #[test]
+    fn settings_are_written_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nodes.toml");
+        let mut f = NodesFile::default();
+        f.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("[settings]"), "{text}");
+        f.settings.down_for = Some(30);
+        f.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("[settings]\ndown_for = 30\n"), "{text}");
+        assert_eq!(NodesFile::read(&p).unwrap(), f);
+    }
+
     #[test]
     fn write_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
