@@ -217,6 +217,12 @@ mod tests {
             assert!(e.to_string().starts_with("prog: refusing to run: "), "{e}");
             chmod(&dir, 0o755);
         }
+        // ROOT may have any owner, and that owner is the one trusted below it (only root
+        // can give a directory away, so this part needs root).
+        let other = 4242;
+        if std::os::unix::fs::chown(layout.root(), Some(other), None).is_ok() {
+            assert_eq!(check_layout_dirs(&layout, "prog").unwrap(), other);
+        }
         let e = check_layout_dirs(&layout, "other").unwrap_err();
         assert!(e.to_string().starts_with("other: refusing to run: "), "{e}");
     }

@@ -544,6 +544,20 @@ mod tests {
         assert_eq!(Source::parse("global"), None);
     }
 
+    #[test]
+    fn node_names() {
+        assert_eq!(node_name_problem(&"n".repeat(40)), None);
+        assert!(node_name_problem(&"n".repeat(41))
+            .unwrap()
+            .contains("longer than 40"));
+        for bad in ["", "-a", ".a", "a b", "a/b", "é"] {
+            assert!(node_name_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["a", "arm1.lab", "x86_64-v3", "A-1_b.c"] {
+            assert_eq!(node_name_problem(good), None, "{good:?}");
+        }
+    }
+
     /// What a node and the settings are when the file leaves them out.
     #[test]
     fn defaults() {
