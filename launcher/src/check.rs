@@ -262,6 +262,12 @@ mod tests {
             e.to_string().contains("is in the manifest but its file"),
             "{e}"
         );
+        // A file that is there but cannot be opened is not "missing".
+        std::os::unix::fs::symlink(&slot, &slot).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("cannot open slot `x86_64`"), "{e}");
+        std::fs::remove_file(&slot).unwrap();
         std::fs::create_dir(&slot).unwrap();
         chmod(&slot, 0o755);
         let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
