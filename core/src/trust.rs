@@ -86,6 +86,19 @@ mod tests {
     }
 
     #[test]
+    fn both_rules() {
+        let me = || 1000;
+        // Each rule alone passes these, so `trusted` must say yes.
+        assert!(trusted(0o755, 0, None, me));
+        assert!(trusted(0o100_644, 1000, None, me));
+        assert!(trusted(0o040_700, 1001, Some(1001), me));
+        // And each rule alone can refuse.
+        assert!(!trusted(0o757, 1000, None, me));
+        assert!(!trusted(0o755, 1001, None, me));
+        assert!(!trusted(0o755, 1001, Some(1002), me));
+    }
+
+    #[test]
     fn ancestors() {
         let me = || 1000;
         // /tmp: world-writable but sticky.

@@ -153,3 +153,159 @@ fn refuse(program: &str, e: fatbin_layout::Error) -> Error {
 pub fn elf_arch(header: &[u8; 20]) -> Option<std::result::Result<Arch, String>> {
     fatbin_core::elf::arch_of(header).map(|found| found.map_err(|e| e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// An ELF header of `machine`, 64-bit little-endian.
+    fn elf(machine: u16) -> Vec<u8> {
+        let mut h = vec![0x7f, b'E', b'L', b'F', 2, 1];
+        h.resize(18, 0);
+        h.extend(machine.to_le_bytes());
+        h
+    }
+
+    const X86_64: u16 = 62;
+    const AARCH64: u16 = 183;
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A layout in a fresh directory with `prog` and its `x86_64` slot, every mode 0755.
+    fn layout() -> (tempfile::TempDir, Layout, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        std::fs::create_dir_all(layout.program_dir("prog")).unwrap();
+        let slot = layout.slot_path("prog", x86());
+        std::fs::write(&slot, elf(X86_64)).unwrap();
+        for path in [
+            dir.path().to_owned(),
+            layout.bin_dir(),
+            layout.program_dir("prog"),
+            slot.clone(),
+        ] {
+            chmod(&path, 0o755);
+        }
+        (dir, layout, slot)
+    }
+
+    fn x86() -> SlotName {
+        "x86_64".parse().unwrap()
+    }
+
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn the_layout_directories_are_checked_down_to_the_program() {
+        let (_dir, layout, _) = layout();
+        assert_eq!(check_layout_dirs(&layout, "prog").unwrap(), me());
+        for (dir, mode) in [
+            (layout.root().to_owned(), 0o757),
+            (layout.bin_dir(), 0o775),
+            (layout.program_dir("prog"), 0o757),
+        ] {
+            chmod(&dir, mode);
+            let e = check_layout_dirs(&layout, "prog").unwrap_err();
+            assert_eq!(e.exit_code(), 126, "{e}");
+            assert!(e.to_string().starts_with("prog: refusing to run: "), "{e}");
+            chmod(&dir, 0o755);
+        }
+        // ROOT may have any owner, and that owner is the one trusted below it (only root
+        // can give a directory away, so this part needs root).
+        let other = 4242;
+        if std::os::unix::fs::chown(layout.root(), Some(other), None).is_ok() {
+            assert_eq!(check_layout_dirs(&layout, "prog").unwrap(), other);
+        }
+        let e = check_layout_dirs(&layout, "other").unwrap_err();
+        assert!(e.to_string().starts_with("other: refusing to run: "), "{e}");
+    }
+
+    #[test]
+    fn the_slot_must_be_a_safe_regular_file_of_its_architecture() {
+        let (_dir, _layout, slot) = layout();
+        let owner = me();
+        check_slot(&slot, "prog", x86(), owner).unwrap();
+
+        chmod(&slot, 0o775);
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert!(e.to_string().contains("refusing to run"), "{e}");
+        chmod(&slot, 0o755);
+
+        std::fs::write(&slot, elf(AARCH64)).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("holds a binary for aarch64, not x86_64"),
+            "{e}"
+        );
+        std::fs::write(&slot, elf(0x7777)).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert!(e.to_string().contains(", not a x86_64 binary"), "{e}");
+        std::fs::write(&slot, b"#!/bin/sh\nexit 0\n____").unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert!(e.to_string().contains("is not an ELF binary"), "{e}");
+        std::fs::write(&slot, &elf(X86_64)[..19]).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert!(e.to_string().contains("is not an ELF binary"), "{e}");
+
+        std::fs::remove_file(&slot).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert_eq!(e.exit_code(), 127, "{e}");
+        assert!(
+            e.to_string().contains("is in the manifest but its file"),
+            "{e}"
+        );
+        // A file that is there but cannot be opened is not "missing".
+        std::os::unix::fs::symlink(&slot, &slot).unwrap();
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("cannot open slot `x86_64`"), "{e}");
+        std::fs::remove_file(&slot).unwrap();
+        std::fs::create_dir(&slot).unwrap();
+        chmod(&slot, 0o755);
+        let e = check_slot(&slot, "prog", x86(), owner).unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("is not a regular file"), "{e}");
+    }
+
+    /// A slot that is a symlink is checked on its real path: a directory others can write
+    /// there could replace it.
+    #[test]
+    fn a_slot_reached_through_a_symlink_is_checked_where_it_lives() {
+        let (_dir, _layout, slot) = layout();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let real_dir = elsewhere.path().join("real");
+        std::fs::create_dir(&real_dir).unwrap();
+        chmod(elsewhere.path(), 0o755);
+        chmod(&real_dir, 0o755);
+        let real = real_dir.join("x86_64");
+        std::fs::rename(&slot, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &slot).unwrap();
+        check_slot(&slot, "prog", x86(), me()).unwrap();
+        // The file's directory is fine; the one above it is writable by others.
+        chmod(elsewhere.path(), 0o777);
+        let e = check_slot(&slot, "prog", x86(), me()).unwrap_err();
+        assert!(e.to_string().contains("refusing to run"), "{e}");
+        // A sticky one, like /tmp, is not a danger.
+        chmod(elsewhere.path(), 0o1777);
+        check_slot(&slot, "prog", x86(), me()).unwrap();
+    }
+
+    #[test]
+    fn the_slot_modes_alone_for_a_slot_another_node_runs() {
+        let (_dir, _layout, slot) = layout();
+        check_slot_modes(&slot, "prog", me()).unwrap();
+        chmod(&slot, 0o757);
+        let e = check_slot_modes(&slot, "prog", me()).unwrap_err();
+        assert!(e.to_string().starts_with("prog: refusing to run: "), "{e}");
+        std::fs::remove_file(&slot).unwrap();
+        check_slot_modes(&slot, "prog", me()).unwrap();
+    }
+}

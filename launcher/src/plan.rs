@@ -538,6 +538,18 @@ mod tests {
     /// A layout with `prog` whose slots are files holding just an ELF header of their
     /// architecture: enough for every check the decision makes.
     fn layout_with(slots: &[(&str, Arch)]) -> (tempfile::TempDir, Layout, Manifest) {
+        let slots: Vec<(&str, Arch, Libc, Option<&str>)> = slots
+            .iter()
+            .map(|&(name, arch)| (name, arch, Libc::Static, None))
+            .collect();
+        layout_with_libc(&slots)
+    }
+
+    /// [`layout_with`] for slots of a given C library, each 64-bit little-endian slot with a
+    /// `PT_INTERP` program header naming its interpreter when one is given.
+    fn layout_with_libc(
+        slots: &[(&str, Arch, Libc, Option<&str>)],
+    ) -> (tempfile::TempDir, Layout, Manifest) {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(dir.path());
         let mut manifest = Manifest::new("prog");
@@ -549,7 +561,7 @@ mod tests {
         ] {
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        for (name, arch) in slots {
+        for (name, arch, libc, interp) in slots {
             let slot: SlotName = name.parse().unwrap();
             let mut header = vec![0x7f, b'E', b'L', b'F'];
             header.push(if arch.bits() == 64 { 2 } else { 1 });
@@ -564,6 +576,20 @@ mod tests {
                 Endian::Little => machine.to_le_bytes(),
                 Endian::Big => machine.to_be_bytes(),
             });
+            if let Some(interp) = interp {
+                // e_phoff, e_phentsize and e_phnum, then the one program header and the path.
+                header.resize(64, 0);
+                header[32..40].copy_from_slice(&64u64.to_le_bytes());
+                header[54..56].copy_from_slice(&56u16.to_le_bytes());
+                header[56..58].copy_from_slice(&1u16.to_le_bytes());
+                let mut ph = vec![0u8; 56];
+                ph[..4].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
+                ph[8..16].copy_from_slice(&120u64.to_le_bytes());
+                ph[32..40].copy_from_slice(&(interp.len() as u64 + 1).to_le_bytes());
+                header.extend(ph);
+                header.extend(interp.as_bytes());
+                header.push(0);
+            }
             let path = layout.slot_path("prog", slot);
             std::fs::write(&path, &header).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -574,7 +600,7 @@ mod tests {
                     arch: *arch,
                     bits: arch.bits(),
                     endian: arch.endian(),
-                    libc: Libc::Static,
+                    libc: libc.clone(),
                     glibc: None,
                     cpu: None,
                     features: Vec::new(),
@@ -614,6 +640,12 @@ mod tests {
             verdicts[1].starts_with("aarch64: not supported: "),
             "{verdicts:?}"
         );
+        assert_eq!(
+            verdicts[1],
+            "aarch64: not supported: aarch64 binaries do not run on x86_64"
+        );
+        // The order migration offers the slots in: best first.
+        assert_eq!(d.slots(), [x86, "aarch64".parse().unwrap()]);
         // A forced slot that is absent: the decision is the error run fails with.
         let forced = parse_forced("riscv64", "--arch").unwrap();
         let d = decide(&layout, "prog", &manifest, Some(forced)).unwrap();
@@ -637,5 +669,270 @@ mod tests {
         assert_eq!(e.exit_code(), 126, "{e}");
         assert!(e.to_string().contains("refusing to run"), "{e}");
         assert_eq!(d.verdicts()[0].1, "supported");
+    }
+
+    #[test]
+    fn fallback_settings() {
+        let parse = |v: &str| parse_fallbacks(std::ffi::OsStr::new(v));
+        assert_eq!(
+            parse("qemu,nodes").unwrap(),
+            [Fallback::Qemu, Fallback::Nodes]
+        );
+        assert_eq!(parse("slurm").unwrap(), [Fallback::Slurm]);
+        assert!(parse("none").unwrap().is_empty());
+        assert!(parse("").unwrap().is_empty());
+        let e = parse("nodes,ftp").unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("unknown fallback `ftp`"), "{e}");
+        use std::os::unix::ffi::OsStrExt;
+        let e = parse_fallbacks(std::ffi::OsStr::from_bytes(b"qemu\xff")).unwrap_err();
+        assert!(e.to_string().contains("is not UTF-8"), "{e}");
+        // Each migrating fallback has its engine, and only those.
+        assert_eq!(engine(Fallback::Nodes), Some(fatbin_migrate::Engine::Ssh));
+        assert_eq!(engine(Fallback::Slurm), Some(fatbin_migrate::Engine::Slurm));
+        assert_eq!(engine(Fallback::Qemu), None);
+    }
+
+    /// The variable a test run by [`alone`] finds set.
+    const ALONE: &str = "FATBIN_PLAN_TEST_ALONE";
+
+    /// Whether this is the process in which test `name` (of this module) may change the
+    /// environment: the first call runs this test binary again for that test alone, with
+    /// [`ALONE`] set, asserts it passed and returns false; in that child it returns true. The
+    /// environment is the process's, and the other tests read it from their threads.
+    fn alone(name: &str) -> bool {
+        if std::env::var_os(ALONE).is_some() {
+            return true;
+        }
+        let test = format!("plan::tests::{name}");
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &test, "--test-threads=1", "--nocapture"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{test} alone: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        false
+    }
+
+    /// An environment where only the test's files count: no user or system inventory, a PATH
+    /// of `path` only, no loader prefix.
+    fn isolate(config: &std::path::Path, path: &std::path::Path) {
+        std::env::set_var("XDG_CONFIG_HOME", config);
+        std::env::set_var("FATBIN_SYSTEM_NODES", config.join("none.toml"));
+        std::env::set_var("PATH", path);
+        std::env::remove_var("QEMU_LD_PREFIX");
+        std::env::remove_var(ARCH_VAR);
+        std::env::remove_var(FALLBACK_VAR);
+    }
+
+    /// A directory in which `qemu-ARCH-static` is found: a file it is enough to find.
+    fn emulator_dir(arch: Arch) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let qemu = dir.path().join(format!("qemu-{}-static", arch.qemu_name()));
+        std::fs::write(&qemu, "#!/bin/sh\nexit 99\n").unwrap();
+        std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (dir, qemu)
+    }
+
+    #[test]
+    fn settings_from_the_environment() {
+        if !alone("settings_from_the_environment") {
+            return;
+        }
+        std::env::remove_var(FALLBACK_VAR);
+        assert_eq!(fallbacks().unwrap(), fatbin_core::fallback::DEFAULT);
+        std::env::set_var(FALLBACK_VAR, "qemu");
+        assert_eq!(fallbacks().unwrap(), [Fallback::Qemu]);
+        std::env::set_var(FALLBACK_VAR, "none");
+        assert!(fallbacks().unwrap().is_empty());
+
+        std::env::remove_var(ARCH_VAR);
+        assert!(forced_from_env().unwrap().is_none());
+        std::env::set_var(ARCH_VAR, "");
+        assert!(forced_from_env().unwrap().is_none(), "empty is unset");
+        std::env::set_var(ARCH_VAR, "aarch64");
+        let forced = forced_from_env().unwrap().unwrap();
+        assert_eq!(forced.slot, "aarch64".parse().unwrap());
+        assert_eq!(forced.by, ARCH_VAR);
+        std::env::set_var(ARCH_VAR, "vax");
+        assert_eq!(forced_from_env().unwrap_err().exit_code(), 2);
+        use std::os::unix::ffi::OsStrExt;
+        std::env::set_var(ARCH_VAR, std::ffi::OsStr::from_bytes(b"\xff"));
+        let e = forced_from_env().unwrap_err();
+        assert!(e.to_string().contains("is not UTF-8"), "{e}");
+    }
+
+    /// No slot runs here: the fallbacks in their order, each only when it can serve.
+    #[test]
+    fn fallbacks_serve_in_order_and_only_when_they_can() {
+        if Host::detect().arch != Some(Arch::X86_64)
+            || !alone("fallbacks_serve_in_order_and_only_when_they_can")
+        {
+            return;
+        }
+        let config = tempfile::tempdir().unwrap();
+        let (bin, qemu) = emulator_dir(Arch::Aarch64);
+        isolate(config.path(), bin.path());
+        let (_dir, layout, manifest) = layout_with(&[("aarch64", Arch::Aarch64)]);
+        let arm: SlotName = "aarch64".parse().unwrap();
+        let emulated = Route::Emulate {
+            slot: arm,
+            qemu: qemu.clone(),
+            path: layout.slot_path("prog", arm),
+        };
+        let route = || decide(&layout, "prog", &manifest, None).unwrap().route;
+
+        // No inventory: qemu.
+        std::env::set_var(FALLBACK_VAR, "nodes,qemu");
+        assert_eq!(route().unwrap(), emulated);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert_eq!(
+            d.verdicts()[0].1,
+            format!(
+                "not supported: {}, chosen (emulated)",
+                why_not(&d.host, &d.candidates[0])
+            )
+        );
+
+        // An inventory with only settings, or only nodes for other slots, cannot serve.
+        let nodes = layout.nodes_file();
+        std::fs::write(&nodes, "[settings]\ndown_for = 10\n").unwrap();
+        assert_eq!(route().unwrap(), emulated);
+        std::fs::write(
+            &nodes,
+            "[nodes.rv]\nssh = \"rv.invalid\"\nslots = [\"riscv64\"]\n",
+        )
+        .unwrap();
+        assert_eq!(route().unwrap(), emulated);
+
+        // A node that runs the slot: migration, in the order given.
+        std::fs::write(
+            &nodes,
+            "[nodes.arm]\nssh = \"arm.invalid\"\nslots = [\"aarch64\"]\n",
+        )
+        .unwrap();
+        let ssh = Route::Migrate(fatbin_migrate::Engine::Ssh);
+        assert_eq!(route().unwrap(), ssh);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert!(
+            d.verdicts().iter().all(|(_, v)| !v.contains("chosen")),
+            "{:?}",
+            d.verdicts()
+        );
+        // After the migration failed before the program started: the next fallback.
+        let next = after(&layout, "prog", &manifest, &d, fatbin_migrate::Engine::Ssh);
+        assert_eq!(next.unwrap(), emulated);
+        std::env::set_var(FALLBACK_VAR, "qemu,nodes");
+        assert_eq!(route().unwrap(), emulated);
+        std::env::set_var(FALLBACK_VAR, "nodes");
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert_eq!(d.route.as_ref().unwrap(), &ssh);
+        let e = after(&layout, "prog", &manifest, &d, fatbin_migrate::Engine::Ssh).unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+
+        // A Slurm route serves the slots it names, or any when it names none (only the
+        // scheduler knows its nodes' Features).
+        std::env::set_var(FALLBACK_VAR, "slurm,qemu");
+        let slurm = Route::Migrate(fatbin_migrate::Engine::Slurm);
+        std::fs::write(&nodes, "[slurm.site]\nslots = [\"riscv64\"]\n").unwrap();
+        assert_eq!(route().unwrap(), emulated);
+        std::fs::write(&nodes, "[slurm.site]\nslots = [\"riscv64\", \"aarch64\"]\n").unwrap();
+        assert_eq!(route().unwrap(), slurm);
+        std::fs::write(&nodes, "[slurm.site]\n").unwrap();
+        assert_eq!(route().unwrap(), slurm);
+
+        // An inventory that cannot be read is the route's to report, not qemu's to hide.
+        std::env::set_var(FALLBACK_VAR, "nodes,qemu");
+        std::fs::write(&nodes, "[nodes.arm\n").unwrap();
+        assert_eq!(route().unwrap(), ssh);
+
+        // No fallback, or none that helps: why each could not.
+        std::fs::remove_file(&nodes).unwrap();
+        std::env::set_var(FALLBACK_VAR, "none");
+        let e = route().unwrap_err().to_string();
+        assert!(e.contains("fallbacks: none"), "{e}");
+        std::env::set_var(FALLBACK_VAR, "nodes");
+        let e = route().unwrap_err().to_string();
+        assert!(e.contains("fallback nodes: no nodes configured in"), "{e}");
+        assert!(
+            e.contains("slot aarch64: aarch64 binaries do not run on x86_64"),
+            "{e}"
+        );
+        std::fs::write(
+            &nodes,
+            "[nodes.rv]\nssh = \"rv.invalid\"\nslots = [\"riscv64\"]\n",
+        )
+        .unwrap();
+        let e = route().unwrap_err().to_string();
+        assert!(
+            e.contains("fallback nodes: no node of the inventory runs any of its slots"),
+            "{e}"
+        );
+        std::fs::remove_file(&nodes).unwrap();
+        std::env::set_var("PATH", config.path());
+        std::env::set_var(FALLBACK_VAR, "qemu");
+        let e = route().unwrap_err().to_string();
+        assert!(
+            e.contains("fallback qemu: no emulator in PATH (looked for qemu-aarch64-static)"),
+            "{e}"
+        );
+    }
+
+    /// qemu is not chosen for a slot it cannot run: AVX-512 it cannot emulate, or a glibc
+    /// slot whose loader is neither here nor in a cross sysroot.
+    #[test]
+    fn qemu_skips_slots_it_cannot_run() {
+        let host = Host::detect();
+        if host.arch != Some(Arch::X86_64) || !alone("qemu_skips_slots_it_cannot_run") {
+            return;
+        }
+        let config = tempfile::tempdir().unwrap();
+        let (bin, qemu) = emulator_dir(Arch::Aarch64);
+        // The x86_64 emulator goes in the same directory.
+        let x86_qemu = bin.path().join("qemu-x86_64-static");
+        std::fs::copy(&qemu, &x86_qemu).unwrap();
+        isolate(config.path(), bin.path());
+        std::env::set_var(FALLBACK_VAR, "qemu");
+        let arm: SlotName = "aarch64".parse().unwrap();
+
+        let missing = "/nonexistent/ld-linux-aarch64.so.1";
+        let (_dir, layout, manifest) =
+            layout_with_libc(&[("aarch64", Arch::Aarch64, Libc::Glibc, Some(missing))]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let e = d.route.unwrap_err().to_string();
+        assert!(e.contains(&format!("needs its loader {missing}")), "{e}");
+        // The same slot with a loader prefix the user set: tried.
+        std::env::set_var("QEMU_LD_PREFIX", config.path());
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert_eq!(d.route.unwrap().slot(), Some(arm));
+        std::env::remove_var("QEMU_LD_PREFIX");
+
+        if host.has_feature("avx512f") {
+            return;
+        }
+        let (_dir, layout, manifest) = layout_with(&[("x86_64-v4", Arch::X86_64)]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        let e = d.route.unwrap_err().to_string();
+        assert!(
+            e.contains("qemu-user cannot emulate the AVX-512 that x86_64-v4 needs"),
+            "{e}"
+        );
+        assert!(e.contains("slot x86_64-v4: the CPU lacks avx512"), "{e}");
+        // Forced, it is refused for the same reason.
+        let forced = parse_forced("x86_64-v4", "--arch").unwrap();
+        let d = decide(&layout, "prog", &manifest, Some(forced)).unwrap();
+        let e = d.route.unwrap_err();
+        assert!(e.to_string().contains("qemu-user cannot emulate"), "{e}");
+        // A lower slot qemu can emulate is chosen instead of refusing.
+        let (_dir, layout, manifest) =
+            layout_with(&[("x86_64-v4", Arch::X86_64), ("aarch64", Arch::Aarch64)]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert_eq!(d.route.unwrap().slot(), Some(arm));
     }
 }

@@ -180,6 +180,50 @@ mod tests {
         assert_eq!(firsts, ["a", "b", "c"]);
     }
 
+    /// Each group of candidates has a counter of its own: advancing one does not move
+    /// another's start.
+    #[test]
+    fn each_group_counts_for_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .into_iter()
+            .map(node)
+            .collect();
+        let groups: Vec<&[Node]> = nodes.chunks(2).collect();
+        for (i, group) in groups.iter().enumerate() {
+            for _ in 0..i {
+                let mut g: Vec<&Node> = group.iter().collect();
+                order(Policy::RoundRobin, &mut g, dir.path(), None, true);
+            }
+        }
+        for (i, group) in groups.iter().enumerate() {
+            let mut g: Vec<&Node> = group.iter().collect();
+            order(Policy::RoundRobin, &mut g, dir.path(), None, false);
+            assert_eq!(g[0].name, group[i % 2].name, "group {i}");
+        }
+        let counters = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(counters, groups.len());
+    }
+
+    /// Random starts anywhere, keeps every candidate in rotated order, and does not always
+    /// start at the same node.
+    #[test]
+    fn random_rotates_from_a_random_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = [node("a"), node("b"), node("c")];
+        let mut firsts = std::collections::BTreeSet::new();
+        for _ in 0..64 {
+            let mut group: Vec<&Node> = nodes.iter().collect();
+            order(Policy::Random, &mut group, dir.path(), None, true);
+            let names: String = group.iter().map(|n| n.name.as_str()).collect();
+            assert!(["abc", "bca", "cab"].contains(&names.as_str()), "{names}");
+            firsts.insert(names);
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
+        // 64 draws of three starts all alike: (1/3)^63 if the start were uniform.
+        assert!(firsts.len() > 1, "{firsts:?}");
+    }
+
     #[test]
     fn only_old_counters_are_cleaned() {
         let dir = tempfile::tempdir().unwrap();

@@ -317,6 +317,19 @@ mod tests {
         assert_eq!(names, ["recent", "b"], "a mark from 1970 is forgotten");
     }
 
+    /// [`FORGET_AFTER`] is the age at which a mark goes: one that old is dropped at the next
+    /// rewrite (a second later than that it would be dropped either way).
+    #[test]
+    fn a_mark_exactly_forget_after_old_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Faults::new(dir.path());
+        let day_old = format!("old\tk1\t{}\t1\tx\n", now() - FORGET_AFTER);
+        std::fs::write(dir.path().join("down"), day_old).unwrap();
+        f.mark_down(&node("b", "b"), "Connection refused", now(), None);
+        let names: Vec<String> = f.all().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, ["b"]);
+    }
+
     /// Issue 14, item 8: local failures never blame the node.
     #[test]
     fn only_node_faults_blame_the_node() {

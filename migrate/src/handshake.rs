@@ -298,6 +298,57 @@ mod tests {
         assert_eq!(failure_since(&record, before).unwrap().host_key, None);
     }
 
+    /// A record written at the very moment the wait began is that wait's failure.
+    #[test]
+    fn a_record_from_the_instant_the_wait_began_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("d.0.failed");
+        std::fs::write(&record, "Connection refused\n").unwrap();
+        let modified = std::fs::metadata(&record).unwrap().modified().unwrap();
+        let got = failure_since(&record, modified).expect("written when the wait began");
+        assert_eq!(got.reason, "Connection refused");
+    }
+
+    /// A changed host key is never silent: OpenSSH's lines, then ours naming the node, on
+    /// stderr; other failures print nothing. Run in a child process to read its stderr.
+    #[test]
+    fn a_host_key_failure_is_shown() {
+        const CHILD: &str = "FATBIN_HANDSHAKE_TEST_SHOW";
+        let node = Node::for_test("n1", "n1.invalid", true);
+        if std::env::var_os(CHILD).is_some() {
+            ConnectFailure::new("Connection refused").show(&node);
+            eprintln!("--");
+            ConnectFailure::from_stderr(
+                b"@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\r\n\
+                Host key verification failed.\r\n",
+                String::new,
+            )
+            .show(&node);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "handshake::tests::a_host_key_failure_is_shown",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (other, host_key) = stderr.split_once("--\n").expect("the child ran");
+        assert_eq!(other, "", "only a host key failure is shown");
+        assert!(
+            host_key.starts_with(
+                "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\n\
+                 Host key verification failed.\n\
+                 fatbin: node `n1` (n1.invalid): its host key did not verify"
+            ),
+            "{stderr}"
+        );
+    }
+
     #[test]
     fn door_pauses_grow_and_stay_short() {
         let pauses: Vec<Duration> = (1..=DOOR_RETRIES).map(door_pause).collect();

@@ -532,6 +532,89 @@ mod tests {
     }
 
     #[test]
+    fn sources_have_names_that_parse_back() {
+        for (source, name) in [
+            (Source::User, "user"),
+            (Source::Layout, "layout"),
+            (Source::System, "system"),
+        ] {
+            assert_eq!(source.name(), name);
+            assert_eq!(Source::parse(name), Some(source));
+        }
+        assert_eq!(Source::parse("global"), None);
+    }
+
+    #[test]
+    fn node_names() {
+        assert_eq!(node_name_problem(&"n".repeat(40)), None);
+        assert!(node_name_problem(&"n".repeat(41))
+            .unwrap()
+            .contains("longer than 40"));
+        for bad in ["", "-a", ".a", "a b", "a/b", "é"] {
+            assert!(node_name_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["a", "arm1.lab", "x86_64-v3", "A-1_b.c"] {
+            assert_eq!(node_name_problem(good), None, "{good:?}");
+        }
+    }
+
+    /// What a node and the settings are when the file leaves them out.
+    #[test]
+    fn defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "n.toml", "[nodes.a]\nssh = \"h\"\n");
+        let a = &NodesFile::read(&p).unwrap().nodes["a"];
+        assert!(a.shared, "a node sees ROOT unless it says otherwise");
+        let node = Node {
+            name: "a".into(),
+            entry: a.clone(),
+            source: Source::User,
+        };
+        assert_eq!(node.cache_on_node(), "~/.cache/fatbin/slots");
+        assert_eq!(node.root_on_node(Path::new("/l")), Path::new("/l"));
+        let s = Settings::default();
+        assert_eq!(
+            (s.connect_timeout(), s.down_for(), s.persist()),
+            (5, 60, DEFAULT_PERSIST)
+        );
+        // Zero is raised to one second (ssh reads `ControlPersist 0` as forever).
+        let s = Settings {
+            connect_timeout: Some(0),
+            down_for: Some(7),
+            persist: Some(0),
+            balance: None,
+        };
+        assert_eq!((s.connect_timeout(), s.down_for(), s.persist()), (1, 7, 1));
+    }
+
+    /// A missing file is an empty inventory; one that cannot be read is an error, not an
+    /// inventory with no nodes.
+    #[test]
+    fn only_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = NodesFile::read(&dir.path().join("none.toml")).unwrap();
+        assert_eq!(missing, NodesFile::default());
+        let e = NodesFile::read(dir.path()).unwrap_err();
+        assert!(e.to_string().starts_with("cannot read "), "{e}");
+    }
+
+    /// Settings are written when set, and an empty `[settings]` table is not.
+    #[test]
+    fn settings_are_written_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nodes.toml");
+        let mut f = NodesFile::default();
+        f.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(!text.contains("[settings]"), "{text}");
+        f.settings.down_for = Some(30);
+        f.write(&p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("[settings]\ndown_for = 30\n"), "{text}");
+        assert_eq!(NodesFile::read(&p).unwrap(), f);
+    }
+
+    #[test]
     fn write_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = NodesFile::default();
