@@ -1361,6 +1361,75 @@ fn child_install_killed() {
     eprintln!("CHILD-NOT-KILLED");
 }
 
+/// A manifest written before content files (no `file`: each slot's bytes are `SLOT`) still
+/// runs, through the fast launcher alone and through the full one, and the next install gives
+/// every slot of the program its content file, the ones it does not replace too.
+#[test]
+fn a_manifest_without_content_files_still_runs_and_the_next_install_converts_it() {
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    t.install_probes(
+        "probe",
+        &[
+            ("x86_64", X86_64_MUSL, None),
+            ("aarch64", AARCH64_MUSL, None),
+        ],
+    );
+    let layout = t.layout();
+    // As an install before content files left it.
+    let mut manifest = layout.read_manifest("probe").unwrap();
+    for (s, info) in manifest.slots.iter_mut() {
+        std::fs::remove_file(layout.slot_file("probe", *s, info)).unwrap();
+        info.file = None;
+    }
+    let text = manifest.to_toml();
+    assert!(!text.contains("file = "), "{text}");
+    std::fs::write(layout.manifest_path("probe"), text).unwrap();
+    let direct = layout.slot_path("probe", slot("x86_64"));
+    let runs_slot = |out: std::process::Output, how: &str| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success()
+                && text.starts_with("probe arch=x86_64 level=baseline ")
+                && text.ends_with(&format!(" exe={}\n", direct.display())),
+            "{how}: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The fast launcher alone: without the full one next to it, a hand-over would fail.
+    let full = t.full_launcher();
+    let away = full.with_file_name("fatbin-full.away");
+    std::fs::rename(&full, &away).unwrap();
+    let fast = t.run("probe").arg("whoami").output().unwrap();
+    std::fs::rename(&away, &full).unwrap();
+    runs_slot(fast, "fast launcher");
+    let forced = t.run("probe").env("FATBIN_ARCH", "x86_64").arg("whoami").output();
+    runs_slot(forced.unwrap(), "full launcher");
+    assert!(verify(&layout, None).unwrap().is_empty());
+
+    // Reinstalling one slot converts both.
+    install(&layout, "probe", &[probe_slot("x86_64", X86_64_MUSL, None)]).unwrap();
+    let manifest = layout.read_manifest("probe").unwrap();
+    for (s, info) in &manifest.slots {
+        assert!(info.file.is_some(), "{s} has no content file");
+        assert_eq!(
+            std::fs::metadata(layout.slot_path("probe", *s))
+                .unwrap()
+                .ino(),
+            std::fs::metadata(layout.slot_file("probe", *s, info))
+                .unwrap()
+                .ino(),
+            "{s}"
+        );
+    }
+    assert!(verify(&layout, None).unwrap().is_empty());
+    let out = t.run("probe").arg("whoami").output().unwrap();
+    let content = layout.slot_file("probe", slot("x86_64"), &manifest.slots[&slot("x86_64")]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(&format!(" exe={}\n", content.display())),
+        "{out:?}"
+    );
+}
+
 /// A full disk during an install: the previous install is untouched and no temporary file
 /// is left. The layout lives on a tiny tmpfs mounted in a private user and mount namespace.
 #[test]
