@@ -1402,7 +1402,11 @@ fn a_manifest_without_content_files_still_runs_and_the_next_install_converts_it(
     let fast = t.run("probe").arg("whoami").output().unwrap();
     std::fs::rename(&away, &full).unwrap();
     runs_slot(fast, "fast launcher");
-    let forced = t.run("probe").env("FATBIN_ARCH", "x86_64").arg("whoami").output();
+    let forced = t
+        .run("probe")
+        .env("FATBIN_ARCH", "x86_64")
+        .arg("whoami")
+        .output();
     runs_slot(forced.unwrap(), "full launcher");
     assert!(verify(&layout, None).unwrap().is_empty());
 
