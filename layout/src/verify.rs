@@ -155,9 +155,9 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
                     report(
                         name,
                         format!(
-                            "is not {}, the file the manifest names for slot `{slot}`: an \
-                             install was interrupted before it renamed this name (fix: install \
-                             `{program}` again, which repairs it)",
+                            "is not {}, the file the manifest says holds slot `{slot}` (an \
+                             install interrupted before it renamed this name, or a change by \
+                             hand; fix: install `{program}` again, which repairs it)",
                             info.file_name(*slot)
                         ),
                     );

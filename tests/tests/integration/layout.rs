@@ -1304,7 +1304,7 @@ fn kill_9_at_each_install_step_leaves_a_manifest_whose_files_exist_and_match() {
                 let p = p.to_string();
                 if p.contains("interrupted install (fix: install `probe` again") {
                     "temporary file"
-                } else if p.contains("install was interrupted before it renamed this name") {
+                } else if p.contains("interrupted before it renamed this name") {
                     "SLOT lags the manifest"
                 } else {
                     panic!("{step}: a torn layout: {p}")
