@@ -59,10 +59,12 @@ fn program_json(layout: &Layout, program: &str) -> Result<Value> {
         .slots
         .iter()
         .map(|(slot, info)| {
+            // Its name and its content file (what launchers run).
             let path = layout.slot_path(program, *slot);
+            let file = layout.slot_file(program, *slot, info);
             let slot_problems: Vec<String> = problems
                 .iter()
-                .filter(|p| p.path == path)
+                .filter(|p| p.path == path || p.path == file)
                 .map(|p| p.what.clone())
                 .collect();
             json!({
@@ -75,6 +77,7 @@ fn program_json(layout: &Layout, program: &str) -> Result<Value> {
                 "libc": info.libc,
                 "size": info.size,
                 "sha256": info.sha256,
+                "file": info.file,
                 "crate": info.krate,
                 "version": info.version,
                 "verified": slot_problems.is_empty(),

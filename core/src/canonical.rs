@@ -12,7 +12,7 @@
 //! canonical manifest is or which of its slots to believe.
 
 use crate::arch::{Arch, Endian};
-use crate::manifest::{glibc_version, is_sha256, slot_facts_agree, LIBC_NAMES};
+use crate::manifest::{content_file_ok, glibc_version, is_sha256, slot_facts_agree, LIBC_NAMES};
 use crate::slot::Slot;
 
 /// One line of a canonical manifest.
@@ -82,7 +82,8 @@ impl<'a> Table<'a> {
 
 /// The fields of one `[slots.NAME]` table that passed the layout's rules for slot NAME: every
 /// field known, none twice, each of its type; the required ones there; arch, bits and endian
-/// those of the slot; a known libc, a glibc version, a sha256 of 64 lowercase hex digits.
+/// those of the slot; a known libc, a glibc version, a sha256 of 64 lowercase hex digits, a
+/// content file name that is the one its slot and sha256 give (`manifest::content_file_ok`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotFields<'a> {
     pub slot: Slot,
@@ -96,14 +97,17 @@ pub struct SlotFields<'a> {
     pub features: StrList<'a>,
     pub size: u64,
     pub sha256: &'a str,
+    /// The slot's content file in the program's directory (`SLOT.<hex>`); `None` in a
+    /// manifest written before content files, whose slot is the file `SLOT`.
+    pub file: Option<&'a str>,
     pub krate: Option<&'a str>,
     pub version: Option<&'a str>,
 }
 
 /// Every field a slot's table may hold, in the order the layout writes them.
-pub const SLOT_KEYS: [&str; 12] = [
+pub const SLOT_KEYS: [&str; 13] = [
     "target", "arch", "bits", "endian", "libc", "glibc", "cpu", "features", "size", "sha256",
-    "crate", "version",
+    "file", "crate", "version",
 ];
 
 impl<'a> Table<'a> {
@@ -129,7 +133,7 @@ impl<'a> Table<'a> {
                 _ => return None,
             }
         }
-        let [target, arch, _, endian, libc, glibc, cpu, _, _, sha256, krate, version] = strs;
+        let [target, arch, _, endian, libc, glibc, cpu, _, _, sha256, file, krate, version] = strs;
         let arch: Arch = arch?.parse().ok()?;
         let endian = Endian::from_name(endian?)?;
         let bits = bits?;
@@ -139,6 +143,9 @@ impl<'a> Table<'a> {
             Some(v) => Some(glibc_version(v)?),
             None => None,
         };
+        if file.is_some_and(|f| !content_file_ok(self.name, sha256, f)) {
+            return None;
+        }
         slot_facts_agree(slot, arch, bits, endian).then_some(SlotFields {
             slot,
             target,
@@ -151,6 +158,7 @@ impl<'a> Table<'a> {
             features: features.unwrap_or_default(),
             size: size?,
             sha256,
+            file,
             krate,
             version,
         })
@@ -326,7 +334,8 @@ mod tests {
         let good = format!(
             "format = 1\nprogram = \"p\"\n[slots.x86_64-v3]\narch = \"x86_64\"\nbits = 64\n\
              endian = \"little\"\nlibc = \"glibc\"\nglibc = \"2.34\"\n\
-             features = [\"avx2\"]\nsize = 5\nsha256 = \"{sha}\"\n"
+             features = [\"avx2\"]\nsize = 5\nsha256 = \"{sha}\"\n\
+             file = \"x86_64-v3.abababababababab\"\n"
         );
         fn slot_of(text: &str) -> Option<SlotFields<'_>> {
             let mut found = None;
@@ -343,6 +352,10 @@ mod tests {
             (64, Some((2, 34)), 5)
         );
         assert_eq!(fields.features.iter().collect::<Vec<_>>(), ["avx2"]);
+        assert_eq!(fields.file, Some("x86_64-v3.abababababababab"));
+        // A manifest written before content files: the slot's file is `SLOT`.
+        let old = good.replace("file = \"x86_64-v3.abababababababab\"\n", "");
+        assert_eq!(slot_of(&old).expect("an old table").file, None);
         for (from, to) in [
             ("bits = 64", "bits = 32"),
             ("endian = \"little\"", "endian = \"big\""),
@@ -354,6 +367,17 @@ mod tests {
             ("[slots.x86_64-v3]", "[slots.x86_64-v9]"),
             ("bits = 64", "bits = 64\nbits = 64"),
             ("bits = 64", "bits = 64\ncolour = \"blue\""),
+            // The content file is the one its slot and sha256 name, and nothing else.
+            ("x86_64-v3.abab", "x86_64.abab"),
+            (
+                "x86_64-v3.abababababababab",
+                "../x86_64-v3.abababababababab",
+            ),
+            ("x86_64-v3.abababababababab", "x86_64-v3.abababababababab/x"),
+            ("x86_64-v3.abababababababab", "x86_64-v3.ababababababab00"),
+            ("x86_64-v3.abababababababab", "fatbin.toml"),
+            ("x86_64-v3.abababababababab", ""),
+            ("file = \"x86_64-v3.abababababababab\"", "file = 1"),
         ] {
             let bad = good.replace(from, to);
             assert_ne!(bad, good);

@@ -34,6 +34,37 @@ pub fn is_sha256(s: &str) -> bool {
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
+/// How many hex digits of a slot's sha256 name its content file (`SLOT.<digits>`): 64 bits,
+/// so two different binaries of one slot never share a name.
+pub const CONTENT_HEX_DIGITS: usize = 16;
+
+/// Whether `file` is the content file name a slot `slot` (its name as written) with this
+/// `sha256` must record: `SLOT.` and the first [`CONTENT_HEX_DIGITS`] of the sha256. Only
+/// that name is believed, so a manifest cannot point a slot at another slot's file, outside
+/// its directory (`/`, `..`) or at the manifest, and a name never holds other content.
+pub fn content_file_ok(slot: &str, sha256: &str, file: &str) -> bool {
+    let Some(rest) = file.strip_prefix(slot) else {
+        return false;
+    };
+    let Some(digits) = rest.strip_prefix('.') else {
+        return false;
+    };
+    is_sha256(sha256) && digits.len() == CONTENT_HEX_DIGITS && sha256.starts_with(digits)
+}
+
+/// Where a content file name ends its slot name: `(SLOT, hex digits)` for a name of the
+/// shape `SLOT.<CONTENT_HEX_DIGITS lowercase hex>` (the slot name itself is not checked).
+pub fn split_content_name(name: &str) -> Option<(&str, &str)> {
+    // By bytes at a fixed offset: no pattern search code in the fast launcher.
+    let dot = name.len().checked_sub(CONTENT_HEX_DIGITS + 1)?;
+    let digits = name.get(dot + 1..)?;
+    let hex = name.as_bytes()[dot] == b'.'
+        && digits
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    (hex && dot > 0).then(|| (&name[..dot], digits))
+}
+
 /// Whether a slot's recorded architecture, width and byte order are those its name implies:
 /// a manifest that lies about them would make a launcher pick a binary that cannot run.
 pub fn slot_facts_agree(slot: Slot, arch: Arch, bits: u64, endian: Endian) -> bool {
@@ -56,5 +87,39 @@ mod tests {
         assert!(slot_facts_agree(s, Arch::S390x, 64, Endian::Big));
         assert!(!slot_facts_agree(s, Arch::S390x, 64, Endian::Little));
         assert!(!slot_facts_agree(s, Arch::X86_64, 64, Endian::Little));
+    }
+
+    #[test]
+    fn content_file_names() {
+        let sha = "0123456789abcdef".repeat(4);
+        assert!(content_file_ok("x86_64", &sha, "x86_64.0123456789abcdef"));
+        for bad in [
+            "x86_64",
+            "x86_64.",
+            "x86_64.0123456789abcde",
+            "x86_64.0123456789abcdef0",
+            "x86_64.0123456789ABCDEF",
+            "x86_64.fedcba9876543210",
+            "x86_64-v2.0123456789abcdef",
+            "x86_64/0123456789abcdef",
+            "../x86_64.0123456789abcdef",
+            "x86_64.0123456789abcdef/..",
+            "fatbin.toml",
+        ] {
+            assert!(!content_file_ok("x86_64", &sha, bad), "{bad}");
+        }
+        assert!(!content_file_ok("x86_64", "short", "x86_64.short"));
+        assert_eq!(
+            split_content_name("x86_64-v3.0123456789abcdef"),
+            Some(("x86_64-v3", "0123456789abcdef"))
+        );
+        for other in [
+            "x86_64",
+            "fatbin.toml",
+            ".0123456789abcdef",
+            "a.0123456789abcdeF",
+        ] {
+            assert_eq!(split_content_name(other), None, "{other}");
+        }
     }
 }

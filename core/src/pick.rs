@@ -15,16 +15,21 @@ use crate::manifest::FORMAT_VERSION;
 use crate::names::program_name_problem;
 use crate::slot::{self, Slot};
 
-/// The chosen slot.
+/// The chosen slot, and the file in the program's directory that holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pick {
+pub struct Pick<'t> {
     pub slot: Slot,
+    /// The slot's content file (`SLOT.<hex>`, the manifest's `file`), or the slot's name for a
+    /// manifest written before content files.
+    pub file: &'t str,
 }
 
 /// One slot's table, as far as the decision needs it.
 #[derive(Debug, Clone, Copy)]
 struct Candidate<'t> {
     slot: Slot,
+    /// The file to run (see [`Pick::file`]).
+    file: &'t str,
     features: StrList<'t>,
     /// Linked against glibc: whether it runs depends on the node's C library, which only the
     /// full launcher reads.
@@ -34,11 +39,11 @@ struct Candidate<'t> {
 /// The best slot of `text` (a manifest) that runs natively on a host of architecture
 /// `host_arch`, or `None` when the full launcher must decide. `has` answers whether the host
 /// has a target feature (`None`: cannot tell).
-pub fn pick(
-    text: &str,
+pub fn pick<'t>(
+    text: &'t str,
     host_arch: Arch,
     has: &mut dyn FnMut(&str) -> Option<bool>,
-) -> Option<Pick> {
+) -> Option<Pick<'t>> {
     let slots = read(text)?;
     // Best level first; the first one whose features are all there wins, as in the full
     // launcher's ranking (`select::rank`). Lower levels are not asked about at all.
@@ -50,7 +55,10 @@ pub fn pick(
     {
         if runs_here(s, has)? {
             // The best slot for this CPU needs the node's glibc: the full launcher checks it.
-            return (!s.glibc).then_some(Pick { slot: s.slot });
+            return (!s.glibc).then_some(Pick {
+                slot: s.slot,
+                file: s.file,
+            });
         }
     }
     None
@@ -76,6 +84,7 @@ fn read(text: &str) -> Option<[Option<Candidate<'_>>; slot::COUNT]> {
         let fields = table.slot()?;
         let candidate = Candidate {
             slot: fields.slot,
+            file: fields.file.unwrap_or(table.name),
             features: fields.features,
             glibc: fields.libc == "glibc",
         };

@@ -72,6 +72,7 @@ fn slot_info(name: SlotName, features: Vec<String>, libc: Libc) -> SlotInfo {
         features,
         size: 4096,
         sha256: "0123456789abcdef".repeat(4),
+        file: Some(format!("{name}.0123456789abcdef")),
         krate: Some("probe".into()),
         version: Some("1.0.0".into()),
     }
@@ -103,25 +104,29 @@ fn manifest(mask: u32, features: &[Vec<usize>], glibc: u32) -> Manifest {
     m
 }
 
-/// The slot the full launcher runs natively, if it runs one: its parse, then its ranking.
-fn full_choice(text: &str, host: &Host) -> Option<String> {
+/// The slot the full launcher runs natively, if it runs one (its parse, then its ranking), and
+/// the file it runs for it.
+fn full_choice(text: &str, host: &Host) -> Option<(String, String)> {
     let m = crate::quick::parse(text).or_else(|| Manifest::parse(text, Path::new("m")).ok())?;
     let ranked = select::rank(host, &m);
     let best = ranked.iter().find(|c| c.is_native())?;
-    Some(best.slot.to_string())
+    Some((
+        best.slot.to_string(),
+        m.slots[&best.slot].file_name(best.slot),
+    ))
 }
 
-fn fast_choice(text: &str, fast: &HostFeatures) -> Option<String> {
+fn fast_choice(text: &str, fast: &HostFeatures) -> Option<(String, String)> {
     let host_arch = Host::detect().arch?;
-    pick(text, host_arch, &mut |f| fast.has(f)).map(|p| p.slot.to_string())
+    pick(text, host_arch, &mut |f| fast.has(f)).map(|p| (p.slot.to_string(), p.file.to_owned()))
 }
 
 /// Small edits of the kinds a broken or hostile manifest has, to the `which`-th line that
 /// starts with one of the manifest's keys (so every field gets its share of edits).
 fn mutate(text: &str, edit: usize, which: usize) -> String {
-    const KEYS: [&str; 12] = [
+    const KEYS: [&str; 13] = [
         "format", "program", "[slots.", "target", "arch", "bits", "endian", "libc", "glibc",
-        "features", "size", "sha256",
+        "features", "size", "sha256", "file",
     ];
     let key = KEYS[which % KEYS.len()];
     let mut lines: Vec<String> = text.split('\n').map(str::to_owned).collect();
@@ -131,7 +136,21 @@ fn mutate(text: &str, edit: usize, which: usize) -> String {
     let Some(&i) = matching.get(which / KEYS.len() % matching.len().max(1)) else {
         return text.to_owned();
     };
-    match edit % 10 {
+    match edit % 13 {
+        // On a `file` line: removed (a manifest from before content files), a path out of
+        // the directory, an absolute one, another slot's file.
+        10 => lines[i] = lines[i].replace("file = \"", "file = \"../"),
+        11 => lines[i] = lines[i].replace("file = \"", "file = \"/tmp/"),
+        12 => {
+            let other = if lines[i].contains("\"aarch64.") {
+                "x86_64"
+            } else {
+                "aarch64"
+            };
+            if let Some(dot) = lines[i].find('.') {
+                lines[i] = format!("file = \"{other}{}", &lines[i][dot..]);
+            }
+        }
         0 => {
             lines.remove(i);
         }
@@ -163,7 +182,7 @@ proptest! {
         mask in 0u32..(1 << fatbin_core::slot::COUNT),
         features in proptest::collection::vec(proptest::collection::vec(0usize..64, 0..3), fatbin_core::slot::COUNT),
         glibc in 0u32..(1 << fatbin_core::slot::COUNT),
-        edits in proptest::collection::vec((0usize..10, 0usize..240), 0..3),
+        edits in proptest::collection::vec((0usize..13, 0usize..260), 0..3),
     ) {
         let host = Host::detect();
         let fast = HostFeatures::new();
@@ -181,11 +200,12 @@ proptest! {
                 let all_answered = m.slots.values().all(|s| {
                     s.features.iter().all(|f| fast.has(f).is_some())
                 });
-                let full_own = full.as_deref().and_then(|s| {
+                let full_slot = full.as_ref().map(|(slot, _)| slot.as_str());
+                let full_own = full_slot.and_then(|s| {
                     Slot::parse(s).ok().map(|s| Some(s.arch.name()) == own_arch)
                 });
                 // A glibc slot's fit depends on the node's C library: the full launcher's call.
-                let full_glibc = full.as_deref().is_some_and(|s| {
+                let full_glibc = full_slot.is_some_and(|s| {
                     m.slots.iter().any(|(n, i)| n.to_string() == s && i.libc == Libc::Glibc)
                 });
                 prop_assert!(

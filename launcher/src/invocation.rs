@@ -71,10 +71,12 @@ impl Shim {
     }
 }
 
-/// `(PROG, SLOT)` when `path` looks like a slot, `.../bin/PROG/SLOT`: the launcher was started
-/// as a program's slot, which happens when a slot is a copy of the launcher.
+/// `(PROG, SLOT)` when `path` looks like a slot's file, `.../bin/PROG/SLOT` or its content file
+/// `.../bin/PROG/SLOT.<hex>`: the launcher was started as a program's slot, which happens when
+/// a slot is a copy of the launcher.
 pub fn as_slot_path(path: &Path) -> Option<(String, String)> {
-    let slot = path.file_name()?.to_str()?;
+    let file = path.file_name()?.to_str()?;
+    let slot = fatbin_core::manifest::split_content_name(file).map_or(file, |(slot, _)| slot);
     slot.parse::<fatbin_layout::SlotName>().ok()?;
     let dir = path.parent()?;
     let program = dir.file_name()?.to_str()?;

@@ -165,7 +165,9 @@ pub(crate) fn decide(
     forced: Option<Forced>,
 ) -> Result<Decision> {
     let host = Host::detect();
-    let candidates = select::rank_here(&host, manifest, |slot| layout.slot_path(program, slot));
+    let candidates = select::rank_here(&host, manifest, |slot| {
+        layout.file_of(manifest, program, slot)
+    });
     let fallbacks = fallbacks()?;
     let inputs = Inputs {
         host: &host,
@@ -211,7 +213,7 @@ fn checked(inp: &Inputs<'_>, route: Route) -> Result<Route> {
         // checks come before this route too.
         let root_owner = check::check_layout_dirs(inp.layout, inp.program)?;
         for slot in inp.manifest.slots.keys() {
-            let path = inp.layout.slot_path(inp.program, *slot);
+            let path = inp.layout.file_of(inp.manifest, inp.program, *slot);
             check::check_slot_modes(&path, inp.program, root_owner)?;
         }
     }
@@ -318,12 +320,12 @@ pub(crate) fn after(
 }
 
 fn native(inp: &Inputs<'_>, slot: SlotName) -> Route {
-    let path = inp.layout.slot_path(inp.program, slot);
+    let path = inp.layout.file_of(inp.manifest, inp.program, slot);
     Route::Native { slot, path }
 }
 
 fn emulate(inp: &Inputs<'_>, slot: SlotName, qemu: PathBuf) -> Route {
-    let path = inp.layout.slot_path(inp.program, slot);
+    let path = inp.layout.file_of(inp.manifest, inp.program, slot);
     Route::Emulate { slot, qemu, path }
 }
 
@@ -383,9 +385,10 @@ fn missing_loader(inp: &Inputs<'_>, slot: SlotName) -> Option<String> {
     if info.libc != fatbin_layout::Libc::Glibc || std::env::var_os("QEMU_LD_PREFIX").is_some() {
         return None;
     }
-    let interp = crate::clib::slot_interpreter(&inp.layout.slot_path(inp.program, slot))
-        .ok()?
-        .ok()??;
+    let interp =
+        crate::clib::slot_interpreter(&inp.layout.file_of(inp.manifest, inp.program, slot))
+            .ok()?
+            .ok()??;
     let arch = slot.arch.info();
     let sysroot = std::path::Path::new(arch.sysroot);
     let in_sysroot = sysroot.join(interp.strip_prefix("/").unwrap_or(&interp));
@@ -606,6 +609,7 @@ mod tests {
                     features: Vec::new(),
                     size: header.len() as u64,
                     sha256: String::new(),
+                    file: None,
                     krate: None,
                     version: None,
                 },

@@ -60,6 +60,7 @@ fn slot_info(fields: &SlotFields<'_>) -> SlotInfo {
         features: fields.features.iter().map(str::to_owned).collect(),
         size: fields.size,
         sha256: fields.sha256.to_owned(),
+        file: fields.file.map(str::to_owned),
         krate: fields.krate.map(str::to_owned),
         version: fields.version.map(str::to_owned),
     }
@@ -86,6 +87,7 @@ mod tests {
             features: features.iter().map(|f| f.to_string()).collect(),
             size: 594984,
             sha256: "3d22a11adb379a90c558fa1b600e07e088050cde72c42463b2583bba3a235fc7".into(),
+            file: None,
             krate: Some("probe".into()),
             version: Some("0.3.1".into()),
         }
@@ -105,6 +107,8 @@ mod tests {
             "x86_64".parse().unwrap(),
             slot(Arch::X86_64, &[], Libc::Glibc),
         );
+        m.slots.get_mut(&"x86_64-v3".parse().unwrap()).unwrap().file =
+            Some("x86_64-v3.3d22a11adb379a90".into());
         let mut bare = slot(Arch::S390x, &[], Libc::Musl);
         bare.krate = None;
         bare.version = None;
@@ -148,6 +152,11 @@ mod tests {
             text.replace("version = \"0.3.1\"", "colour = \"blue\""),
             text.replace("features = []", "features = [\n]"),
             text.replace("features = []", "features = [1]"),
+            text.replace("x86_64-v3.3d22", "x86_64.3d22"),
+            text.replace(
+                "x86_64-v3.3d22a11adb379a90",
+                "../x86_64-v3.3d22a11adb379a90",
+            ),
             text.replace("endian = \"little\"", "endian = 'little'"),
             format!("{text}\n[other]\n"),
             String::from("\u{0}garbage"),

@@ -241,8 +241,9 @@ pub fn list(root: &Root) -> Result<i32> {
     for program in &programs {
         match crate::program::read_manifest(&layout, program) {
             Ok(manifest) => {
-                let ranked =
-                    select::rank_here(&host, &manifest, |slot| layout.slot_path(program, slot));
+                let ranked = select::rank_here(&host, &manifest, |slot| {
+                    layout.file_of(&manifest, program, slot)
+                });
                 let best = ranked.iter().find(|c| c.is_native()).map(|c| c.slot);
                 let slots: Vec<String> = manifest
                     .slots

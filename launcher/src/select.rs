@@ -149,6 +149,7 @@ mod tests {
             features: features.iter().map(|f| f.to_string()).collect(),
             size: 1,
             sha256: String::new(),
+            file: None,
             krate: None,
             version: None,
         };

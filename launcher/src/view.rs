@@ -1,7 +1,9 @@
 //! `fatbin view`: a node-local resolved view of a layout, so that a call costs one exec.
 //!
 //! `fatbin view sync DIR` writes, for every program of ROOT, `DIR/PROG`: a symlink straight
-//! to the slot this node runs (`ROOT/bin/PROG/SLOT`) when that can never be wrong here, and
+//! to the slot this node runs (`ROOT/bin/PROG/SLOT`, the slot's name, which installs rename
+//! over but never remove, rather than its content file, which goes two installs later: a view
+//! on another node is not re-synced by an install here) when that can never be wrong here, and
 //! otherwise a symlink to the program's ordinary shim (`ROOT/shims/PROG`), so the launcher
 //! decides at every call. Like AFS's `@sys` or a Nix profile, per node, on the node's disk;
 //! with `DIR` first on PATH, a program resolved once is started like a direct exec.
@@ -238,7 +240,7 @@ fn entry_for(layout: &Layout, program: &str) -> (PathBuf, bool) {
     let Ok(decision) = plan::decide(layout, program, &manifest, None) else {
         return (shim, false);
     };
-    let Ok(Route::Native { slot, path }) = &decision.route else {
+    let Ok(Route::Native { slot, .. }) = &decision.route else {
         return (shim, false);
     };
     let Some(info) = manifest.slots.get(slot) else {
@@ -251,7 +253,10 @@ fn entry_for(layout: &Layout, program: &str) -> (PathBuf, bool) {
     });
     let own_arch = decision.host.arch == Some(info.arch);
     if info.libc == Libc::Static && slot.level.is_none() && needs_nothing && own_arch {
-        (path.clone(), true)
+        // `SLOT`, not the content file the launcher runs: a view on another node is not
+        // re-synced by an install here, and content files go two installs later, while
+        // `SLOT` is always renamed over, never removed (see docs/launcher.md, Views).
+        (layout.slot_path(program, *slot), true)
     } else {
         (shim, false)
     }

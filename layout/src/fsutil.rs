@@ -402,6 +402,11 @@ impl Staging {
         self.files.is_empty()
     }
 
+    /// The final paths of the staged files, in staging order.
+    pub fn destinations(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|(_, dest)| dest.clone()).collect()
+    }
+
     /// Renames every staged file into place, in staging order, then fsyncs the directories.
     pub fn commit(mut self) -> Result<()> {
         let files = std::mem::take(&mut self.files);
@@ -447,6 +452,15 @@ fn create_new(path: &Path, mode: u32) -> Result<File> {
     file.set_permissions(fs::Permissions::from_mode(mode))
         .map_err(Error::io(path))?;
     Ok(file)
+}
+
+/// Whether `a` and `b` are the same regular file (two hard links of one inode).
+pub fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.file_type().is_file() && (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Makes a rename or unlink in `dir` durable.

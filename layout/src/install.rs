@@ -1,10 +1,24 @@
 //! Installing, replacing and removing slots and programs, atomically.
 //!
-//! Every new binary is checked against its slot name before anything on disk changes. All new
-//! files are then staged (written and fsynced under temporary names), and only when every one
-//! is staged are they renamed into place, slots first and the manifest last. A failure while
-//! staging (a full disk, a wrong binary) removes the temporary files and leaves the previous
-//! install exactly as it was.
+//! Every new binary is checked against its slot name before anything on disk changes. Each
+//! slot's bytes then go to a *content file*, `ROOT/bin/PROG/SLOT.<first 16 hex of sha256>`, a
+//! name that never holds other bytes: staged (written and fsynced under a temporary name),
+//! renamed to that new name (nothing is replaced), and only then is the manifest, which names
+//! each slot's content file, renamed into place: **the manifest is the one commit point**.
+//! Launchers run the file the manifest names, so a reader sees the old manifest and its files
+//! or the new one and its files, and no path it runs ever changes content (which is what a
+//! network filesystem client that caches by path, such as sshfs, needs).
+//!
+//! After the manifest, `SLOT` itself (a hard link to the content file, for people, direct
+//! exec and launchers older than content files) is renamed over, and content files named by
+//! neither the new manifest nor the one it replaced are removed: one generation of grace,
+//! so a client still holding the previous manifest finds its file.
+//!
+//! A failure while staging (a full disk, a wrong binary) removes the temporary files and
+//! leaves the previous install exactly as it was. A crash (`kill -9`) at any step leaves a
+//! manifest whose files exist and match it; `SLOT` may lag the manifest, and the next install
+//! holding the lock repairs it (`verify` reports it until then). [`KILL_AT_VAR`] lets the
+//! tests kill an install at each step.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,16 +26,44 @@ use std::path::{Path, PathBuf};
 use crate::arch::Arch;
 use crate::error::{Error, Result};
 use crate::fsutil::{
-    create_dirs, replace_with, sha256_file, sync_dir, temp_path_for, LayoutLock, Staging,
+    create_dirs, replace_with, same_inode, sha256_file, sync_dir, temp_path_for, write_atomic,
+    LayoutLock, Staging,
 };
 use crate::identify::{identify_path, ElfKind, Identity};
 use crate::layout::{validate_program_name, Layout};
-use crate::manifest::{Manifest, SlotInfo};
+use crate::manifest::{content_name, Manifest, SlotInfo};
 use crate::slot::SlotName;
 
 /// Mode of installed slots: executable by all, writable by the owner only.
 const SLOT_MODE: u32 = 0o755;
 const MANIFEST_MODE: u32 = 0o644;
+
+/// Test hook: an install whose environment has `FATBIN_TEST_KILL_AT=STEP` kills itself with
+/// SIGKILL when it reaches `STEP` (one of [`INSTALL_STEPS`]), as `kill -9` would: nothing is
+/// cleaned up. The tests use it to check what each step leaves behind.
+pub const KILL_AT_VAR: &str = "FATBIN_TEST_KILL_AT";
+
+/// The steps of an install where [`KILL_AT_VAR`] can stop it, in order: new content files
+/// staged under temporary names; renamed to their content names; the manifest renamed into
+/// place (the commit point); `SLOT` links staged; `SLOT` links renamed over the old names
+/// (then old content files are removed).
+pub const INSTALL_STEPS: [&str; 5] = [
+    "staged",
+    "content-renamed",
+    "manifest-renamed",
+    "names-staged",
+    "names-renamed",
+];
+
+/// Kills this process with SIGKILL when [`KILL_AT_VAR`] names `step`.
+fn kill_point(step: &str) {
+    if std::env::var_os(KILL_AT_VAR).is_some_and(|v| v == step) {
+        // SAFETY: raise only sends a signal to this process.
+        unsafe {
+            libc::raise(libc::SIGKILL);
+        }
+    }
+}
 
 /// One binary to install into a slot, with what is known about how it was built.
 #[derive(Debug, Clone)]
@@ -141,6 +183,7 @@ pub fn check_slot(new: &NewSlot) -> Result<SlotInfo> {
         cpu: new.cpu.clone(),
         features,
         size,
+        file: Some(content_name(new.slot, &sha256)),
         sha256,
         krate: new.krate.clone(),
         version: new.version.clone(),
@@ -199,13 +242,15 @@ fn install_checked(
         Err(Error::NoSuchProgram { .. }) => Manifest::new(program),
         Err(e) => return Err(e),
     };
+    let dir = layout.program_dir(program);
     let mut manifest = old.clone();
     let mut staging = Staging::default();
     let mut known = ContentIndex::new(layout);
     let mut outcomes = Vec::new();
 
     for (slot, (new, info)) in checked {
-        let dest = layout.slot_path(program, *slot);
+        // check_slot named the content file.
+        let dest = layout.slot_file(program, *slot, info);
         let outcome = if file_has(&dest, info) {
             known.here(info, &dest);
             SlotOutcome::Unchanged
@@ -225,18 +270,105 @@ fn install_checked(
         manifest.slots.insert(*slot, info.clone());
         outcomes.push((*slot, outcome));
     }
-
-    let changed = manifest != old || !staging.is_empty();
-    if manifest != old {
-        let path = layout.manifest_path(program);
-        staging.stage_bytes(manifest.to_toml().as_bytes(), &path, MANIFEST_MODE)?;
+    // Slots kept from a manifest written before content files get theirs too (a hard link to
+    // `SLOT`, when it holds what the manifest says), so after one install every slot of the
+    // program is run by a name that never changes content.
+    for (slot, info) in manifest.slots.iter_mut() {
+        if info.file.is_some() || !file_has(&layout.slot_path(program, *slot), info) {
+            continue;
+        }
+        let name = content_name(*slot, &info.sha256);
+        let dest = dir.join(&name);
+        if file_has(&dest, info)
+            || staging
+                .stage_link(&layout.slot_path(program, *slot), &dest)
+                .is_ok()
+        {
+            info.file = Some(name);
+        }
     }
+
+    let manifest_changed = manifest != old;
+    let wrote_content = !staging.is_empty();
+    let new_files = staging.destinations();
+    kill_point("staged");
+    // New names only (or a content file whose bytes were not its name's): nothing anyone
+    // runs is replaced.
     staging.commit()?;
+    kill_point("content-renamed");
+    if manifest_changed {
+        // The commit point: from here on launchers run the new content files.
+        let path = layout.manifest_path(program);
+        if let Err(e) = write_atomic(&path, manifest.to_toml().as_bytes(), MANIFEST_MODE) {
+            for file in &new_files {
+                let _ = std::fs::remove_file(file);
+            }
+            return Err(e);
+        }
+    }
+    kill_point("manifest-renamed");
+    let names_changed = refresh_slot_names(layout, program, &manifest)?;
+    kill_point("names-renamed");
+    let collected = collect_garbage(&dir, &[&manifest, &old]);
     Ok(InstallReport {
         program: program.to_owned(),
         slots: outcomes,
-        changed,
+        changed: manifest_changed || wrote_content || names_changed || collected,
     })
+}
+
+/// Makes each slot's `SLOT` name a hard link to the content file the manifest names (renamed
+/// over the old name, so a direct exec of `SLOT` sees the old binary or the new one). Repairs
+/// a name an install killed after its manifest left behind. Returns whether any changed.
+fn refresh_slot_names(layout: &Layout, program: &str, manifest: &Manifest) -> Result<bool> {
+    let mut staging = Staging::default();
+    for (slot, info) in &manifest.slots {
+        if info.file.is_none() {
+            continue;
+        }
+        let content = layout.slot_file(program, *slot, info);
+        let name = layout.slot_path(program, *slot);
+        if !same_inode(&name, &content) {
+            staging.stage_link(&content, &name)?;
+        }
+    }
+    if staging.is_empty() {
+        return Ok(false);
+    }
+    kill_point("names-staged");
+    staging.commit()?;
+    Ok(true)
+}
+
+/// Removes the content files in `dir` (`SLOT.<hex>`) that none of `keep` names: those of the
+/// install before the one just replaced, and those an interrupted install renamed into place
+/// but never committed. Only called holding the layout lock. Returns whether any went.
+fn collect_garbage(dir: &Path, keep: &[&Manifest]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let named = |name: &str| {
+        keep.iter().any(|m| {
+            m.slots
+                .values()
+                .any(|info| info.file.as_deref() == Some(name))
+        })
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let is_content = fatbin_core::manifest::split_content_name(&name)
+            .is_some_and(|(slot, _)| slot.parse::<SlotName>().is_ok());
+        if is_content && !named(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+            removed |= std::fs::remove_file(entry.path()).is_ok();
+        }
+    }
+    if removed {
+        let _ = sync_dir(dir);
+    }
+    removed
 }
 
 /// True when `path` is a regular file (not a symlink) with the slot mode that holds exactly
@@ -308,10 +440,8 @@ fn index_layout(layout: &Layout) -> HashMap<String, Vec<PathBuf>> {
             continue;
         };
         for (slot, info) in manifest.slots {
-            index
-                .entry(info.sha256)
-                .or_default()
-                .push(layout.slot_path(&program, slot));
+            let path = layout.slot_file(&program, slot, &info);
+            index.entry(info.sha256).or_default().push(path);
         }
     }
     index
@@ -332,13 +462,13 @@ pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()>
         });
     }
     let mut manifest = layout.read_manifest(program)?;
-    if manifest.slots.remove(&slot).is_none() {
+    let Some(removed) = manifest.slots.remove(&slot) else {
         return Err(Error::NoSuchSlot {
             program: program.to_owned(),
             slot,
             present: manifest.slot_list(),
         });
-    }
+    };
     if manifest.slots.is_empty() {
         drop(lock);
         return remove_program(layout, program);
@@ -347,11 +477,17 @@ pub fn remove_slot(layout: &Layout, program: &str, slot: SlotName) -> Result<()>
     let manifest_path = layout.manifest_path(program);
     staging.stage_bytes(manifest.to_toml().as_bytes(), &manifest_path, MANIFEST_MODE)?;
     staging.commit()?;
-    let path = layout.slot_path(program, slot);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path, source: e }),
-        _ => sync_dir(&layout.program_dir(program)),
+    // Its name, then its content file (other slots' content files have their own names).
+    let content = layout.slot_file(program, slot, &removed);
+    for path in [layout.slot_path(program, slot), content] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::Io { path, source: e })
+            }
+            _ => {}
+        }
     }
+    sync_dir(&layout.program_dir(program))
 }
 
 /// Removes a program and its shim. The directory is first renamed away in one step, so a

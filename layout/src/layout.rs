@@ -49,6 +49,22 @@ impl Layout {
         self.program_dir(program).join(slot.to_string())
     }
 
+    /// The file that holds `slot`'s binary, as `info` (its manifest entry) records it: the
+    /// content file `ROOT/bin/PROG/SLOT.<hex>`, or `ROOT/bin/PROG/SLOT` for a manifest written
+    /// before content files. What launchers run, check and hand to other nodes.
+    pub fn slot_file(&self, program: &str, slot: SlotName, info: &crate::SlotInfo) -> PathBuf {
+        self.program_dir(program).join(info.file_name(slot))
+    }
+
+    /// [`Layout::slot_file`] of `slot` as `manifest` records it (`SLOT` when it has no such
+    /// slot).
+    pub fn file_of(&self, manifest: &Manifest, program: &str, slot: SlotName) -> PathBuf {
+        match manifest.slots.get(&slot) {
+            Some(info) => self.slot_file(program, slot, info),
+            None => self.slot_path(program, slot),
+        }
+    }
+
     pub fn shim_path(&self, program: &str) -> PathBuf {
         self.shims_dir().join(program)
     }

@@ -58,11 +58,32 @@ pub struct SlotInfo {
     pub features: Vec<String>,
     pub size: u64,
     pub sha256: String,
+    /// The slot's content file in the program's directory, `SLOT.<first 16 hex digits of
+    /// sha256>` ([`content_name`]): the file launchers run. `None` in a manifest written before
+    /// content files, whose slot's bytes are the file `SLOT`. See `docs/layout.md`, Atomicity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     /// The crate it was built from, if known.
     #[serde(default, rename = "crate", skip_serializing_if = "Option::is_none")]
     pub krate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+}
+
+impl SlotInfo {
+    /// The name of the file that holds this slot's binary in the program's directory: the
+    /// content file the manifest records, or `SLOT` for a manifest written before them.
+    pub fn file_name(&self, slot: SlotName) -> String {
+        self.file.clone().unwrap_or_else(|| slot.to_string())
+    }
+}
+
+/// The content file name of a slot's binary: `SLOT.` and the first
+/// [`fatbin_core::manifest::CONTENT_HEX_DIGITS`] hex digits of its sha256. Slot names never
+/// contain a `.`, and hex digits never spell `toml`, so it is never a slot or the manifest.
+pub fn content_name(slot: SlotName, sha256: &str) -> String {
+    let digits = sha256.get(..rules::CONTENT_HEX_DIGITS).unwrap_or(sha256);
+    format!("{slot}.{digits}")
 }
 
 mod glibc_serde {
@@ -145,6 +166,14 @@ impl Manifest {
                     "slot `{slot}`: sha256 `{}` is not 64 lowercase hex digits",
                     info.sha256
                 ));
+            }
+            if let Some(file) = &info.file {
+                if !rules::content_file_ok(&slot.to_string(), &info.sha256, file) {
+                    return Err(format!(
+                        "slot `{slot}`: file `{file}` is not `{}`, the name its sha256 gives",
+                        content_name(*slot, &info.sha256)
+                    ));
+                }
             }
         }
         Ok(())
@@ -261,6 +290,7 @@ mod tests {
                 features: vec!["avx2".into(), "fma".into()],
                 size: 4096,
                 sha256: "ab".repeat(32),
+                file: Some("x86_64-v3.abababababababab".into()),
                 krate: Some("cat".into()),
                 version: Some("1.0.0".into()),
             },
@@ -273,6 +303,38 @@ mod tests {
         let m = sample();
         let text = m.to_toml();
         assert_eq!(Manifest::parse(&text, Path::new("m")).unwrap(), m);
+    }
+
+    #[test]
+    fn a_slots_file_is_the_one_its_sha256_names() {
+        let text = sample().to_toml();
+        assert!(
+            text.contains("file = \"x86_64-v3.abababababababab\"\n"),
+            "{text}"
+        );
+        // Written before content files: no `file`, and the slot's file is `SLOT`.
+        let old = text.replace("file = \"x86_64-v3.abababababababab\"\n", "");
+        let m = Manifest::parse(&old, Path::new("m")).unwrap();
+        let slot: SlotName = "x86_64-v3".parse().unwrap();
+        assert_eq!(m.slots[&slot].file, None);
+        assert_eq!(m.slots[&slot].file_name(slot), "x86_64-v3");
+        assert_eq!(
+            sample().slots[&slot].file_name(slot),
+            "x86_64-v3.abababababababab"
+        );
+        for bad in [
+            "x86_64.abababababababab",
+            "../x86_64-v3.abababababababab",
+            "x86_64-v3.abababababababab/",
+            "x86_64-v3.0000000000000000",
+            "fatbin.toml",
+        ] {
+            let text = text.replace("x86_64-v3.abababababababab", bad);
+            let err = Manifest::parse(&text, Path::new("m"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("the name its sha256 gives"), "{bad}: {err}");
+        }
     }
 
     #[test]

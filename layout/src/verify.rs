@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::fsutil::sha256_file;
+use crate::fsutil::{same_inode, sha256_file};
 use crate::identify::{identify_path, Identity};
 use crate::layout::{validate_program_name, Layout};
 use crate::perms::{check_layout_metadata, check_layout_root, check_metadata};
@@ -27,10 +27,13 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Checks every program of `layout` (or only `only`): manifests parse, every slot file exists
-/// with the recorded size and sha256, its ELF header matches its slot name, it needs no newer
-/// glibc than the manifest records, nothing is writable by others, and no file is left that
-/// the manifest does not name.
+/// Checks every program of `layout` (or only `only`): manifests parse, every slot's file (its
+/// content file, or `SLOT` in a manifest written before them) exists with the recorded size
+/// and sha256, its ELF header matches its slot name, it needs no newer glibc than the manifest
+/// records, `SLOT` is the content file (an interrupted install can leave it behind), nothing
+/// is writable by others, and no file is left that the manifest does not name. Content files
+/// the manifest does not name are not reported: an install keeps those of the previous
+/// generation for clients that read the manifest before it, and removes them at the next.
 pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
     let mut report = |path: PathBuf, what: String| problems.push(Problem { path, what });
@@ -92,7 +95,7 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
             report(manifest_path, e.to_string());
         }
         for (slot, info) in &manifest.slots {
-            let path = layout.slot_path(&program, *slot);
+            let path = layout.slot_file(&program, *slot, info);
             // Installs write regular files; a symlink or a FIFO here was put by someone else
             // (and hashing a FIFO would hang).
             match std::fs::symlink_metadata(&path) {
@@ -143,12 +146,37 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
             if let Err(e) = check_path(&path) {
                 report(path.clone(), e.to_string());
             }
+            // `SLOT` (for people and older launchers) is the content file, unless an install
+            // was killed between its manifest and renaming the name.
+            if info.file.is_some() {
+                let name = layout.slot_path(&program, *slot);
+                let content = layout.slot_file(&program, *slot, info);
+                if !same_inode(&name, &content) {
+                    report(
+                        name,
+                        format!(
+                            "is not {}, the file the manifest says holds slot `{slot}` (an \
+                             install interrupted before it renamed this name, or a change by \
+                             hand; fix: install `{program}` again, which repairs it)",
+                            info.file_name(*slot)
+                        ),
+                    );
+                }
+            }
         }
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let known = name == crate::manifest::MANIFEST_FILE
-                    || manifest.slots.keys().any(|s| s.to_string() == name);
+                    || manifest.slots.keys().any(|s| s.to_string() == name)
+                    || manifest
+                        .slots
+                        .values()
+                        .any(|info| info.file.as_deref() == Some(&name))
+                    // The previous install's (kept one generation) or an interrupted one's:
+                    // the next install removes what no manifest names.
+                    || fatbin_core::manifest::split_content_name(&name)
+                        .is_some_and(|(slot, _)| slot.parse::<crate::SlotName>().is_ok());
                 if known {
                     continue;
                 }

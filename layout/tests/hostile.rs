@@ -541,6 +541,9 @@ fn manifest_round_trips_for_arbitrary_contents() {
                         glibc: glibc.map(|(major, minor)| GlibcVersion { major, minor }),
                         cpu,
                         features,
+                        // With a content file and without (written before content files).
+                        file: (size % 2 == 0)
+                            .then(|| fatbin_layout::manifest::content_name(slot, &sha256)),
                         size,
                         sha256,
                         krate,

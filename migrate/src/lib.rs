@@ -567,7 +567,8 @@ fn slot_sha<'m>(req: &'m Request<'_>, slot: SlotName) -> Option<&'m str> {
     req.manifest.slots.get(&slot).map(|i| i.sha256.as_str())
 }
 
-/// The binary's path on the node: the shared ROOT's slot, or the shipped copy.
+/// The binary's path on the node: the shared ROOT's file of the slot (its content file, which
+/// an install never replaces; see docs/layout.md), or the shipped copy.
 fn binary_on_node(
     req: &Request<'_>,
     node: &Node,
@@ -579,7 +580,7 @@ fn binary_on_node(
     let layout = fatbin_layout::Layout::new(node.root_on_node(req.root));
     if node.entry.shared {
         return Ok(layout
-            .slot_path(req.program, slot)
+            .file_of(req.manifest, req.program, slot)
             .into_os_string()
             .into_vec());
     }
@@ -590,7 +591,7 @@ fn binary_on_node(
         );
     };
     if !shipped.contains(node, sha) {
-        let local = fatbin_layout::Layout::new(req.root).slot_path(req.program, slot);
+        let local = fatbin_layout::Layout::new(req.root).file_of(req.manifest, req.program, slot);
         let (actual, _) = fatbin_layout::fsutil::sha256_file(&local).or_else(|e| {
             fail(
                 EXIT_NOT_FOUND,
@@ -663,7 +664,7 @@ fn explain_ssh(req: &Request<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             format!(
                 "runs {}",
                 fatbin_layout::Layout::new(node.root_on_node(req.root))
-                    .slot_path(req.program, *slot)
+                    .file_of(req.manifest, req.program, *slot)
                     .display()
             )
         } else {

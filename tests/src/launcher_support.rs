@@ -100,8 +100,14 @@ impl TestLayout {
         cmd
     }
 
+    /// The file the launcher runs for `program`'s `slot`: its content file as the manifest
+    /// names it (`ROOT/bin/PROG/SLOT.<hex>`), or `ROOT/bin/PROG/SLOT` when it names none.
     pub fn slot_path(&self, program: &str, slot: &str) -> PathBuf {
-        self.layout().slot_path(program, slot.parse().unwrap())
+        let layout = self.layout();
+        match layout.read_manifest(program) {
+            Ok(manifest) => layout.file_of(&manifest, program, slot.parse().unwrap()),
+            Err(_) => layout.slot_path(program, slot.parse().unwrap()),
+        }
     }
 }
 

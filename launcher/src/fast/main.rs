@@ -166,7 +166,9 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     let text = unsafe { os::filled(manifest, len) };
     let text = core::str::from_utf8(text).ok()?;
     let features = fatbin_core::features::HostFeatures::new();
-    let chosen = pick::pick(text, host_arch, &mut |f| features.has(f))?.slot;
+    // The slot, and its file: the content file the manifest names (`SLOT.<hex>`, never
+    // replaced by an install), or `SLOT` in a manifest written before content files.
+    let pick::Pick { slot: chosen, file } = pick::pick(text, host_arch, &mut |f| features.has(f))?;
 
     // The permission checks (`fatbin_core::trust`): ROOT may have any owner, who is then
     // trusted below it; nothing may be writable by group or others. Every path is `lstat`ed,
@@ -203,7 +205,7 @@ fn run_natively(args: &[*const c_char], env: &EnvList) -> Option<()> {
     path.push(name)?;
     os::lstat(path).filter(trusted)?;
     path.push(b"/")?;
-    path.push(slot_name(chosen, &mut [0; 32])?)?;
+    path.push(file.as_bytes())?;
     let header = os::read_elf_header(path, trusted)?;
     if !elf::matches(&header, chosen.arch) {
         return None;
@@ -324,35 +326,23 @@ fn as_program_slot(path: &[u8]) -> Option<(&[u8], &[u8])> {
     (!is_launcher_name(program)).then_some((program, slot))
 }
 
-/// `(ROOT/bin, PROG, SLOT)` when `path` looks like a slot, `.../bin/PROG/SLOT`.
+/// `(ROOT/bin, PROG, SLOT)` when `path` looks like a slot's file, `.../bin/PROG/SLOT` or its
+/// content file `.../bin/PROG/SLOT.<hex>`.
 fn as_slot_path(path: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
-    let (dir, slot) = split_path(path);
+    let (dir, file) = split_path(path);
     let (bin_dir, program) = split_path(dir);
-    let is_slot = core::str::from_utf8(slot).is_ok_and(|s| Slot::parse(s).is_ok());
-    (is_slot && split_path(bin_dir).1 == b"bin").then_some((bin_dir, program, slot))
+    let file = core::str::from_utf8(file).ok()?;
+    let slot = match fatbin_core::manifest::split_content_name(file) {
+        Some((slot, _)) => slot,
+        None => file,
+    };
+    let is_slot = Slot::parse(slot).is_ok();
+    (is_slot && split_path(bin_dir).1 == b"bin").then_some((bin_dir, program, slot.as_bytes()))
 }
 
 /// `fatbin` or `fatbin-full`.
 fn is_launcher_name(name: &[u8]) -> bool {
     name == b"fatbin" || name == FULL_LAUNCHER
-}
-
-/// A slot's name, written into `buf`.
-fn slot_name(slot: Slot, buf: &mut [u8; 32]) -> Option<&[u8]> {
-    let arch = slot.arch.name().as_bytes();
-    let len = arch.len();
-    buf.get_mut(..len)?.copy_from_slice(arch);
-    match slot.level {
-        None => Some(&buf[..len]),
-        Some(level) => {
-            let mut digits = [0; 10];
-            let digits = os::format_u32(u32::from(level), &mut digits);
-            let end = len + 2 + digits.len();
-            buf.get_mut(len..len + 2)?.copy_from_slice(b"-v");
-            buf.get_mut(len + 2..end)?.copy_from_slice(digits);
-            Some(&buf[..end])
-        }
-    }
 }
 
 /// `(directory, file name)` of a path: the directory is `.` for a bare name and `/` for

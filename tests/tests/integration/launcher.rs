@@ -102,10 +102,9 @@ fn picks_the_level_each_emulated_cpu_model_offers() {
             Command::new(&qemu).args(["-cpu", cpu]).arg(t.shim("probe")),
         ));
         assert_ran(&out, &format!("level={level} "));
+        // The slot's content file (`SLOT.<hex>`, see docs/layout.md).
         assert!(
-            stdout(&out)
-                .trim_end()
-                .ends_with(&format!("/bin/probe/{slot}")),
+            stdout(&out).contains(&format!("/bin/probe/{slot}.")),
             "{cpu}: {}",
             stdout(&out)
         );
@@ -633,7 +632,10 @@ fn shims_follow_root_when_it_moves_or_is_reached_by_another_path() {
     let out = output(clean_env(&mut Command::new(moved.join("shims/probe"))));
     assert_ran(&out, "level=baseline");
     assert!(
-        stdout(&out).contains(&format!("exe={}", moved.join("bin/probe/x86_64").display())),
+        stdout(&out).contains(&format!(
+            "exe={}.",
+            moved.join("bin/probe/x86_64").display()
+        )),
         "{}",
         stdout(&out)
     );
@@ -767,7 +769,8 @@ fn wrong_or_broken_slot_files() {
     let out = output(&mut t.run("probe"));
     assert_fails(&out, 126, &["not a regular file"]);
     std::fs::remove_dir(&slot).unwrap();
-    std::os::unix::fs::symlink("x86_64", &slot).unwrap();
+    // A link to itself.
+    std::os::unix::fs::symlink(slot.file_name().unwrap(), &slot).unwrap();
     let out = output(&mut t.run("probe"));
     assert_fails(&out, 126, &["symlink loop"]);
     std::fs::remove_file(&slot).unwrap();

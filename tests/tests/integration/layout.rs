@@ -252,7 +252,9 @@ fn an_x86_isa_level_note_is_read_and_enforced() {
     // Moved into a lower slot behind the installer's back (file and manifest): verify notices.
     remove_slot(&layout, "isa", slot("x86_64-v4")).unwrap();
     let mut manifest = layout.read_manifest("isa").unwrap();
-    let info = manifest.slots.remove(&slot("x86_64-v3")).unwrap();
+    let mut info = manifest.slots.remove(&slot("x86_64-v3")).unwrap();
+    // As a manifest written before content files: the slot's file is `SLOT`.
+    info.file = None;
     manifest.slots.insert(slot("x86_64-v2"), info);
     std::fs::rename(
         layout.slot_path("isa", slot("x86_64-v3")),
@@ -620,12 +622,9 @@ fn identical_binaries_are_hard_linked() {
     )
     .unwrap();
     assert_eq!(report.slots[0].1, SlotOutcome::Installed);
-    assert_eq!(
-        report.slots[1].1,
-        SlotOutcome::Linked {
-            to: layout.slot_path("one", slot("x86_64"))
-        }
-    );
+    let manifest = layout.read_manifest("one").unwrap();
+    let first = layout.slot_file("one", slot("x86_64"), &manifest.slots[&slot("x86_64")]);
+    assert_eq!(report.slots[1].1, SlotOutcome::Linked { to: first });
     install(&layout, "two", &[probe_slot("x86_64", X86_64_MUSL, None)]).unwrap();
     let ino = |p: &str, s: &str| {
         std::fs::metadata(layout.slot_path(p, slot(s)))
@@ -637,7 +636,8 @@ fn identical_binaries_are_hard_linked() {
     let nlink = std::fs::metadata(layout.slot_path("one", slot("x86_64")))
         .unwrap()
         .nlink();
-    assert_eq!(nlink, 3);
+    // Three slots, each a content file and its `SLOT` name: one inode.
+    assert_eq!(nlink, 6);
     // A different build is a different file.
     install(
         &layout,
@@ -870,6 +870,8 @@ fn verify_finds_a_tampered_byte_a_wrong_arch_file_and_unsafe_permissions() {
     let arm_info = manifest.slots.get_mut(&slot("aarch64")).unwrap();
     arm_info.sha256 = x86_info.sha256;
     arm_info.size = x86_info.size;
+    // The slot's file is then `SLOT` (as in a manifest written before content files).
+    arm_info.file = None;
     std::fs::write(layout.manifest_path("probe"), manifest.to_toml()).unwrap();
     let found = problems(&layout);
     assert_eq!(found.len(), 1, "{found:?}");
@@ -912,13 +914,32 @@ fn verify_finds_a_tampered_byte_a_wrong_arch_file_and_unsafe_permissions() {
         "{found:?}"
     );
     std::fs::remove_file(program_dir.join(".x86_64.tmp-1-1")).unwrap();
-    std::fs::rename(&x86, dir.path().join("elsewhere")).unwrap();
-    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &x86).unwrap();
+    // The file launchers run (the content file) replaced by a symlink.
+    let info = layout.read_manifest("probe").unwrap().slots[&slot("x86_64")].clone();
+    let content = layout.slot_file("probe", slot("x86_64"), &info);
+    std::fs::rename(&content, dir.path().join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("elsewhere"), &content).unwrap();
     let found = problems(&layout);
     assert!(
         found.len() == 1 && found[0].contains("not a regular file"),
         "{found:?}"
     );
+    std::fs::remove_file(&content).unwrap();
+    std::fs::rename(dir.path().join("elsewhere"), &content).unwrap();
+    assert!(problems(&layout).is_empty());
+    // `SLOT` replaced by another file (an install killed before renaming the name leaves
+    // the previous binary there): named, with the fix.
+    std::fs::remove_file(&x86).unwrap();
+    std::fs::copy(&content, &x86).unwrap();
+    let found = problems(&layout);
+    assert!(
+        found.len() == 1
+            && found[0].contains("is not x86_64.")
+            && found[0].contains("install `probe` again"),
+        "{found:?}"
+    );
+    install_x86_64_and_aarch64(&layout);
+    assert!(problems(&layout).is_empty());
     assert!(matches!(
         verify(&layout, Some("nope")).unwrap_err(),
         Error::NoSuchProgram { .. }
@@ -1170,11 +1191,247 @@ fn child_reinstaller() {
             &[NewSlot::from_file(slot("x86_64"), source)],
         )
         .unwrap();
-        assert_eq!(report.slots[0].1, SlotOutcome::Installed);
+        // The build before last is still there (one generation of grace): its content file
+        // is reused, and the manifest and `SLOT` change.
+        assert!(report.changed);
+        if n == 0 {
+            assert_eq!(report.slots[0].1, SlotOutcome::Installed);
+        }
         n += 1;
     }
     assert!(n >= 4, "only {n} reinstalls");
     eprintln!("REINSTALLS={n} in {:?}", start.elapsed());
+}
+
+/// `kill -9` at each step of a reinstall (`fatbin_layout::install::INSTALL_STEPS`, reached
+/// through its `FATBIN_TEST_KILL_AT` hook: the install kills itself there with SIGKILL, so
+/// nothing is cleaned up): every slot the manifest names has its file, whose sha256 and size
+/// are the manifest's; the fast and the full launcher, and a direct exec of `SLOT`, run the
+/// old build or the new one, whole (the old one until the manifest is renamed, the new one
+/// after); `verify` finds nothing but what the step left for the next install (a temporary
+/// file, `SLOT` lagging the manifest), and the next install repairs it.
+#[test]
+fn kill_9_at_each_install_step_leaves_a_manifest_whose_files_exist_and_match() {
+    use std::os::unix::process::ExitStatusExt;
+    let old = probe_binary(X86_64_MUSL, None);
+    let new = probe_binary(X86_64_MUSL, Some("x86-64-v2"));
+    let arm = probe_binary(AARCH64_MUSL, None);
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    let layout = t.layout();
+    let x86 = slot("x86_64");
+    let install_x86 = |binary: &Path| {
+        install(
+            &layout,
+            "probe",
+            &[
+                NewSlot::from_file(x86, binary),
+                NewSlot::from_file(slot("aarch64"), &arm),
+            ],
+        )
+        .unwrap();
+    };
+    install_x86(&old);
+    t.add_shim("probe");
+    let mut seen = Vec::new();
+    for (i, step) in fatbin_layout::install::INSTALL_STEPS.iter().enumerate() {
+        // From the old build to the new one, and back in the next round.
+        let (from, to) = if i % 2 == 0 {
+            (&old, &new)
+        } else {
+            (&new, &old)
+        };
+        let level = |binary: &PathBuf| {
+            if binary == &old {
+                "baseline"
+            } else {
+                "x86-64-v2"
+            }
+        };
+        let out = run_child(
+            &[],
+            "layout::child_install_killed",
+            &[
+                ("FATBIN_CHILD_ROOT", layout.root()),
+                ("FATBIN_CHILD_A", to),
+                ("FATBIN_TEST_KILL_AT", Path::new(step)),
+            ],
+        );
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "{step}: the install was not killed there: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let manifest = layout.read_manifest("probe").unwrap();
+        for (s, info) in &manifest.slots {
+            let file = layout.slot_file("probe", *s, info);
+            assert!(info.file.is_some(), "{step}: {s} has no content file");
+            assert_eq!(sha256sum(&file), info.sha256, "{step}: {}", file.display());
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), info.size);
+        }
+        let committed = i >= 2;
+        let expected = level(if committed { to } else { from });
+        for (how, forced) in [("fast", None), ("full", Some("x86_64"))] {
+            let mut cmd = t.run("probe");
+            if let Some(forced) = forced {
+                cmd.env("FATBIN_ARCH", forced);
+            }
+            let out = cmd.arg("whoami").output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success()
+                    && text.starts_with(&format!("probe arch=x86_64 level={expected} ")),
+                "{step}, {how} launcher: {text:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // `SLOT` itself: the old build until the names are renamed, whole.
+        let direct = layout.slot_path("probe", x86);
+        let renamed = i >= 4;
+        let lvl = level(if renamed { to } else { from });
+        let out = Command::new(&direct).arg("whoami").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let shown = direct.display();
+        assert_eq!(
+            text,
+            format!("probe arch=x86_64 level={lvl} argv0={shown} exe={shown}\n"),
+            "{step}: direct exec of SLOT"
+        );
+        let mut kinds: Vec<&str> = verify(&layout, None)
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let p = p.to_string();
+                if p.contains("interrupted install (fix: install `probe` again") {
+                    "temporary file"
+                } else if p.contains("interrupted before it renamed this name") {
+                    "SLOT lags the manifest"
+                } else {
+                    panic!("{step}: a torn layout: {p}")
+                }
+            })
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        seen.push(format!("{step}: {kinds:?}"));
+        // The next install (the same build again) repairs everything.
+        install_x86(to);
+        assert!(
+            verify(&layout, None).unwrap().is_empty(),
+            "{step}: not repaired"
+        );
+        let info = &layout.read_manifest("probe").unwrap().slots[&x86];
+        assert_eq!(
+            std::fs::metadata(&direct).unwrap().ino(),
+            std::fs::metadata(layout.slot_file("probe", x86, info))
+                .unwrap()
+                .ino(),
+            "{step}: SLOT is not the content file"
+        );
+    }
+    // What each step left, before the next install: a step that leaves nothing to repair is
+    // fine, but the ones around the commit point must show the lag they leave.
+    assert_eq!(
+        seen,
+        [
+            "staged: [\"temporary file\"]",
+            "content-renamed: []",
+            "manifest-renamed: [\"SLOT lags the manifest\"]",
+            "names-staged: [\"SLOT lags the manifest\", \"temporary file\"]",
+            "names-renamed: []",
+        ]
+    );
+}
+
+#[test]
+#[ignore = "child process of kill_9_at_each_install_step_leaves_a_manifest_whose_files_exist_and_match"]
+fn child_install_killed() {
+    let (Some(root), Some(binary)) = (child_env("FATBIN_CHILD_ROOT"), child_env("FATBIN_CHILD_A"))
+    else {
+        panic!("run by kill_9_at_each_install_step_leaves_a_manifest_whose_files_exist_and_match")
+    };
+    let layout = Layout::new(root);
+    // FATBIN_TEST_KILL_AT ends this process inside the install.
+    install(
+        &layout,
+        "probe",
+        &[NewSlot::from_file(slot("x86_64"), &binary)],
+    )
+    .unwrap();
+    eprintln!("CHILD-NOT-KILLED");
+}
+
+/// A manifest written before content files (no `file`: each slot's bytes are `SLOT`) still
+/// runs, through the fast launcher alone and through the full one, and the next install gives
+/// every slot of the program its content file, the ones it does not replace too.
+#[test]
+fn a_manifest_without_content_files_still_runs_and_the_next_install_converts_it() {
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    t.install_probes(
+        "probe",
+        &[
+            ("x86_64", X86_64_MUSL, None),
+            ("aarch64", AARCH64_MUSL, None),
+        ],
+    );
+    let layout = t.layout();
+    // As an install before content files left it.
+    let mut manifest = layout.read_manifest("probe").unwrap();
+    for (s, info) in manifest.slots.iter_mut() {
+        std::fs::remove_file(layout.slot_file("probe", *s, info)).unwrap();
+        info.file = None;
+    }
+    let text = manifest.to_toml();
+    assert!(!text.contains("file = "), "{text}");
+    std::fs::write(layout.manifest_path("probe"), text).unwrap();
+    let direct = layout.slot_path("probe", slot("x86_64"));
+    let runs_slot = |out: std::process::Output, how: &str| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success()
+                && text.starts_with("probe arch=x86_64 level=baseline ")
+                && text.ends_with(&format!(" exe={}\n", direct.display())),
+            "{how}: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The fast launcher alone: without the full one next to it, a hand-over would fail.
+    let full = t.full_launcher();
+    let away = full.with_file_name("fatbin-full.away");
+    std::fs::rename(&full, &away).unwrap();
+    let fast = t.run("probe").arg("whoami").output().unwrap();
+    std::fs::rename(&away, &full).unwrap();
+    runs_slot(fast, "fast launcher");
+    let forced = t
+        .run("probe")
+        .env("FATBIN_ARCH", "x86_64")
+        .arg("whoami")
+        .output();
+    runs_slot(forced.unwrap(), "full launcher");
+    assert!(verify(&layout, None).unwrap().is_empty());
+
+    // Reinstalling one slot converts both.
+    install(&layout, "probe", &[probe_slot("x86_64", X86_64_MUSL, None)]).unwrap();
+    let manifest = layout.read_manifest("probe").unwrap();
+    for (s, info) in &manifest.slots {
+        assert!(info.file.is_some(), "{s} has no content file");
+        assert_eq!(
+            std::fs::metadata(layout.slot_path("probe", *s))
+                .unwrap()
+                .ino(),
+            std::fs::metadata(layout.slot_file("probe", *s, info))
+                .unwrap()
+                .ino(),
+            "{s}"
+        );
+    }
+    assert!(verify(&layout, None).unwrap().is_empty());
+    let out = t.run("probe").arg("whoami").output().unwrap();
+    let content = layout.slot_file("probe", slot("x86_64"), &manifest.slots[&slot("x86_64")]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(&format!(" exe={}\n", content.display())),
+        "{out:?}"
+    );
 }
 
 /// A full disk during an install: the previous install is untouched and no temporary file

@@ -1064,9 +1064,9 @@ fn hostile_working_directories_and_variables_arrive_byte_exact() {
 
 /// `kill -9` at any moment of a reinstall (spread over its whole length, so every step is
 /// hit) leaves a layout that runs the old or the new program; the next install then leaves
-/// `verify` with nothing to report. Between renaming the slots and renaming the manifest the
-/// two disagree (the new binary under the old manifest: `verify` says its sha256 differs), a
-/// known window (docs/security.md, "Not yet checked"); nothing else may be found.
+/// `verify` with nothing to report. Until then `verify` may find a temporary file, or `SLOT`
+/// still the previous build (killed between the manifest and renaming the names), never a
+/// file that disagrees with the manifest (docs/layout.md, Atomicity).
 #[test]
 fn kill_9_at_any_step_of_a_reinstall_leaves_old_or_new() {
     let t = fatbin_tests::launcher_support::TestLayout::new();
@@ -1110,8 +1110,8 @@ fn kill_9_at_any_step_of_a_reinstall_leaves_old_or_new() {
             let p = p.to_string();
             let kind = if p.contains("interrupted install") {
                 "temporary file"
-            } else if p.contains("sha256 differs") {
-                "new slot, old manifest"
+            } else if p.contains("interrupted before it renamed this name") {
+                "SLOT lags the manifest"
             } else {
                 panic!("kill {i}: a torn layout: {problems:?}")
             };
