@@ -20,6 +20,8 @@
 # time in the same rounds, through a copy of the same layout (rows `baseline-*`).
 # A round times every command once; ratios are taken within each round (so load from other
 # processes that comes and goes hits both sides alike), and the median round is reported.
+# Under heavy load a round's blocks of RUNS runs still see different load, so the fast paths
+# are timed once more interleaved (INTERLEAVED turns, default 2000: each command once a turn).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -203,6 +205,34 @@ for round in $(seq "$rounds"); do
         --export-json "$work/round-$round.json" "${args[@]}" >/dev/null
 done
 
+# Interleaved: the fast paths again, each command once per turn (in a rotating order), so
+# load that comes and goes on a shared machine hits every command alike; the ratio to direct
+# exec is taken within each turn and the median over INTERLEAVED turns (default 2000; 0 skips
+# it) reported. The spawn costs the same for every command.
+python3 - "${INTERLEAVED:-2000}" "$work/interleaved.json" "${names[@]}" -- "${cmds[@]}" <<'PY'
+import json, os, sys, time
+turns, out = int(sys.argv[1]), sys.argv[2]
+rest = sys.argv[3:]
+names, cmds = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+fast = [(n, c) for n, c in zip(names, cmds) if n not in ("portable-shim", "sh-wrapper")]
+null = os.open("/dev/null", os.O_WRONLY)
+def run(path):
+    start = time.perf_counter_ns()
+    pid = os.posix_spawn(path, [path], os.environ, file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
+    _, status = os.waitpid(pid, 0)
+    if status:
+        sys.exit(f"bench-launcher: {path} failed")
+    return time.perf_counter_ns() - start
+times = {n: [] for n, _ in fast}
+for turn in range(min(turns, 50) + turns):
+    k = turn % len(fast)
+    for n, c in fast[k:] + fast[:k]:
+        t = run(c)
+        if turn >= min(turns, 50):  # the first turns warm up
+            times[n].append(t)
+json.dump(times, open(out, "w"))
+PY
+
 maxrss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 rss_direct=$(maxrss "$root/bin/hello/x86_64")
 rss_shim=$(maxrss "$root/shims/hello")
@@ -230,6 +260,13 @@ for n in names:
           f"   (CPU time {cpu_ratio[n]:5.2f}x)")
 print("  per-round launcher ratios: "
       + " ".join(f"{m / d:.2f}" for m, d in zip(medians["launcher"], medians["direct"])))
+inter = json.load(open(f"{work}/interleaved.json"))
+if inter.get("direct"):
+    turns = len(inter["direct"])
+    print(f"\ninterleaved, {turns} turns (ratio to direct exec within each turn, median):")
+    for n, t in inter.items():
+        pairs = statistics.median(x / d for x, d in zip(t, inter["direct"]))
+        print(f"  {n:17} {statistics.median(t) / 1e6:7.3f} ms  {pairs:5.2f}x")
 if "baseline-launcher" in names:
     print(f"  baseline launcher: one slot {ratio['baseline-launcher']:.2f}x, three slots"
           f" {ratio['baseline-3-slots']:.2f}x, five slots {ratio['baseline-5-slots']:.2f}x")

@@ -7,7 +7,10 @@
 //! system calls itself ([`sys`]), so a shim call skips the C library's start-up (its thread
 //! pointer and TLS set-up: two system calls and two written pages). Only a hand-over starts
 //! the C library ([`start_c_library`]), which then calls `main` again. Elsewhere (glibc,
-//! 32-bit targets) the C library starts first and [`sys`] is its wrappers.
+//! 32-bit targets) the C library starts first and [`sys`] is its wrappers. So the fast path
+//! (`run_natively`) makes every system call through [`sys`] and calls nothing of the C
+//! library that keeps state (`errno`, `malloc`, `getauxval`, locale): those would crash
+//! before it starts. Its pure functions (`memcpy`, `strlen`) are fine.
 
 use core::ffi::{c_char, CStr};
 use core::mem::MaybeUninit;
