@@ -186,13 +186,13 @@ impl RemoteCommand<'_> {
 /// group or others; ROOT may have any owner, who is then trusted with root and the caller;
 /// ROOT's ancestors may be writable by others only as sticky directories (like `/tmp`).
 fn push_trust_check(s: &mut Vec<u8>, binary: &[u8]) {
-    // How many levels up ROOT is: a layout slot is ROOT/bin/PROG/SLOT, a shipped copy
-    // CACHE/SHA256 (its cache plays ROOT's part).
+    // How many levels up ROOT is: a layout slot is ROOT/bin/PROG/SLOT (or its content file
+    // ROOT/bin/PROG/SLOT.HEX), a shipped copy CACHE/SHA256 (its cache plays ROOT's part).
     let parts: Vec<&[u8]> = binary.rsplit(|&b| b == b'/').take(4).collect();
     let is_slot = parts.len() == 4
         && parts[2] == b"bin"
         && std::str::from_utf8(parts[0])
-            .is_ok_and(|n| n.parse::<fatbin_layout::SlotName>().is_ok());
+            .is_ok_and(|n| fatbin_layout::manifest::slot_of_file_name(n).is_some());
     let root_level = if is_slot { 3 } else { 1 };
     s.extend_from_slice(
         b"fatbin_refuse() { printf '%s\\n' \"refusing to run: $1\" >&2; \
