@@ -328,8 +328,11 @@ fn refresh_slot_names(layout: &Layout, program: &str, manifest: &Manifest) -> Re
         }
         let content = layout.slot_file(program, *slot, info);
         let name = layout.slot_path(program, *slot);
-        if !same_inode(&name, &content) {
-            staging.stage_link(&content, &name)?;
+        // A copy where hard links fail is right too (hashed only then).
+        let current = same_inode(&name, &content) || file_has(&name, info);
+        if !current && staging.stage_link(&content, &name).is_err() {
+            // A file system without hard links: a copy, as for identical binaries.
+            staging.stage_copy(&content, &name, SLOT_MODE)?;
         }
     }
     if staging.is_empty() {

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! ROOT/bin/PROG/SLOT          one binary per slot (x86_64, x86_64-v3, aarch64, ...)
-//! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts
+//! ROOT/bin/PROG/SLOT.HEX      its content file (16 hex of its sha256): what launchers run
+//! ROOT/bin/PROG/fatbin.toml   the manifest: per-slot facts, each slot's content file
 //! ROOT/bin/.lock              installers' lock (flock), never read by the launcher
 //! ROOT/bin/.lock.owner        installers' lock across clients (O_EXCL, host and pid)
 //! ROOT/shims/PROG             what users put on PATH

@@ -649,6 +649,71 @@ fn identical_binaries_are_hard_linked() {
     assert!(verify(&layout, None).unwrap().is_empty());
 }
 
+/// Each install keeps the content files of the manifest it replaces (one generation of grace,
+/// for readers of that manifest) and removes older ones; `SLOT` is always the current one.
+#[test]
+fn content_files_of_the_install_before_last_are_removed() {
+    let dir = temp_dir();
+    let layout = Layout::new(dir.path());
+    let builds = [
+        probe_slot("x86_64", X86_64_MUSL, None),
+        probe_slot("x86_64", X86_64_MUSL, Some("x86-64-v2")),
+        probe_slot("x86_64", X86_64_MUSL, Some("x86-64-v3")),
+    ];
+    let content = |new: &NewSlot| {
+        let (sha, _) = fatbin_layout::fsutil::sha256_file(&new.source).unwrap();
+        fatbin_layout::manifest::content_name(new.slot, &sha)
+    };
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(layout.program_dir("probe"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let expected = |kept: &[&NewSlot]| {
+        let mut e: Vec<String> = kept.iter().map(|n| content(n)).collect();
+        e.extend(["fatbin.toml".to_owned(), "x86_64".to_owned()]);
+        e.sort();
+        e
+    };
+    install(&layout, "probe", &builds[..1]).unwrap();
+    assert_eq!(names(), expected(&[&builds[0]]));
+    install(&layout, "probe", &builds[1..2]).unwrap();
+    assert_eq!(names(), expected(&[&builds[0], &builds[1]]));
+    install(&layout, "probe", &builds[2..]).unwrap();
+    assert_eq!(names(), expected(&[&builds[1], &builds[2]]));
+    assert!(verify(&layout, None).unwrap().is_empty());
+    let manifest = layout.read_manifest("probe").unwrap();
+    let info = &manifest.slots[&slot("x86_64")];
+    assert_eq!(info.file.as_deref(), Some(content(&builds[2]).as_str()));
+    assert_eq!(
+        std::fs::metadata(layout.slot_path("probe", slot("x86_64")))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(layout.slot_file("probe", slot("x86_64"), info))
+            .unwrap()
+            .ino()
+    );
+    // Removing a slot removes its name and its content file.
+    install(
+        &layout,
+        "probe",
+        &[probe_slot("aarch64", AARCH64_MUSL, None)],
+    )
+    .unwrap();
+    remove_slot(&layout, "probe", slot("aarch64")).unwrap();
+    assert!(
+        names().iter().all(|n| !n.starts_with("aarch64")),
+        "{:?}",
+        names()
+    );
+    // Removing the last slot removes the program.
+    remove_slot(&layout, "probe", slot("x86_64")).unwrap();
+    assert!(!layout.program_dir("probe").exists());
+}
+
 #[test]
 fn reinstalling_with_nothing_changed_rewrites_nothing() {
     let dir = temp_dir();
@@ -930,7 +995,7 @@ fn verify_finds_a_tampered_byte_a_wrong_arch_file_and_unsafe_permissions() {
     // `SLOT` replaced by another file (an install killed before renaming the name leaves
     // the previous binary there): named, with the fix.
     std::fs::remove_file(&x86).unwrap();
-    std::fs::copy(&content, &x86).unwrap();
+    std::fs::copy(probe_binary(X86_64_MUSL, Some("x86-64-v3")), &x86).unwrap();
     let found = problems(&layout);
     assert!(
         found.len() == 1

@@ -572,7 +572,9 @@ fn the_node_refuses_a_slot_others_could_write_there() {
         node_root.path().display()
     ));
     let layout = Layout::new(node_root.path());
-    let slot = layout.slot_path("probe", "aarch64".parse().unwrap());
+    // The file the node runs: the slot's content file, as the manifest names it.
+    let manifest = layout.read_manifest("probe").unwrap();
+    let slot = layout.file_of(&manifest, "probe", "aarch64".parse().unwrap());
     let mallory = other_user();
     type Spoil = Box<dyn Fn(bool)>;
     let cases: Vec<(std::path::PathBuf, &str, Spoil)> = vec![
