@@ -13,8 +13,9 @@
 //! - cc-rs splits a `CC` with spaces into a wrapper and a compiler it then cannot identify,
 //!   so `python3 -m ziglang cc` is hidden behind one path.
 //! - rustc passes linker flags zig does not take: `-Wl,--no-undefined-version`, `-lgcc_s` on
-//!   musl, `-fuse-ld=lld` with `-B.../gcc-ld`, and its own self-contained musl crt objects
-//!   (zig brings its own, and two `_start`s do not link).
+//!   musl, `-fuse-ld=lld` with `-B.../gcc-ld`, ld's emulation on i686 (`-Wl,-melf_i386`),
+//!   and its own self-contained musl crt objects (zig brings its own, and two `_start`s do
+//!   not link).
 //! - A `@CPU` target passes the CPU to C code too: `-mcpu=` in zig's spelling
 //!   (`x86-64-v3` -> `x86_64_v3`).
 //!
@@ -222,6 +223,9 @@ impl ZigPlan {
             filters.push_str("    -Wl,--no-undefined-version) ;;\n");
             filters.push_str("    -fuse-ld=*) ;;\n");
             filters.push_str("    -B*/gcc-ld) ;;\n");
+            // The emulation rustc names for ld (`-melf_i386` on i686): zig takes it from its
+            // own `-target` and rejects the flag.
+            filters.push_str("    -Wl,-melf_*) ;;\n");
             if self.triple.contains("-musl") {
                 // zig links its own musl start files; rustc's, with -nostartfiles, would
                 // give two `_start`s. musl has no libgcc_s.
@@ -431,6 +435,31 @@ mod tests {
             d,
         );
         assert_eq!(elf_machine(&d.join("m")), 183);
+    }
+
+    /// rustc names ld's emulation for i686 (`-m32 -Wl,-melf_i386`); zig stops on it with
+    /// "unsupported linker arg: -melf_i386". Linked without a libc, so the test does not wait
+    /// for zig to compile one.
+    #[test]
+    fn the_linker_emulation_rustc_names_for_i686_is_dropped() {
+        let (dir, w) = wrappers("i686-unknown-linux-musl", None);
+        let d = dir.path();
+        std::fs::write(d.join("s.c"), "void _start(void) { for (;;) {} }\n").unwrap();
+        run(&w.cc, &["-c", "s.c", "-o", "s.o"], d);
+        run(
+            &w.linker,
+            &[
+                "-m32",
+                "-Wl,-melf_i386",
+                "-nostdlib",
+                "-static",
+                "s.o",
+                "-o",
+                "s",
+            ],
+            d,
+        );
+        assert_eq!(elf_machine(&d.join("s")), 3, "not i386");
     }
 
     /// An `@CPU` target compiles its C for that CPU too.
