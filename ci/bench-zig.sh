@@ -25,6 +25,16 @@ for tool in hyperfine python3 cargo-zigbuild; do
     }
 done
 
+# The same zig binary for both sides: `cargo fatbin` runs `zig` from PATH, else the `ziglang`
+# package's binary by its path; cargo-zigbuild would otherwise run `python3 -m ziglang` for
+# every compiler call, and time Python's start (a pyenv shim's, on some machines) instead of
+# either tool.
+if ! command -v zig >/dev/null; then
+    CARGO_ZIGBUILD_ZIG_PATH=$(python3 -c \
+        'import os, ziglang; print(os.path.join(os.path.dirname(os.path.abspath(ziglang.__file__)), "zig"))')
+    export CARGO_ZIGBUILD_ZIG_PATH
+fi
+
 echo "building cargo-fatbin (release)..." >&2
 cargo build --quiet --release -p cargo-fatbin --manifest-path "$here/Cargo.toml"
 fatbin=$here/target/release/cargo-fatbin
