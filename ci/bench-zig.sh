@@ -26,13 +26,15 @@ for tool in hyperfine python3 cargo-zigbuild; do
 done
 
 # The same zig binary for both sides: `cargo fatbin` runs `zig` from PATH, else the `ziglang`
-# package's binary by its path; cargo-zigbuild would otherwise run `python3 -m ziglang` for
-# every compiler call, and time Python's start (a pyenv shim's, on some machines) instead of
-# either tool.
+# package's binary by its path; cargo-zigbuild prefers `python3 -m ziglang` (a Python start for
+# every compiler call) when the package is installed, so it is told that binary's path
+# (CARGO_ZIGBUILD_ZIG_PATH) and given a Python that fails (CARGO_ZIGBUILD_PYTHON_PATH) to make
+# it use that path. The figure is then the two tools' work, not Python's start.
 if ! command -v zig >/dev/null; then
     CARGO_ZIGBUILD_ZIG_PATH=$(python3 -c \
         'import os, ziglang; print(os.path.join(os.path.dirname(os.path.abspath(ziglang.__file__)), "zig"))')
     export CARGO_ZIGBUILD_ZIG_PATH
+    export CARGO_ZIGBUILD_PYTHON_PATH=false
 fi
 
 echo "building cargo-fatbin (release)..." >&2

@@ -6,8 +6,9 @@
 # The processor matrix (every target rustup serves here, gnu ones linked with Debian's cross
 # gcc) adds about 4 minutes and 3 GB to a fresh machine: 8 rustup targets (~1.1 GB),
 # 6 cross gcc (~1.4 GB), zig (~0.6 GB). The first test run then builds zig's libc for six
-# targets into ~/.cache/zig (~8 CPU-minutes, ~150 MB); later runs reuse it, so a CI cache of
-# that directory saves the time.
+# targets into ~/.cache/zig (~8 CPU-minutes, ~150 MB) for the C test binaries, and libc and
+# compiler-rt for the zig toolchain tests' seven targets (~7 CPU-minutes with their builds,
+# ~115 MB); later runs reuse it, so a CI cache of that directory saves the time.
 set -euo pipefail
 
 packages=(
