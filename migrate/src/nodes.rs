@@ -558,6 +558,72 @@ mod tests {
         }
     }
 
+    /// An inventory others could write, or in a directory others could write, is refused:
+    /// whoever writes it chooses where runs go.
+    #[test]
+    fn an_inventory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let file = write(dir.path(), "nodes.toml", "[nodes.a]\nssh = \"h\"\n");
+        chmod(&file, 0o644);
+        let paths = |source| Paths {
+            user: (source == Source::User).then(|| file.clone()),
+            layout: (source == Source::Layout).then(|| file.clone()),
+            system: dir.path().join("none.toml"),
+        };
+        assert!(paths(Source::User).any_exists());
+        Inventory::load(&paths(Source::User)).unwrap();
+        for (path, mode) in [(file.as_path(), 0o664), (dir.path(), 0o777)] {
+            chmod(path, mode);
+            let e = Inventory::load(&paths(Source::User)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("refusing the node inventory"),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), crate::EXIT_CANNOT_EXECUTE);
+            chmod(path, if mode == 0o777 { 0o755 } else { 0o644 });
+        }
+        // ROOT's owner is trusted for ROOT's own inventory, and only there (only root can
+        // give files away, so this part needs root).
+        let other = 4242;
+        let given = std::os::unix::fs::chown(dir.path(), Some(other), None)
+            .and_then(|()| std::os::unix::fs::chown(&file, Some(other), None));
+        if given.is_ok() {
+            Inventory::load(&paths(Source::Layout)).unwrap();
+            let e = Inventory::load(&paths(Source::User)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("refusing the node inventory"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_inventory_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Paths {
+            user: None,
+            layout: Some(dir.path().join("nodes.toml")),
+            system: dir.path().join("system.toml"),
+        };
+        assert!(!none.any_exists());
+        write(dir.path(), "system.toml", "");
+        assert!(none.any_exists());
+        let paths = Paths::new(Some(dir.path()));
+        assert_eq!(
+            paths.layout.as_deref(),
+            Some(dir.path().join("nodes.toml").as_path())
+        );
+        if std::env::var_os("HOME").is_some() || std::env::var_os("XDG_CONFIG_HOME").is_some() {
+            let user = paths.user.expect("a user inventory");
+            assert!(user.ends_with("fatbin/nodes.toml"), "{}", user.display());
+        }
+    }
+
     /// What a node and the settings are when the file leaves them out.
     #[test]
     fn defaults() {
