@@ -620,7 +620,11 @@ mod tests {
         );
         if std::env::var_os("HOME").is_some() || std::env::var_os("XDG_CONFIG_HOME").is_some() {
             let user = paths.user.expect("a user inventory");
-            assert!(user.ends_with("fatbin/nodes.toml"), "{}", user.display());
+            assert!(
+                user.is_absolute() && user.ends_with("fatbin/nodes.toml"),
+                "{}",
+                user.display()
+            );
         }
     }
 
