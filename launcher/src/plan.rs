@@ -857,6 +857,10 @@ mod tests {
         std::env::set_var(FALLBACK_VAR, "none");
         let e = route().unwrap_err().to_string();
         assert!(e.contains("fallbacks: none"), "{e}");
+        assert!(
+            e.contains("(e.g. `cargo fatbin install --target x86_64-unknown-linux-musl`)"),
+            "{e}"
+        );
         std::env::set_var(FALLBACK_VAR, "nodes");
         let e = route().unwrap_err().to_string();
         assert!(e.contains("fallback nodes: no nodes configured in"), "{e}");
