@@ -628,6 +628,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn destinations() {
+        for bad in ["", "-oProxyCommand=x", "a b", "a\tb", "a\u{7f}b", "a\nb"] {
+            assert!(destination_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["h", "user@host", "ssh://u@h:2222", "alias.lab"] {
+            assert_eq!(destination_problem(good), None, "{good:?}");
+        }
+    }
+
+    /// The best of the wanted slots (best first) the node runs, with its rank there.
+    #[test]
+    fn best_slot() {
+        let mut node = Node::for_test("a", "h", true);
+        let slot = |s: &str| -> SlotName { s.parse().unwrap() };
+        node.entry.slots = vec![slot("x86_64"), slot("x86_64-v2")];
+        let wanted = [slot("x86_64-v3"), slot("x86_64-v2"), slot("x86_64")];
+        assert_eq!(node.best_slot(&wanted), Some((1, slot("x86_64-v2"))));
+        assert_eq!(node.best_slot(&[slot("aarch64")]), None);
+    }
+
     /// What a node and the settings are when the file leaves them out.
     #[test]
     fn defaults() {
