@@ -628,6 +628,43 @@ mod tests {
         }
     }
 
+    /// The user's inventory is nobody else's business: 0600 in a 0700 directory; a layout's
+    /// is everyone's to read. Run in a child process, as it sets `XDG_CONFIG_HOME`.
+    #[test]
+    fn the_user_inventory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        const CHILD: &str = "FATBIN_NODES_TEST_PRIVATE";
+        let name = "nodes::tests::the_user_inventory_is_private";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("XDG_CONFIG_HOME", dir.path().join("config"));
+        let user = Paths::new(None).user.unwrap();
+        let f = NodesFile::default();
+        f.write(&user).unwrap();
+        assert_eq!((mode(&user), mode(user.parent().unwrap())), (0o600, 0o700));
+        f.write(&user).unwrap();
+        let layout = dir.path().join("root/nodes.toml");
+        f.write(&layout).unwrap();
+        assert_eq!(
+            (mode(&layout), mode(layout.parent().unwrap())),
+            (0o644, 0o755)
+        );
+    }
+
     #[test]
     fn destinations() {
         for bad in ["", "-oProxyCommand=x", "a b", "a\tb", "a\u{7f}b", "a\nb"] {
