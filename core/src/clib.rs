@@ -300,7 +300,10 @@ mod tests {
     fn the_limits_are_inclusive() {
         let mut file = elf(64, Endian::Little, &[], b"");
         file[54] = 0; // no entries: their size does not matter
-        assert!(program_headers(&file).is_ok());
+        assert!(program_headers(&file).unwrap().is_empty());
+        assert!(!program_headers(&elf(64, Endian::Little, &[3], b"/l\0"))
+            .unwrap()
+            .is_empty());
         let count = |file: &mut [u8], n: u16| file[56..58].copy_from_slice(&n.to_le_bytes());
         let mut file = elf(64, Endian::Little, &[3], b"/l\0");
         count(&mut file, MAX_PROGRAM_HEADERS);
@@ -353,6 +356,7 @@ mod tests {
         assert_eq!(v(b"no banner"), None);
         assert_eq!(v(b"release version 2"), None);
         assert_eq!(v(b"release version 99999.1"), None);
+        assert_eq!(v(b"release version 1000.9999"), Some((1000, 9999)));
     }
 
     #[test]
