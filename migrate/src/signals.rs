@@ -142,9 +142,14 @@ mod tests {
             argv0: std::ffi::OsStr::new("prog"),
             args: &[],
         };
-        // SAFETY: setting a disposition to SIG_IGN, and raising signals this process catches
-        // or ignores.
-        unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+        // SAFETY: setting dispositions to SIG_DFL or SIG_IGN, and raising signals this
+        // process catches or ignores. A shell starts background jobs with SIGINT ignored,
+        // which install rightly leaves ignored: the test starts from the defaults.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        }
         let before = disposition(libc::SIGTERM);
         for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
             let catch = Catch::install();
