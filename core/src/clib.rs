@@ -294,6 +294,37 @@ mod tests {
         }
     }
 
+    /// The limits themselves are allowed: up to [`MAX_PROGRAM_HEADERS`] entries, an
+    /// interpreter entry of 1 to 4096 bytes, and entries of any size when there are none.
+    #[test]
+    fn the_limits_are_inclusive() {
+        let mut file = elf(64, Endian::Little, &[], b"");
+        file[54] = 0; // no entries: their size does not matter
+        assert!(program_headers(&file).unwrap().is_empty());
+        assert!(!program_headers(&elf(64, Endian::Little, &[3], b"/l\0"))
+            .unwrap()
+            .is_empty());
+        let count = |file: &mut [u8], n: u16| file[56..58].copy_from_slice(&n.to_le_bytes());
+        let mut file = elf(64, Endian::Little, &[3], b"/l\0");
+        count(&mut file, MAX_PROGRAM_HEADERS);
+        assert_eq!(program_headers(&file).unwrap().count, MAX_PROGRAM_HEADERS);
+        count(&mut file, MAX_PROGRAM_HEADERS + 1);
+        assert_eq!(
+            program_headers(&file),
+            Err(InterpProblem::BadProgramHeaders)
+        );
+        let interp_len = |len: u64| {
+            let mut file = elf(64, Endian::Little, &[3], b"/l\0");
+            file[64 + 32..64 + 40].copy_from_slice(&len.to_le_bytes());
+            let headers = program_headers(&file).unwrap();
+            interpreter_at(&headers, &file[64..64 + 56]).map(|at| at.map(|(_, n)| n))
+        };
+        assert_eq!(interp_len(4096), Ok(Some(4096)));
+        assert_eq!(interp_len(1), Ok(Some(1)));
+        assert_eq!(interp_len(4097), Err(InterpProblem::BadInterpreter));
+        assert_eq!(interp_len(0), Err(InterpProblem::BadInterpreter));
+    }
+
     #[test]
     fn malformed_headers_are_problems_not_answers() {
         assert_eq!(program_headers(b"#!/bin/sh\n"), Err(InterpProblem::NotElf));
@@ -325,6 +356,7 @@ mod tests {
         assert_eq!(v(b"no banner"), None);
         assert_eq!(v(b"release version 2"), None);
         assert_eq!(v(b"release version 99999.1"), None);
+        assert_eq!(v(b"release version 1000.9999"), Some((1000, 9999)));
     }
 
     #[test]

@@ -94,4 +94,12 @@ mod tests {
         assert!(!is_valid(b"qemu\xff"));
         assert!(is_valid(b"qemu"));
     }
+
+    /// Each fallback's name is the word that selects it.
+    #[test]
+    fn names_parse_back() {
+        for f in DEFAULT {
+            assert_eq!(order(f.name()), Ok(std::vec![f]));
+        }
+    }
 }

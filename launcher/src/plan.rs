@@ -861,6 +861,10 @@ mod tests {
         std::env::set_var(FALLBACK_VAR, "none");
         let e = route().unwrap_err().to_string();
         assert!(e.contains("fallbacks: none"), "{e}");
+        assert!(
+            e.contains("(e.g. `cargo fatbin install --target x86_64-unknown-linux-musl`)"),
+            "{e}"
+        );
         std::env::set_var(FALLBACK_VAR, "nodes");
         let e = route().unwrap_err().to_string();
         assert!(e.contains("fallback nodes: no nodes configured in"), "{e}");
@@ -916,6 +920,17 @@ mod tests {
         let d = decide(&layout, "prog", &manifest, None).unwrap();
         assert_eq!(d.route.unwrap().slot(), Some(arm));
         std::env::remove_var("QEMU_LD_PREFIX");
+        // A loader this host has (a multiarch libc installs one) is enough, without a sysroot.
+        let here = config.path().join("ld-linux-aarch64.so.1");
+        std::fs::write(&here, "").unwrap();
+        let (_dir, layout, manifest) = layout_with_libc(&[(
+            "aarch64",
+            Arch::Aarch64,
+            Libc::Glibc,
+            Some(here.to_str().unwrap()),
+        )]);
+        let d = decide(&layout, "prog", &manifest, None).unwrap();
+        assert_eq!(d.route.unwrap().slot(), Some(arm));
 
         if host.has_feature("avx512f") {
             return;

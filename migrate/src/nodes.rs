@@ -558,6 +558,134 @@ mod tests {
         }
     }
 
+    /// An inventory others could write, or in a directory others could write, is refused:
+    /// whoever writes it chooses where runs go.
+    #[test]
+    fn an_inventory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let file = write(dir.path(), "nodes.toml", "[nodes.a]\nssh = \"h\"\n");
+        chmod(&file, 0o644);
+        let paths = |source| Paths {
+            user: (source == Source::User).then(|| file.clone()),
+            layout: (source == Source::Layout).then(|| file.clone()),
+            system: dir.path().join("none.toml"),
+        };
+        assert!(paths(Source::User).any_exists());
+        Inventory::load(&paths(Source::User)).unwrap();
+        for (path, mode) in [(file.as_path(), 0o664), (dir.path(), 0o777)] {
+            chmod(path, mode);
+            let e = Inventory::load(&paths(Source::User)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("refusing the node inventory"),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), crate::EXIT_CANNOT_EXECUTE);
+            chmod(path, if mode == 0o777 { 0o755 } else { 0o644 });
+        }
+        // ROOT's owner is trusted for ROOT's own inventory, and only there (only root can
+        // give files away, so this part needs root).
+        let other = 4242;
+        let given = std::os::unix::fs::chown(dir.path(), Some(other), None)
+            .and_then(|()| std::os::unix::fs::chown(&file, Some(other), None));
+        if given.is_ok() {
+            Inventory::load(&paths(Source::Layout)).unwrap();
+            let e = Inventory::load(&paths(Source::User)).unwrap_err();
+            assert!(
+                e.to_string().starts_with("refusing the node inventory"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_inventory_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Paths {
+            user: None,
+            layout: Some(dir.path().join("nodes.toml")),
+            system: dir.path().join("system.toml"),
+        };
+        assert!(!none.any_exists());
+        write(dir.path(), "system.toml", "");
+        assert!(none.any_exists());
+        let paths = Paths::new(Some(dir.path()));
+        assert_eq!(
+            paths.layout.as_deref(),
+            Some(dir.path().join("nodes.toml").as_path())
+        );
+        if std::env::var_os("HOME").is_some() || std::env::var_os("XDG_CONFIG_HOME").is_some() {
+            let user = paths.user.expect("a user inventory");
+            assert!(
+                user.is_absolute() && user.ends_with("fatbin/nodes.toml"),
+                "{}",
+                user.display()
+            );
+        }
+    }
+
+    /// The user's inventory is nobody else's business: 0600 in a 0700 directory; a layout's
+    /// is everyone's to read. Run in a child process, as it sets `XDG_CONFIG_HOME`.
+    #[test]
+    fn the_user_inventory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        const CHILD: &str = "FATBIN_NODES_TEST_PRIVATE";
+        let name = "nodes::tests::the_user_inventory_is_private";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("XDG_CONFIG_HOME", dir.path().join("config"));
+        let user = Paths::new(None).user.unwrap();
+        let f = NodesFile::default();
+        f.write(&user).unwrap();
+        assert_eq!((mode(&user), mode(user.parent().unwrap())), (0o600, 0o700));
+        f.write(&user).unwrap();
+        let layout = dir.path().join("root/nodes.toml");
+        f.write(&layout).unwrap();
+        assert_eq!(
+            (mode(&layout), mode(layout.parent().unwrap())),
+            (0o644, 0o755)
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        for bad in ["", "-oProxyCommand=x", "a b", "a\tb", "a\u{7f}b", "a\nb"] {
+            assert!(destination_problem(bad).is_some(), "{bad:?}");
+        }
+        for good in ["h", "user@host", "ssh://u@h:2222", "alias.lab"] {
+            assert_eq!(destination_problem(good), None, "{good:?}");
+        }
+    }
+
+    /// The best of the wanted slots (best first) the node runs, with its rank there.
+    #[test]
+    fn best_slot() {
+        let mut node = Node::for_test("a", "h", true);
+        let slot = |s: &str| -> SlotName { s.parse().unwrap() };
+        node.entry.slots = vec![slot("x86_64"), slot("x86_64-v2")];
+        let wanted = [slot("x86_64-v3"), slot("x86_64-v2"), slot("x86_64")];
+        assert_eq!(node.best_slot(&wanted), Some((1, slot("x86_64-v2"))));
+        assert_eq!(node.best_slot(&[slot("aarch64")]), None);
+    }
+
     /// What a node and the settings are when the file leaves them out.
     #[test]
     fn defaults() {

@@ -96,3 +96,84 @@ impl Drop for Catch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The disposition of `sig` now.
+    fn disposition(sig: libc::c_int) -> libc::sighandler_t {
+        // SAFETY: sigaction only writes the struct we pass.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(libc::sigaction(sig, std::ptr::null(), &mut old), 0);
+            old.sa_sigaction
+        }
+    }
+
+    /// Signals before the start are noted and end the request with 128+N; an ignored one
+    /// stays ignored; the dispositions are back afterwards. Dispositions are the process's,
+    /// so this runs in a child process of its own.
+    #[test]
+    fn signals_before_the_start_end_the_request() {
+        const CHILD: &str = "FATBIN_SIGNALS_TEST_CHILD";
+        let name = "signals::tests::signals_before_the_start_end_the_request";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--test-threads=1"])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{}\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        let manifest = fatbin_layout::Manifest::new("prog");
+        let req = Request {
+            root: std::path::Path::new("/nonexistent"),
+            program: "prog",
+            manifest: &manifest,
+            slots: &[],
+            argv0: std::ffi::OsStr::new("prog"),
+            args: &[],
+        };
+        // SAFETY: setting dispositions to SIG_DFL or SIG_IGN, and raising signals this
+        // process catches or ignores. A shell starts background jobs with SIGINT ignored,
+        // which install rightly leaves ignored: the test starts from the defaults.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        }
+        let before = disposition(libc::SIGTERM);
+        for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+            let catch = Catch::install();
+            assert!(check(&req).is_ok(), "nothing noted yet");
+            assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+            assert_eq!(pending(), None, "an ignored SIGHUP stays ignored");
+            assert_eq!(unsafe { libc::raise(sig) }, 0);
+            assert_eq!(pending(), Some(sig));
+            let e = check(&req).unwrap_err();
+            assert_eq!(e.exit_code(), 128 + sig);
+            assert_eq!(
+                e.to_string(),
+                format!("interrupted by {name} before `prog` started; it was not run anywhere")
+            );
+            drop(catch);
+        }
+        assert_eq!(disposition(libc::SIGTERM), before, "restored");
+        assert_eq!(disposition(libc::SIGHUP), libc::SIG_IGN);
+        // A SIGHUP caught (not ignored) is named too.
+        unsafe { libc::signal(libc::SIGHUP, libc::SIG_DFL) };
+        let _catch = Catch::install();
+        assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+        let e = check(&req).unwrap_err();
+        assert_eq!(e.exit_code(), 128 + libc::SIGHUP);
+        assert!(e.to_string().starts_with("interrupted by SIGHUP"), "{e}");
+    }
+}
