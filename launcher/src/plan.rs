@@ -489,12 +489,34 @@ fn nothing_runs(inp: &Inputs<'_>) -> Error {
                 )
             }
             Fallback::Qemu => {
-                let names: Vec<String> = inp
+                // A slot whose emulator is in PATH was passed over for a reason named above
+                // (its loader); saying "no emulator" for it would send the user to install
+                // qemu, which they have.
+                let (found, absent): (Vec<&Candidate>, Vec<&Candidate>) = inp
                     .candidates
+                    .iter()
+                    .partition(|c| qemu::find(c.slot.arch).is_some());
+                let looked: Vec<String> = absent
                     .iter()
                     .map(|c| format!("qemu-{}-static", c.slot.arch.qemu_name()))
                     .collect();
-                format!("no emulator in PATH (looked for {})", names.join(", "))
+                if found.is_empty() {
+                    format!("no emulator in PATH (looked for {})", looked.join(", "))
+                } else {
+                    let slots: Vec<String> = found.iter().map(|c| c.slot.to_string()).collect();
+                    let mut why = format!(
+                        "the emulator in PATH cannot run slot {} (see above)",
+                        slots.join(", ")
+                    );
+                    if !looked.is_empty() {
+                        let _ = write!(
+                            why,
+                            "; no emulator in PATH for the others (looked for {})",
+                            looked.join(", ")
+                        );
+                    }
+                    why
+                }
             }
         };
         let _ = writeln!(m, "  fallback {}: {why}", f.name());
@@ -915,6 +937,12 @@ mod tests {
         let d = decide(&layout, "prog", &manifest, None).unwrap();
         let e = d.route.unwrap_err().to_string();
         assert!(e.contains(&format!("needs its loader {missing}")), "{e}");
+        // qemu is in PATH: the fallback line does not say it is missing.
+        assert!(
+            e.contains("fallback qemu: the emulator in PATH cannot run slot aarch64 (see above)"),
+            "{e}"
+        );
+        assert!(!e.contains("no emulator in PATH"), "{e}");
         // The same slot with a loader prefix the user set: tried.
         std::env::set_var("QEMU_LD_PREFIX", config.path());
         let d = decide(&layout, "prog", &manifest, None).unwrap();
