@@ -25,6 +25,8 @@ mod faults;
 mod handshake;
 mod messages;
 pub mod nodes;
+#[cfg(test)]
+mod own_process;
 pub mod probe;
 mod quote;
 mod remote;

@@ -633,20 +633,7 @@ mod tests {
     #[test]
     fn the_user_inventory_is_private() {
         use std::os::unix::fs::PermissionsExt;
-        const CHILD: &str = "FATBIN_NODES_TEST_PRIVATE";
-        let name = "nodes::tests::the_user_inventory_is_private";
-        if std::env::var_os(CHILD).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", name, "--test-threads=1"])
-                .env(CHILD, "1")
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("1 passed"),
-                "{stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        if !crate::own_process::in_own_process("nodes::tests::the_user_inventory_is_private") {
             return;
         }
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;

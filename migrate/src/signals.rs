@@ -116,21 +116,9 @@ mod tests {
     /// so this runs in a child process of its own.
     #[test]
     fn signals_before_the_start_end_the_request() {
-        const CHILD: &str = "FATBIN_SIGNALS_TEST_CHILD";
-        let name = "signals::tests::signals_before_the_start_end_the_request";
-        if std::env::var_os(CHILD).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", name, "--test-threads=1"])
-                .env(CHILD, "1")
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("1 passed"),
-                "{}\n{stdout}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+        if !crate::own_process::in_own_process(
+            "signals::tests::signals_before_the_start_end_the_request",
+        ) {
             return;
         }
         let manifest = fatbin_layout::Manifest::new("prog");
