@@ -52,6 +52,12 @@ pub fn content_file_ok(slot: &str, sha256: &str, file: &str) -> bool {
     is_sha256(sha256) && digits.len() == CONTENT_HEX_DIGITS && sha256.starts_with(digits)
 }
 
+/// The slot part of a file name in a program's directory: `SLOT` for its content file
+/// `SLOT.<hex>`, the name itself otherwise (whether that is a slot name is the caller's check).
+pub fn slot_part(name: &str) -> &str {
+    split_content_name(name).map_or(name, |(slot, _)| slot)
+}
+
 /// Where a content file name ends its slot name: `(SLOT, hex digits)` for a name of the
 /// shape `SLOT.<CONTENT_HEX_DIGITS lowercase hex>` (the slot name itself is not checked).
 pub fn split_content_name(name: &str) -> Option<(&str, &str)> {

@@ -76,7 +76,7 @@ impl Shim {
 /// a slot is a copy of the launcher.
 pub fn as_slot_path(path: &Path) -> Option<(String, String)> {
     let file = path.file_name()?.to_str()?;
-    let slot = fatbin_core::manifest::split_content_name(file).map_or(file, |(slot, _)| slot);
+    let slot = fatbin_core::manifest::slot_part(file);
     slot.parse::<fatbin_layout::SlotName>().ok()?;
     let dir = path.parent()?;
     let program = dir.file_name()?.to_str()?;

@@ -89,8 +89,7 @@ pub fn content_name(slot: SlotName, sha256: &str) -> String {
 /// The slot whose file `name` is in a program's directory: `SLOT` itself, or its content file
 /// `SLOT.<hex>` ([`content_name`]); `None` for any other name.
 pub fn slot_of_file_name(name: &str) -> Option<SlotName> {
-    let slot = rules::split_content_name(name).map_or(name, |(slot, _)| slot);
-    slot.parse().ok()
+    rules::slot_part(name).parse().ok()
 }
 
 mod glibc_serde {

@@ -332,10 +332,7 @@ fn as_slot_path(path: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
     let (dir, file) = split_path(path);
     let (bin_dir, program) = split_path(dir);
     let file = core::str::from_utf8(file).ok()?;
-    let slot = match fatbin_core::manifest::split_content_name(file) {
-        Some((slot, _)) => slot,
-        None => file,
-    };
+    let slot = fatbin_core::manifest::slot_part(file);
     let is_slot = Slot::parse(slot).is_ok();
     (is_slot && split_path(bin_dir).1 == b"bin").then_some((bin_dir, program, slot.as_bytes()))
 }
