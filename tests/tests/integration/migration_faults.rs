@@ -315,18 +315,25 @@ fn a_frozen_node_under_an_open_connection_fails_over_quickly() {
     assert!(master_socket(&cl, "a", 0).is_some());
     cl.freeze_node("a");
     // Of the next two runs, one tries `a` first.
+    let mut took = Vec::new();
     for id in ["after1", "after2", "after3"] {
         let started = Instant::now();
         let out = record(&cl, root.path(), records.path(), id, 0)
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{id}: {}", show(&out));
-        assert!(
-            started.elapsed() < Duration::from_secs(12),
-            "{id} took {:?}",
-            started.elapsed()
-        );
+        took.push(started.elapsed());
     }
+    // What the frozen node cost the run that tried it, measured against a run in the same test
+    // that skipped it, so a loaded machine slows both: the keepalives give up in 6 to 8 s, the
+    // defect hung 24.5 s.
+    let slowest = took.iter().max().unwrap();
+    let fastest = took.iter().min().unwrap();
+    assert!(
+        slowest.saturating_sub(*fastest) < Duration::from_secs(16),
+        "the frozen node cost {:?} (runs took {took:?})",
+        slowest.saturating_sub(*fastest)
+    );
     let down = std::fs::read_to_string(cl.down_file()).unwrap_or_default();
     assert!(down.starts_with("a\t") || down.contains("\na\t"), "{down}");
     cl.thaw_node("a");

@@ -430,7 +430,8 @@ fn a_signal_before_the_program_started_ends_the_run_and_starts_nothing() {
             "{}",
             show(&out)
         );
-        // No later than the connect timeout (3 s) of the attempt under way, with slack.
-        assert!(took < Duration::from_secs(10), "took {took:?}");
+        // No later than the connect timeout (3 s) of the attempt under way, with slack for a
+        // loaded machine; the defect waited for the watchdog (20 s).
+        assert!(took < Duration::from_secs(15), "took {took:?}");
     }
 }

@@ -419,9 +419,9 @@ fn slurm_prefer_falls_back_to_the_baseline_node_while_v3_is_busy() {
         BASELINE
     );
     // The backfill pass (bf_interval=1) makes the fallback; without it the job would wait
-    // for the v3 node.
+    // for the v3 node, held for an hour. Generous: a loaded machine slows the controller.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
