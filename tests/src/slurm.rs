@@ -75,7 +75,8 @@
 //! tells a test where a request ran; [`SlurmCluster::node_bin`] gives each node its own build of
 //! a program under one path. [`SlurmCluster::occupy`] holds a node with an exclusive job
 //! (to prove that a request goes elsewhere while it is busy); [`SlurmCluster::placement`] is the
-//! shared side of that lock, for tests that assert where a request lands.
+//! shared side of that lock, for tests that assert where a request lands, and
+//! [`SlurmCluster::load`] another exclusive side, for a test that fills nodes with jobs.
 //! [`SlurmCluster::kill_controller`] stops slurmctld alone (the nodes and their steps go on).
 //!
 //! `ci/cluster/slurm.sh start DIR` builds the same cluster from a shell, for the demo and for
@@ -632,6 +633,12 @@ impl SlurmCluster {
     /// [`SlurmCluster::occupy`] of another test makes a node busy meanwhile.
     pub fn placement(&self) -> RwLockReadGuard<'_, ()> {
         self.placement.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Taken (exclusive) by a test that keeps nodes busy with many jobs at once: a node whose
+    /// CPUs are all taken makes `--prefer` fall back, so no placement assertion may run meanwhile.
+    pub fn load(&self) -> RwLockWriteGuard<'_, ()> {
+        self.placement.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Holds node `name` with an exclusive job until the returned guard is dropped (which
