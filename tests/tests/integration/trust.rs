@@ -449,10 +449,26 @@ fn a_layout_refused_locally_is_not_migrated_either() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
 
-/// A TCP port on loopback that nothing listens on: a node there refuses every connection.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A TCP port on loopback that nothing listens on: a node there refuses every connection. A
+/// socket bound to it and never listening holds it for as long as the returned descriptor
+/// lives: a port merely free a moment ago could be taken by another test's sshd meanwhile,
+/// and that one would answer.
+fn closed_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket calls on a descriptor this function owns, with buffers of the sizes given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(libc::bind(socket.as_raw_fd(), raw, len), 0, "bind");
+        assert_eq!(libc::getsockname(socket.as_raw_fd(), raw, &mut len), 0);
+        (socket, u16::from_be(addr.sin_port))
+    }
 }
 
 /// Issue 11, item 7: fallbacks go in order, each skipped when it cannot serve. An inventory
@@ -468,10 +484,10 @@ fn fallbacks_skip_inventories_that_cannot_serve_and_hand_on_to_qemu() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let nodes = dir.join("nodes.toml");
+    let (_held, port) = closed_port();
     let refusing = format!(
-        "[nodes.gone]\nssh = \"127.0.0.1\"\nport = {}\nslots = [\"aarch64\"]\n\
-         [settings]\nconnect_timeout = 2\n",
-        closed_port()
+        "[nodes.gone]\nssh = \"127.0.0.1\"\nport = {port}\nslots = [\"aarch64\"]\n\
+         [settings]\nconnect_timeout = 2\n"
     );
     for (what, inventory) in [
         ("an empty file", String::new()),
