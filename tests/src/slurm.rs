@@ -257,7 +257,7 @@ extern "C" fn stop_shared() {
 
 /// `n` distinct loopback ports that were free a moment ago (all held open until all are
 /// chosen, so the kernel cannot hand out one twice).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -318,14 +318,34 @@ wait
 
 impl SlurmCluster {
     /// Starts munged, slurmctld and the three slurmd of [`NODES`], and waits until every node
-    /// is idle. Panics with the daemons' logs when they do not come up.
+    /// is idle. Panics with the daemons' logs when they do not come up. The ports were free
+    /// when chosen, but nothing holds them until the daemons bind them, and tests run in
+    /// parallel: when another test's listener took one meanwhile, the cluster is started
+    /// again on new ports.
     pub fn start() -> SlurmCluster {
+        let mut attempt = 1;
+        loop {
+            match SlurmCluster::start_on(free_ports(NODES.len() + 1)) {
+                Ok(cluster) => return cluster,
+                Err(taken) if attempt < 5 => {
+                    eprintln!("the Slurm test cluster: {taken}; starting it on other ports");
+                    attempt += 1;
+                }
+                Err(taken) => panic!("the Slurm test cluster: {taken}, {attempt} times"),
+            }
+        }
+    }
+
+    /// [`SlurmCluster::start`] on these ports (slurmctld's, then one per node of [`NODES`]):
+    /// `Err` when a daemon could not bind its port, which another process holds; any other
+    /// failure panics with the logs.
+    pub fn start_on(ports: Vec<u16>) -> Result<SlurmCluster, String> {
+        assert_eq!(ports.len(), NODES.len() + 1);
         let dir = tempfile::Builder::new()
             .prefix("fatbin-slurm-")
             .tempdir()
             .unwrap()
             .keep();
-        let ports = free_ports(NODES.len() + 1);
         let ctld_port = ports[0];
         let node_ports: Vec<(&'static str, u16)> = NODES
             .iter()
@@ -340,11 +360,23 @@ impl SlurmCluster {
             keeper: Mutex::new(None),
             placement: RwLock::new(()),
         };
-        // From here on, a panic drops `cluster`, which stops whatever started.
+        // From here on, a panic or an `Err` drops `cluster`, which stops whatever started.
         cluster.write_files();
         cluster.spawn_supervisor();
-        cluster.wait_idle();
-        cluster
+        cluster.wait_idle()?;
+        Ok(cluster)
+    }
+
+    /// The log line of a daemon that could not bind its port, if one says so.
+    fn port_taken(&self) -> Option<String> {
+        let logs = std::fs::read_dir(self.dir.join("log")).ok()?;
+        logs.flatten().find_map(|log| {
+            let text = std::fs::read_to_string(log.path()).ok()?;
+            let line = text
+                .lines()
+                .find(|line| line.contains("Address already in use"))?;
+            Some(format!("{}: {line}", log.file_name().to_string_lossy()))
+        })
     }
 
     fn write_files(&self) {
@@ -490,7 +522,7 @@ impl SlurmCluster {
         *self.keeper.lock().unwrap() = Some(keep_tx);
     }
 
-    fn wait_idle(&self) {
+    fn wait_idle(&self) -> Result<(), String> {
         let started = Instant::now();
         let want: Vec<String> = {
             let mut names: Vec<String> = NODES.iter().map(|n| format!("{} idle", n.name)).collect();
@@ -522,7 +554,10 @@ impl SlurmCluster {
             let mut states: Vec<String> = last.lines().map(|l| l.trim().to_owned()).collect();
             states.sort();
             if out.status.success() && states == want {
-                return;
+                return Ok(());
+            }
+            if let Some(line) = self.port_taken() {
+                return Err(line);
             }
             assert!(
                 started.elapsed() < START_TIMEOUT,

@@ -185,6 +185,30 @@ fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
     assert!(!dir.exists(), "{} was not removed", dir.display());
 }
 
+/// The test cluster itself: its ports are free when chosen, but nothing holds them until the
+/// daemons bind them, so another test's listener can take one meanwhile. A daemon that cannot
+/// bind its port is now said at once (and [`SlurmCluster::start`] starts the cluster again on
+/// other ports); before, the start waited out its whole timeout and failed.
+#[test]
+fn slurm_cluster_on_a_taken_port_says_so_at_once() {
+    slurm::require();
+    let ports = slurm::free_ports(NODES.len() + 1);
+    for taken in [ports[0], ports[1]] {
+        let holder = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        let started = Instant::now();
+        match SlurmCluster::start_on(ports.clone()) {
+            Ok(_) => panic!("the cluster started although port {taken} was taken"),
+            Err(why) => assert!(why.contains("Address already in use"), "{why}"),
+        }
+        assert!(
+            started.elapsed() < slurm::START_TIMEOUT,
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(holder);
+    }
+}
+
 #[test]
 fn slurm_cluster_dies_with_a_killed_test_process() {
     slurm::require();
