@@ -24,6 +24,10 @@
 //!   | [`BASELINE`] | `x86_64` | the same (it is the same CPU; the features are what Slurm schedules on) |
 //!   | [`ARM`] | `aarch64` | aarch64 binaries, through its own binfmt_misc + qemu-aarch64 |
 //!
+//! The ports are free when chosen but held by nothing until the daemons bind them; a daemon
+//! that finds its port taken (by a test running in parallel) says "Address already in use" in
+//! its log, and [`SlurmCluster::start`] starts the cluster again on new ports.
+//!
 //! Every node has `CPUs=8` (`SlurmdParameters=config_overrides`, more than this machine has,
 //! so concurrent tests do not queue behind each other), and `SchedulerParameters=bf_interval=1`
 //! (see "Slurm facts" below). All slurm.conf paths (`SLURM_CONF`, logs, pid files, spool, state)
