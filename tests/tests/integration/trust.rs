@@ -250,28 +250,39 @@ fn relative_node_paths_are_refused_on_read_and_by_nodes_add() {
 
 /// A real unprivileged account other than the caller (created once, `useradd`): the
 /// "attacker" of the trust tests. Returns its uid.
+///
+/// Created once per test process: tests running in parallel raced to create it, and the
+/// loser's `useradd` failed on the passwd lock the winner held, so its `id` could run before
+/// the winner had written the account. A `useradd` that meets another process's lock is
+/// retried.
 fn other_user() -> u32 {
     const NAME: &str = "fatbin-mallory";
-    let id = || Command::new("id").args(["-u", NAME]).output().unwrap();
-    let mut out = id();
-    if !out.status.success() {
-        // Two tests may race to create it: whichever loses finds it there.
-        let _ = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                NAME,
-            ])
-            .status();
-        out = id();
-    }
-    assert!(
-        out.status.success(),
-        "cannot create the test user {NAME} (useradd, needs root)"
-    );
-    text(&out.stdout).trim().parse().unwrap()
+    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        let id = || Command::new("id").args(["-u", NAME]).output().unwrap();
+        let mut out = id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !out.status.success() && std::time::Instant::now() < deadline {
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    NAME,
+                ])
+                .status();
+            out = id();
+            if !out.status.success() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        assert!(
+            out.status.success(),
+            "cannot create the test user {NAME} (useradd, needs root)"
+        );
+        text(&out.stdout).trim().parse().unwrap()
+    })
 }
 
 /// Issue 11, item 1: a nodes.toml others can write, or owned by another account, is refused
