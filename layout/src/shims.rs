@@ -232,3 +232,90 @@ pub fn remove_program_or_shim(layout: &Layout, program: &str) -> Result<Removed>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind_of(dir: &Path, name: &str) -> ShimKind {
+        shim_kind(&dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn every_shim_form_an_install_writes_is_fatbins_and_nothing_else_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let link = |name: &str, target: &str| std::os::unix::fs::symlink(target, d.join(name));
+        link("tool", "fatbin").unwrap();
+        link("direct", "/usr/local/bin/fatbin").unwrap();
+        link("alias", "cat").unwrap();
+        link("vi", "/usr/bin/vim").unwrap();
+        let file = |name: &str, text: &[u8]| std::fs::write(d.join(name), text).unwrap();
+        file(
+            "script",
+            &script_shim_text(Path::new("/usr/local/bin/fatbin")).unwrap(),
+        );
+        file("full", b"#!/opt/x/fatbin-full\n");
+        file("sh", b"#!/bin/sh\n");
+        file("more", b"#!/usr/local/bin/fatbin\necho more\n");
+        file("relative", b"#!fatbin\n");
+        file("no-newline", b"#!/usr/local/bin/fatbin");
+        file("blank", b"#!/usr/local/bin/fatbin \n");
+        std::fs::create_dir(d.join("dir")).unwrap();
+
+        for name in ["tool", "direct"] {
+            assert_eq!(kind_of(d, name), ShimKind::Fatbin(ShimForm::Link), "{name}");
+        }
+        for name in ["script", "full"] {
+            assert_eq!(
+                kind_of(d, name),
+                ShimKind::Fatbin(ShimForm::Script),
+                "{name}"
+            );
+        }
+        for name in [
+            "alias",
+            "vi",
+            "sh",
+            "more",
+            "relative",
+            "no-newline",
+            "blank",
+            "dir",
+        ] {
+            assert!(
+                matches!(kind_of(d, name), ShimKind::Foreign(_)),
+                "{name}: {:?}",
+                kind_of(d, name)
+            );
+        }
+        assert!(shim_kind(&d.join("absent")).is_err());
+    }
+
+    #[test]
+    fn orphans_are_fatbin_shims_without_a_program_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let shims = layout.shims_dir();
+        std::fs::create_dir_all(&shims).unwrap();
+        std::fs::create_dir_all(layout.program_dir("kept")).unwrap();
+        // An alias of a program directory counts as installed, as it does for `list`.
+        std::os::unix::fs::symlink("kept", layout.program_dir("aka")).unwrap();
+        for name in ["fatbin", "kept", "aka", "gone", ".gone.tmp-1-1"] {
+            std::os::unix::fs::symlink("fatbin", shims.join(name)).unwrap();
+        }
+        std::fs::write(shims.join("mine"), b"#!/bin/sh\necho mine\n").unwrap();
+        let orphans = orphan_shims(&layout).unwrap();
+        assert_eq!(
+            orphans,
+            [OrphanShim {
+                program: "gone".into(),
+                path: shims.join("gone"),
+                form: ShimForm::Link,
+            }]
+        );
+        // No shims directory: none.
+        let empty = tempfile::tempdir().unwrap();
+        assert!(orphan_shims(&Layout::new(empty.path())).unwrap().is_empty());
+    }
+}
