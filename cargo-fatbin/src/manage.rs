@@ -4,10 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use fatbin_layout::shims::{orphan_shim, orphan_shims, remove_program_or_shim, Removed};
 use fatbin_layout::verify::verify as verify_layout;
-use fatbin_layout::{
-    identify_path, remove_program, remove_slot, Identity, Layout, NewSlot, SlotName,
-};
+use fatbin_layout::{identify_path, remove_slot, Identity, Layout, NewSlot, SlotName};
 use serde_json::json;
 
 use crate::assemble::write_shims;
@@ -114,13 +113,30 @@ pub(crate) fn remove(args: &RemoveOptions, shell: Shell) -> Result<()> {
             let slot: SlotName = s
                 .parse()
                 .map_err(|e: fatbin_layout::slot::InvalidSlotName| Error::usage(e.to_string()))?;
-            remove_slot(&layout, &args.program, slot)?;
+            match remove_slot(&layout, &args.program, slot) {
+                Err(e @ fatbin_layout::Error::NoSuchProgram { .. }) => {
+                    // Only its shim is left: say what removes that, rather than just "not
+                    // installed" while `list` shows the name.
+                    return Err(match orphan_shim(&layout, &args.program) {
+                        Some(orphan) => Error::Other(format!(
+                            "{e}; only its shim {} is left: `cargo fatbin remove {}` removes it",
+                            orphan.path.display(),
+                            args.program
+                        )),
+                        None => e.into(),
+                    });
+                }
+                other => other?,
+            }
             shell.status("Removed", format!("{} slot {slot}", args.program));
         }
-        None => {
-            remove_program(&layout, &args.program)?;
-            shell.status("Removed", format!("{} and its shim", args.program));
-        }
+        None => match remove_program_or_shim(&layout, &args.program)? {
+            Removed::Program => shell.status("Removed", format!("{} and its shim", args.program)),
+            Removed::OrphanShim(shim) => shell.status(
+                "Removed",
+                format!("{}, a shim whose program was already gone", shim.display()),
+            ),
+        },
     }
     crate::views::refresh(&layout, &shell);
     Ok(())
@@ -144,6 +160,11 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
         let version = manifest.slots.values().find_map(|i| i.version.clone());
         programs.push(json!({ "program": program, "version": version, "slots": slots }));
     }
+    // A shim whose program is gone is shown with what removes it: it is on PATH and fails.
+    for orphan in orphan_shims(&layout)? {
+        programs.push(json!({ "program": orphan.program, "shim_without_program": orphan.path }));
+    }
+    programs.sort_by(|a, b| a["program"].as_str().cmp(&b["program"].as_str()));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let text = if args.json {
@@ -155,6 +176,12 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
                 let program = p["program"].as_str().unwrap_or("");
                 if let Some(broken) = p["broken"].as_str() {
                     return format!("{program} (broken: {broken})\n");
+                }
+                if let Some(shim) = p["shim_without_program"].as_str() {
+                    return format!(
+                        "{program} (shim without a program: {shim}; `cargo fatbin remove \
+                         {program}` removes it)\n"
+                    );
                 }
                 let slots: Vec<&str> = p["slots"]
                     .as_array()

@@ -53,6 +53,14 @@ pub enum Error {
     #[error("program `{program}` is not installed in {root}")]
     NoSuchProgram { program: String, root: PathBuf },
 
+    #[error("program `{program}` is not installed in {root}, and {path} is {what}: not a shim fatbin wrote, so it was left as it is (remove it yourself if nothing needs it)", root = root.display(), path = path.display())]
+    NotOurShim {
+        program: String,
+        root: PathBuf,
+        path: PathBuf,
+        what: String,
+    },
+
     #[error("program `{program}` is a link to {target}: remove the slot from the program there, or remove `{program}` itself (the link and its shim)", target = target.display())]
     LinkedProgram { program: String, target: PathBuf },
 

@@ -16,8 +16,8 @@
 //!
 //! This crate is the contract both front ends share: slot names ([`slot`]), the manifest
 //! ([`manifest`]), binary identification ([`identify`]), atomic installs ([`install`]),
-//! verification ([`verify`]) and the permission rules for running from a layout ([`perms`]).
-//! The format is written down in `docs/layout.md`.
+//! verification ([`verify`]), telling fatbin's shims from other files ([`shims`]) and the
+//! permission rules for running from a layout ([`perms`]). The format is written down in `docs/layout.md`.
 
 pub mod arch;
 pub mod error;
@@ -29,6 +29,7 @@ pub mod install;
 pub mod layout;
 pub mod manifest;
 pub mod perms;
+pub mod shims;
 pub mod slot;
 pub mod verify;
 

@@ -7,6 +7,7 @@ use crate::fsutil::{same_inode, sha256_file};
 use crate::identify::{identify_path, Identity};
 use crate::layout::{validate_program_name, Layout};
 use crate::perms::{check_layout_metadata, check_layout_root, check_metadata};
+use crate::shims::{orphan_shim, orphan_shims, OrphanShim};
 
 /// One thing wrong with a layout.
 #[derive(Debug)]
@@ -31,9 +32,10 @@ impl std::fmt::Display for Problem {
 /// content file, or `SLOT` in a manifest written before them) exists with the recorded size
 /// and sha256, its ELF header matches its slot name, it needs no newer glibc than the manifest
 /// records, `SLOT` is the content file (an interrupted install can leave it behind), nothing
-/// is writable by others, and no file is left that the manifest does not name. Content files
-/// the manifest does not name are not reported: an install keeps those of the previous
-/// generation for clients that read the manifest before it, and removes them at the next.
+/// is writable by others, no file is left that the manifest does not name, and no fatbin shim
+/// is left whose program is gone ([`crate::shims`]). Content files the manifest does not name
+/// are not reported: an install keeps those of the previous generation for clients that read
+/// the manifest before it, and removes them at the next.
 pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error> {
     let mut problems = Vec::new();
     let mut report = |path: PathBuf, what: String| problems.push(Problem { path, what });
@@ -63,6 +65,10 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
         Some(p) => {
             validate_program_name(p)?;
             if !layout.program_dir(p).is_dir() {
+                if let Some(orphan) = orphan_shim(layout, p) {
+                    report_orphan(&mut report, layout, &orphan);
+                    return Ok(problems);
+                }
                 return Err(Error::NoSuchProgram {
                     program: p.to_owned(),
                     root: layout.root().to_owned(),
@@ -197,5 +203,23 @@ pub fn verify(layout: &Layout, only: Option<&str>) -> Result<Vec<Problem>, Error
             }
         }
     }
+    if only.is_none() {
+        for orphan in orphan_shims(layout)? {
+            report_orphan(&mut report, layout, &orphan);
+        }
+    }
     Ok(problems)
+}
+
+/// A shim whose program is gone: typing its name fails with "not installed".
+fn report_orphan(report: &mut impl FnMut(PathBuf, String), layout: &Layout, orphan: &OrphanShim) {
+    let program = &orphan.program;
+    report(
+        orphan.path.clone(),
+        format!(
+            "a shim without a program ({} is gone, so running `{program}` fails); fix: \
+             `cargo fatbin remove {program}` removes the shim, or install `{program}` again",
+            layout.program_dir(program).display()
+        ),
+    );
 }

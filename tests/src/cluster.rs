@@ -270,8 +270,50 @@ impl Cluster {
         public.join(" ")
     }
 
-    /// (Re)starts node `name`'s sshd from its config and waits for its banner.
+    /// (Re)starts node `name`'s sshd from its config and waits until it listens. Its port was
+    /// free when [`free_port`] chose it, but nothing holds it until sshd binds it, and tests
+    /// run in parallel: when another test's listener took it meanwhile, sshd cannot bind, and
+    /// the node moves to a new port (its config and the ssh_config entry with it).
     fn start_sshd(&mut self, name: &str) {
+        for attempt in 1.. {
+            match self.try_start_sshd(name) {
+                Ok(()) => return,
+                Err(taken) if attempt < 5 => {
+                    eprintln!("node {name}: {taken}; moving it to another port");
+                    self.move_to_a_new_port(name);
+                }
+                Err(taken) => panic!("sshd for node {name}: {taken}, {attempt} times"),
+            }
+        }
+    }
+
+    /// Gives node `name` a port that is free now, in its sshd config and in ssh_config.
+    fn move_to_a_new_port(&mut self, name: &str) {
+        let d = self.dir().to_owned();
+        let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
+        let (old, new) = (node.port, free_port());
+        node.port = new;
+        let edit = |file: PathBuf, from: String, to: String| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            assert!(text.contains(&from), "{}: no {from:?}", file.display());
+            std::fs::write(&file, text.replacen(&from, &to, 1)).unwrap();
+        };
+        edit(
+            d.join(format!("sshd-{name}.conf")),
+            format!("\nPort {old}\n"),
+            format!("\nPort {new}\n"),
+        );
+        edit(
+            d.join("ssh_config"),
+            format!("Host {name}\n  HostName 127.0.0.1\n  Port {old}\n"),
+            format!("Host {name}\n  HostName 127.0.0.1\n  Port {new}\n"),
+        );
+    }
+
+    /// Starts node `name`'s sshd and waits until it, not another process, listens on the
+    /// node's port and sends its banner. `Err` when the port was taken (see
+    /// [`Cluster::start_sshd`]); any other failure panics with sshd's log.
+    fn try_start_sshd(&mut self, name: &str) -> Result<(), String> {
         let d = self.dir().to_owned();
         if !std::fs::read_to_string(d.join("known_hosts"))
             .unwrap()
@@ -287,11 +329,14 @@ impl Cluster {
         let config = d.join(format!("sshd-{name}.conf"));
         let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
         let (port, kind) = (node.port, node.kind);
+        let log_path = d.join(format!("sshd-{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(d.join(format!("sshd-{name}.log")))
+            .open(&log_path)
             .unwrap();
+        // What this start writes to the log, after what earlier starts of the node wrote.
+        let log_from = log.metadata().unwrap().len() as usize;
         let sshd = format!("exec /usr/sbin/sshd -D -e -f {}", config.display());
         let mut cmd = match kind {
             Kind::Native => {
@@ -315,23 +360,32 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start sshd");
+        let pid = child.id();
         node.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Generous: a loaded machine (the suite starts many nodes at once) is slow to start
+        // sshd, and a failed start ends sooner, by sshd's exit.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                // Wait for the banner: the port is sshd's, not a leftover.
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut b = [0u8; 4];
-                if s.read_exact(&mut b).is_ok() && &b == b"SSH-" {
-                    break;
+            // Its own listening socket, then its banner: another test's sshd that took the
+            // port would send a banner too.
+            if listens_on(pid, port) {
+                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut b = [0u8; 4];
+                    if s.read_exact(&mut b).is_ok() && &b == b"SSH-" {
+                        return Ok(());
+                    }
                 }
             }
             let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
             if let Some(status) = node.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "sshd for node {name} exited ({status}): {}",
-                    std::fs::read_to_string(d.join(format!("sshd-{name}.log"))).unwrap_or_default()
-                );
+                node.child = None;
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                let log = String::from_utf8_lossy(log.get(log_from..).unwrap_or_default());
+                if log.contains("Address already in use") {
+                    return Err(format!("port {port} was taken before sshd bound it"));
+                }
+                panic!("sshd for node {name} exited ({status}): {log}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -395,6 +449,18 @@ impl Cluster {
         self.blackholes.iter().find(|b| b.name == name).unwrap()
     }
 
+    /// Starts a killed node's sshd again, with the same host key (on a new port if its own
+    /// was taken meanwhile).
+    pub fn restart_node(&mut self, name: &str) {
+        self.kill_node(name);
+        self.start_sshd(name);
+    }
+
+    /// The port node `name`'s sshd listens on.
+    pub fn port(&self, name: &str) -> u16 {
+        self.nodes.iter().find(|n| n.name == name).unwrap().port
+    }
+
     /// Kills a node's sshd and every process it started (its connections and sessions).
     pub fn kill_node(&mut self, name: &str) {
         let node = self.nodes.iter_mut().find(|n| n.name == name).unwrap();
@@ -452,6 +518,38 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// Whether process `pid` holds a TCP socket listening on loopback `port` (its exec'd sshd:
+/// the aarch64 node's `unshare` and `sh` exec it too, so the pid is the same).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    // `sl local_address rem_address st ... inode`: addresses in hex, LISTEN is state 0A.
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() > 9 && fields[1] == local && fields[3] == "0A")
+                .then(|| format!("socket:[{}]", fields[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
+    })
 }
 
 /// SIGKILLs `pid` and all its descendants (found through /proc), children first found first.

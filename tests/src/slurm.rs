@@ -24,6 +24,10 @@
 //!   | [`BASELINE`] | `x86_64` | the same (it is the same CPU; the features are what Slurm schedules on) |
 //!   | [`ARM`] | `aarch64` | aarch64 binaries, through its own binfmt_misc + qemu-aarch64 |
 //!
+//! The ports are free when chosen but held by nothing until the daemons bind them; a daemon
+//! that finds its port taken (by a test running in parallel) says "Address already in use" in
+//! its log, and [`SlurmCluster::start`] starts the cluster again on new ports.
+//!
 //! Every node has `CPUs=8` (`SlurmdParameters=config_overrides`, more than this machine has,
 //! so concurrent tests do not queue behind each other), and `SchedulerParameters=bf_interval=1`
 //! (see "Slurm facts" below). All slurm.conf paths (`SLURM_CONF`, logs, pid files, spool, state)
@@ -160,8 +164,10 @@ pub const NODES: [NodeSpec; 3] = [
     },
 ];
 
-/// How long the whole cluster may take to come up before the start is declared failed.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the whole cluster may take to come up before the start is declared failed:
+/// generous, since a loaded 2-core machine starts five daemons slowly, and a start that fails
+/// outright ends sooner (the supervisor exits).
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running cluster. Stops (everything, including jobs) when dropped.
 #[derive(Debug)]
@@ -256,7 +262,7 @@ extern "C" fn stop_shared() {
 
 /// `n` distinct loopback ports that were free a moment ago (all held open until all are
 /// chosen, so the kernel cannot hand out one twice).
-fn free_ports(n: usize) -> Vec<u16> {
+pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
         .collect();
@@ -317,14 +323,34 @@ wait
 
 impl SlurmCluster {
     /// Starts munged, slurmctld and the three slurmd of [`NODES`], and waits until every node
-    /// is idle. Panics with the daemons' logs when they do not come up.
+    /// is idle. Panics with the daemons' logs when they do not come up. The ports were free
+    /// when chosen, but nothing holds them until the daemons bind them, and tests run in
+    /// parallel: when another test's listener took one meanwhile, the cluster is started
+    /// again on new ports.
     pub fn start() -> SlurmCluster {
+        let mut attempt = 1;
+        loop {
+            match SlurmCluster::start_on(free_ports(NODES.len() + 1)) {
+                Ok(cluster) => return cluster,
+                Err(taken) if attempt < 5 => {
+                    eprintln!("the Slurm test cluster: {taken}; starting it on other ports");
+                    attempt += 1;
+                }
+                Err(taken) => panic!("the Slurm test cluster: {taken}, {attempt} times"),
+            }
+        }
+    }
+
+    /// [`SlurmCluster::start`] on these ports (slurmctld's, then one per node of [`NODES`]):
+    /// `Err` when a daemon could not bind its port, which another process holds; any other
+    /// failure panics with the logs.
+    pub fn start_on(ports: Vec<u16>) -> Result<SlurmCluster, String> {
+        assert_eq!(ports.len(), NODES.len() + 1);
         let dir = tempfile::Builder::new()
             .prefix("fatbin-slurm-")
             .tempdir()
             .unwrap()
             .keep();
-        let ports = free_ports(NODES.len() + 1);
         let ctld_port = ports[0];
         let node_ports: Vec<(&'static str, u16)> = NODES
             .iter()
@@ -339,11 +365,23 @@ impl SlurmCluster {
             keeper: Mutex::new(None),
             placement: RwLock::new(()),
         };
-        // From here on, a panic drops `cluster`, which stops whatever started.
+        // From here on, a panic or an `Err` drops `cluster`, which stops whatever started.
         cluster.write_files();
         cluster.spawn_supervisor();
-        cluster.wait_idle();
-        cluster
+        cluster.wait_idle()?;
+        Ok(cluster)
+    }
+
+    /// The log line of a daemon that could not bind its port, if one says so.
+    fn port_taken(&self) -> Option<String> {
+        let logs = std::fs::read_dir(self.dir.join("log")).ok()?;
+        logs.flatten().find_map(|log| {
+            let text = std::fs::read_to_string(log.path()).ok()?;
+            let line = text
+                .lines()
+                .find(|line| line.contains("Address already in use"))?;
+            Some(format!("{}: {line}", log.file_name().to_string_lossy()))
+        })
     }
 
     fn write_files(&self) {
@@ -489,7 +527,7 @@ impl SlurmCluster {
         *self.keeper.lock().unwrap() = Some(keep_tx);
     }
 
-    fn wait_idle(&self) {
+    fn wait_idle(&self) -> Result<(), String> {
         let started = Instant::now();
         let want: Vec<String> = {
             let mut names: Vec<String> = NODES.iter().map(|n| format!("{} idle", n.name)).collect();
@@ -521,7 +559,10 @@ impl SlurmCluster {
             let mut states: Vec<String> = last.lines().map(|l| l.trim().to_owned()).collect();
             states.sort();
             if out.status.success() && states == want {
-                return;
+                return Ok(());
+            }
+            if let Some(line) = self.port_taken() {
+                return Err(line);
             }
             assert!(
                 started.elapsed() < START_TIMEOUT,
@@ -656,7 +697,8 @@ impl SlurmCluster {
             .stderr(Stdio::null())
             .spawn()
             .expect("srun (occupy)");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous for a loaded controller: a job that never starts still fails here.
+        let deadline = Instant::now() + Duration::from_secs(60);
         let job = loop {
             let out = self
                 .command("squeue")
@@ -778,8 +820,10 @@ impl Drop for Occupied<'_> {
         let _ = self.srun.kill();
         let _ = self.srun.wait();
         // Release the placement lock only once the node takes jobs again: a job submitted
-        // while it is still completing would be queued, and could be placed elsewhere.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // while it is still completing would be queued, and could be placed elsewhere. (On a
+        // loaded machine completing can take seconds; giving up early makes the next
+        // placement test flaky, not faster.)
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline && self.cluster.state(&self.node) != "idle" {
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -98,7 +98,7 @@ impl Mount {
             String::from_utf8_lossy(&out.stderr)
         );
         // sshfs daemonizes once the mount is up; wait until the kernel shows it, to be sure.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !is_mount_point(&path) {
             assert!(Instant::now() < deadline, "sshfs mount did not appear");
             std::thread::sleep(Duration::from_millis(20));

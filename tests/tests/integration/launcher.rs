@@ -479,12 +479,13 @@ fn the_program_replaces_the_launcher() {
     let slot_path = t.slot_path("sleep", "x86_64").canonicalize().unwrap();
     let sig_bit = |sig: i32| 1u64 << (sig - 1);
     for (script, pipe_ignored) in [("", false), ("trap '' PIPE; ", true)] {
-        let script = format!("{script}exec {} 5", t.shim("sleep").display());
+        // Long enough to be read on a loaded machine (it was 5 s): it is killed below.
+        let script = format!("{script}exec {} 60", t.shim("sleep").display());
         let mut child = clean_env(Command::new("sh").args(["-c", &script]))
             .spawn()
             .unwrap();
         let proc_dir = format!("/proc/{}", child.id());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             match std::fs::read_link(format!("{proc_dir}/exe")) {
                 Ok(exe) if exe == slot_path => break,

@@ -165,10 +165,16 @@ fn when_every_node_is_marked_down_they_are_tried_anyway_oldest_first() {
     assert_eq!(marks(&cl), [("b".into(), 2), ("a".into(), 2)]);
 
     // Both back, both still marked: the run goes to the node down longest (b), not the first
-    // of the inventory, and its success clears its mark.
+    // of the inventory, and its success clears its mark. The nodes answer now, within a
+    // timeout a loaded machine can meet (1 s is short for an ssh handshake there, and a
+    // healthy node timing out would fail the run over to the other one).
     freeze(&cl, "a", false);
     freeze(&cl, "b", false);
-    cl.write_nodes(&nodes_toml(settings, &[("a", "a"), ("b", "b")], ""));
+    cl.write_nodes(&nodes_toml(
+        "connect_timeout = 10",
+        &[("a", "a"), ("b", "b")],
+        "",
+    ));
     assert_eq!(node_that_ran(&cl, root.path(), "round-robin"), "b");
     assert_eq!(marks(&cl), [("a".into(), 2)]);
 

@@ -264,7 +264,8 @@ fn a_root_owned_shared_root_runs_for_another_user_and_an_open_slot_is_refused() 
     let set = |mode: u32, uid: u32| {
         std::os::unix::fs::chown(&slot, Some(uid), None).unwrap();
         std::fs::set_permissions(&slot, std::fs::Permissions::from_mode(mode)).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Generous for a loaded machine; a client that never sees it still fails here.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let meta = std::fs::metadata(&seen).unwrap();
             if (meta.mode() & 0o7777, meta.uid()) == (mode, uid) {

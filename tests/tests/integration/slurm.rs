@@ -153,7 +153,7 @@ fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !processes_of(&conf)
         .iter()
         .any(|pid| std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c == b"sleep\n"))
@@ -185,6 +185,30 @@ fn slurm_cluster_stops_everything_when_dropped_even_after_a_panic() {
     assert!(!dir.exists(), "{} was not removed", dir.display());
 }
 
+/// The test cluster itself: its ports are free when chosen, but nothing holds them until the
+/// daemons bind them, so another test's listener can take one meanwhile. A daemon that cannot
+/// bind its port is now said at once (and [`SlurmCluster::start`] starts the cluster again on
+/// other ports); before, the start waited out its whole timeout and failed.
+#[test]
+fn slurm_cluster_on_a_taken_port_says_so_at_once() {
+    slurm::require();
+    let ports = slurm::free_ports(NODES.len() + 1);
+    for taken in [ports[0], ports[1]] {
+        let holder = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        let started = Instant::now();
+        match SlurmCluster::start_on(ports.clone()) {
+            Ok(_) => panic!("the cluster started although port {taken} was taken"),
+            Err(why) => assert!(why.contains("Address already in use"), "{why}"),
+        }
+        assert!(
+            started.elapsed() < slurm::START_TIMEOUT,
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(holder);
+    }
+}
+
 #[test]
 fn slurm_cluster_dies_with_a_killed_test_process() {
     slurm::require();
@@ -203,7 +227,9 @@ fn slurm_cluster_dies_with_a_killed_test_process() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Longer than the holder's own start may take (it fails by itself after START_TIMEOUT,
+    // and then exits, which ends this wait sooner), plus its process start on a loaded machine.
+    let deadline = Instant::now() + slurm::START_TIMEOUT + Duration::from_secs(60);
     let conf = loop {
         if let Ok(conf) = std::fs::read_to_string(&conf_file) {
             if conf.ends_with('\n') {
@@ -223,7 +249,9 @@ fn slurm_cluster_dies_with_a_killed_test_process() {
 
     holder.kill().unwrap();
     holder.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The kernel kills the cluster's namespace with its PID 1; generous for a loaded machine,
+    // and a process that survives (the defect) is still there at the deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !processes_of(&conf).is_empty() {
         assert!(
             Instant::now() < deadline,
@@ -914,8 +942,13 @@ fn slurm_route_never_takes_the_programs_stderr_for_a_refusal() {
     assert_eq!(out.stderr, line, "{}", show(&out));
 }
 
-/// `salloc --no-shell` on `node`: the allocation's job id (cancelled by the caller).
+/// `salloc --no-shell` on `node`: the allocation's job id (cancelled by the caller). Found by
+/// a job name of its own: the newest job on the node could be another test's, submitted
+/// meanwhile (the cluster is shared by tests running in parallel).
 fn allocate(cl: &SlurmCluster, node: &str) -> String {
+    static ALLOCATIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = ALLOCATIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let name = format!("fatbin-allocate-{node}-{}-{n}", std::process::id());
     let out = cl
         .command("salloc")
         .args([
@@ -925,6 +958,8 @@ fn allocate(cl: &SlurmCluster, node: &str) -> String {
             "--ntasks=1",
             "--nodelist",
             node,
+            "--job-name",
+            &name,
         ])
         .current_dir("/tmp")
         .stdin(Stdio::null())
@@ -933,18 +968,15 @@ fn allocate(cl: &SlurmCluster, node: &str) -> String {
     assert!(out.status.success(), "{}", show(&out));
     let out = cl
         .command("squeue")
-        .args(["--me", "--noheader", "--format=%i %N"])
+        .args(["--me", "--noheader", "--format=%i", "--name", &name])
         .output()
         .unwrap();
-    // The newest allocation on that node.
-    text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, n)| n.trim() == node)
-        .map(|(id, _)| id.trim().parse::<u64>().unwrap())
-        .max()
-        .unwrap_or_else(|| panic!("no allocation on {node}: {}", show(&out)))
-        .to_string()
+    let listed = text(&out.stdout);
+    let ids: Vec<&str> = listed.lines().map(str::trim).collect();
+    match ids.as_slice() {
+        [id] => id.to_string(),
+        _ => panic!("not one allocation named {name} on {node}: {}", show(&out)),
+    }
 }
 
 #[test]

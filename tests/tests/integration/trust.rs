@@ -250,28 +250,39 @@ fn relative_node_paths_are_refused_on_read_and_by_nodes_add() {
 
 /// A real unprivileged account other than the caller (created once, `useradd`): the
 /// "attacker" of the trust tests. Returns its uid.
+///
+/// Created once per test process: tests running in parallel raced to create it, and the
+/// loser's `useradd` failed on the passwd lock the winner held, so its `id` could run before
+/// the winner had written the account. A `useradd` that meets another process's lock is
+/// retried.
 fn other_user() -> u32 {
     const NAME: &str = "fatbin-mallory";
-    let id = || Command::new("id").args(["-u", NAME]).output().unwrap();
-    let mut out = id();
-    if !out.status.success() {
-        // Two tests may race to create it: whichever loses finds it there.
-        let _ = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                NAME,
-            ])
-            .status();
-        out = id();
-    }
-    assert!(
-        out.status.success(),
-        "cannot create the test user {NAME} (useradd, needs root)"
-    );
-    text(&out.stdout).trim().parse().unwrap()
+    static UID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UID.get_or_init(|| {
+        let id = || Command::new("id").args(["-u", NAME]).output().unwrap();
+        let mut out = id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !out.status.success() && std::time::Instant::now() < deadline {
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    NAME,
+                ])
+                .status();
+            out = id();
+            if !out.status.success() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        }
+        assert!(
+            out.status.success(),
+            "cannot create the test user {NAME} (useradd, needs root)"
+        );
+        text(&out.stdout).trim().parse().unwrap()
+    })
 }
 
 /// Issue 11, item 1: a nodes.toml others can write, or owned by another account, is refused
@@ -449,10 +460,26 @@ fn a_layout_refused_locally_is_not_migrated_either() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
 
-/// A TCP port on loopback that nothing listens on: a node there refuses every connection.
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A TCP port on loopback that nothing listens on: a node there refuses every connection. A
+/// socket bound to it and never listening holds it for as long as the returned descriptor
+/// lives: a port merely free a moment ago could be taken by another test's sshd meanwhile,
+/// and that one would answer.
+fn closed_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket calls on a descriptor this function owns, with buffers of the sizes given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(libc::bind(socket.as_raw_fd(), raw, len), 0, "bind");
+        assert_eq!(libc::getsockname(socket.as_raw_fd(), raw, &mut len), 0);
+        (socket, u16::from_be(addr.sin_port))
+    }
 }
 
 /// Issue 11, item 7: fallbacks go in order, each skipped when it cannot serve. An inventory
@@ -468,10 +495,10 @@ fn fallbacks_skip_inventories_that_cannot_serve_and_hand_on_to_qemu() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let nodes = dir.join("nodes.toml");
+    let (_held, port) = closed_port();
     let refusing = format!(
-        "[nodes.gone]\nssh = \"127.0.0.1\"\nport = {}\nslots = [\"aarch64\"]\n\
-         [settings]\nconnect_timeout = 2\n",
-        closed_port()
+        "[nodes.gone]\nssh = \"127.0.0.1\"\nport = {port}\nslots = [\"aarch64\"]\n\
+         [settings]\nconnect_timeout = 2\n"
     );
     for (what, inventory) in [
         ("an empty file", String::new()),
@@ -1243,4 +1270,209 @@ fn list_shows_an_unreadable_manifest_as_broken_and_the_others_too() {
         "{}",
         out.stdout
     );
+}
+
+/// `cargo fatbin ARGS --root ROOT` (`verify ARGS ROOT`) without colours.
+fn cargo_fatbin_in(root: &Path, args: &[&str]) -> fatbin_tests::cargo_fatbin_support::Outcome {
+    let mut cmd = cargo_fatbin_command(Path::new("/"));
+    cmd.args(args);
+    if args.first() != Some(&"verify") {
+        cmd.arg("--root");
+    }
+    cmd.arg(root).arg("--color=never");
+    run(cmd)
+}
+
+/// A shim whose program is gone (`ROOT/bin/PROG` deleted by hand, by a crash, by another
+/// tool) is on PATH and fails with "not installed", yet `list` did not show it, `verify`
+/// passed and `remove` said "not installed", so nothing could take it away. Now `list` marks
+/// it, `verify` names it with the fix, and `remove` removes it, saying what it removed. Every
+/// shim form an install writes is recognised: the symlink (`PROG -> fatbin`), the `#!` shim of
+/// `--script-shims`, and the symlink of a ROOT whose `shims/fatbin` is the portable `#!/bin/sh`
+/// shim (the launcher's own entry, never a shim without a program itself).
+#[test]
+fn a_shim_whose_program_is_gone_is_listed_verified_and_removed() {
+    let probe = probe_binary(X86, None);
+    for form in ["link", "script", "portable"] {
+        let t = fatbin_tests::launcher_support::TestLayout::new();
+        let launcher = t.launcher.to_str().unwrap();
+        for program in ["keep", "tool"] {
+            let mut args = vec![
+                "add",
+                program,
+                probe.to_str().unwrap(),
+                "--launcher",
+                launcher,
+            ];
+            if form == "script" {
+                args.push("--script-shims");
+            }
+            cargo_fatbin_in(&t.root, &args).success();
+        }
+        let shim = t.shim("tool");
+        let is_link = shim.symlink_metadata().unwrap().file_type().is_symlink();
+        assert_eq!(
+            is_link,
+            form != "script",
+            "{form}: the shim {}",
+            shim.display()
+        );
+        if form == "portable" {
+            let portable = fatbin_tests::workspace_root().join("launcher/shim/fatbin-portable.sh");
+            std::fs::remove_file(t.shim("fatbin")).unwrap();
+            std::fs::copy(&portable, t.shim("fatbin")).unwrap();
+        }
+        std::fs::remove_dir_all(t.layout().program_dir("tool")).unwrap();
+        let out = output_of(&mut t.run("tool"));
+        assert_ne!(out.status.code(), Some(0), "{form}: {}", show(&out));
+
+        let listed = cargo_fatbin_in(&t.root, &["list"]).success();
+        let marked = format!(
+            "tool (shim without a program: {}; `cargo fatbin remove tool` removes it)",
+            shim.display()
+        );
+        assert!(
+            listed.stdout.contains(&marked)
+                && listed.stdout.contains("keep ")
+                && !listed.stdout.lines().any(|l| l.starts_with("fatbin")),
+            "{form}: {}",
+            listed.stdout
+        );
+        let json = cargo_fatbin_in(&t.root, &["list", "--json"]).success();
+        assert!(
+            json.stdout.contains(&format!(
+                r#"{{"program":"tool","shim_without_program":"{}"}}"#,
+                shim.display()
+            )),
+            "{form}: {}",
+            json.stdout
+        );
+        for args in [&["verify"][..], &["verify", "--program", "tool"]] {
+            let verify = cargo_fatbin_in(&t.root, args);
+            assert_eq!(verify.code, Some(5), "{form} {args:?}: {}", verify.stderr);
+            assert!(
+                verify
+                    .stderr
+                    .contains(&format!("{}: a shim without a program", shim.display()))
+                    && verify.stderr.contains("fix: `cargo fatbin remove tool`"),
+                "{form} {args:?}: {}",
+                verify.stderr
+            );
+        }
+        let slot = cargo_fatbin_in(&t.root, &["remove", "tool", "--slot", "x86_64"]);
+        assert_ne!(slot.code, Some(0), "{form}: {}", slot.stderr);
+        assert!(
+            slot.stderr
+                .contains("`cargo fatbin remove tool` removes it"),
+            "{form}: {}",
+            slot.stderr
+        );
+        assert!(
+            shim.symlink_metadata().is_ok(),
+            "{form}: --slot removed the shim"
+        );
+
+        let removed = cargo_fatbin_in(&t.root, &["remove", "tool"]);
+        assert_eq!(removed.code, Some(0), "{form}: {}", removed.stderr);
+        assert!(
+            removed.stderr.contains(&format!(
+                "Removed {}, a shim whose program was already gone",
+                shim.display()
+            )),
+            "{form}: {}",
+            removed.stderr
+        );
+        assert!(
+            shim.symlink_metadata().is_err(),
+            "{form}: the shim is still there"
+        );
+        // The launcher's entry and the other program are untouched.
+        assert!(t.shim("fatbin").symlink_metadata().is_ok(), "{form}");
+        cargo_fatbin_in(&t.root, &["verify"]).success();
+        let listed = cargo_fatbin_in(&t.root, &["list"]).success();
+        assert!(
+            listed.stdout.contains("keep ") && !listed.stdout.contains("tool"),
+            "{form}: {}",
+            listed.stdout
+        );
+        let again = cargo_fatbin_in(&t.root, &["remove", "tool"]);
+        assert!(
+            again.code != Some(0) && again.stderr.contains("`tool` is not installed"),
+            "{form}: {}",
+            again.stderr
+        );
+        if form != "portable" {
+            let out = output_of(t.run("keep").args(["args", "k"]));
+            assert_eq!(out.stdout, b"k\0", "{form}: {}", show(&out));
+        }
+    }
+}
+
+/// What fatbin did not write in `ROOT/shims` is never removed, nor reported as a shim without
+/// a program: a user's own script (even a one-line `#!/bin/sh`, the portable shim's
+/// interpreter), a `#!` line naming another interpreter, a link to another program or to
+/// another shim (a user's alias), a directory. `remove` says what it is and leaves it.
+#[test]
+fn remove_leaves_what_fatbin_did_not_write_in_shims() {
+    let t = fatbin_tests::launcher_support::TestLayout::new();
+    t.install_probes("keep", &[("x86_64", X86, None)]);
+    let shims = t.shims();
+    let files: [(&str, &[u8]); 3] = [
+        ("script", b"#!/bin/sh\necho mine\n"),
+        ("oneline", b"#!/bin/sh\n"),
+        ("python", b"#!/usr/bin/python3\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(shims.join(name), text).unwrap();
+        chmod(&shims.join(name), 0o755);
+    }
+    std::os::unix::fs::symlink("/usr/bin/env", shims.join("env")).unwrap();
+    std::os::unix::fs::symlink("keep", shims.join("mykeep")).unwrap();
+    std::fs::create_dir(shims.join("dir")).unwrap();
+    let before = fatbin_tests::cargo_fatbin_support::stamps(&shims);
+
+    let listed = cargo_fatbin_in(&t.root, &["list"]).success();
+    assert_eq!(listed.stdout.lines().count(), 1, "{}", listed.stdout);
+    cargo_fatbin_in(&t.root, &["verify"]).success();
+    for (name, what) in [
+        (
+            "script",
+            "a file, not one `#!` line naming the launcher `fatbin`",
+        ),
+        (
+            "oneline",
+            "a file, not one `#!` line naming the launcher `fatbin`",
+        ),
+        (
+            "python",
+            "a file, not one `#!` line naming the launcher `fatbin`",
+        ),
+        (
+            "env",
+            "a symlink to /usr/bin/env, not to the launcher `fatbin`",
+        ),
+        ("mykeep", "a symlink to keep, not to the launcher `fatbin`"),
+        ("dir", "a directory"),
+    ] {
+        let out = cargo_fatbin_in(&t.root, &["remove", name]);
+        assert_eq!(out.code, Some(1), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "program `{name}` is not installed in {}, and {} is {what}: not a shim fatbin \
+                 wrote, so it was left as it is",
+                t.root.display(),
+                shims.join(name).display()
+            )),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+    // The launcher's own entry is not a program's shim.
+    let out = cargo_fatbin_in(&t.root, &["remove", "fatbin"]);
+    assert!(
+        out.code == Some(1) && out.stderr.contains("`fatbin` is not installed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(fatbin_tests::cargo_fatbin_support::stamps(&shims), before);
 }
