@@ -18,6 +18,7 @@ mod fast_agrees;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;
+mod node_exec;
 mod nodes_cli;
 pub(crate) mod plan;
 pub(crate) mod program;
@@ -133,6 +134,7 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             report::host()
         }),
         Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
+        Command::NodeExec(args) => Ok(node_exec::main(&args)),
         Command::View(args) => Ok(view::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;

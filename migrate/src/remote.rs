@@ -127,6 +127,9 @@ pub struct RemoteCommand<'a> {
     pub argv0: &'a [u8],
     /// Variables to set, already filtered to valid names.
     pub env: &'a [(String, &'a OsStr)],
+    /// The node's launcher (`fatbin-full`), when it has one: it checks the binary and execs
+    /// it (`node-exec`), in place of the shell's `ls` check.
+    pub checker: Option<&'a [u8]>,
 }
 
 impl RemoteCommand<'_> {
@@ -139,10 +142,25 @@ impl RemoteCommand<'_> {
         s.extend_from_slice(b" || { printf '\\036fatbin:fail:cwd\\n' >&2; exit 126; }\n[ -x ");
         push_remote_path(&mut s, self.binary);
         s.extend_from_slice(b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n");
-        push_trust_check(&mut s, self.binary, self.binary_kind);
+        match self.checker {
+            // The node's launcher checks the binary itself and writes the start marker.
+            Some(checker) => {
+                s.extend_from_slice(b"[ -x ");
+                push_remote_path(&mut s, checker);
+                s.extend_from_slice(b" ] || { printf '%s\\n\\036fatbin:fail:launcher\\n' ");
+                let mut missing = b"the node has no launcher at ".to_vec();
+                missing.extend_from_slice(checker);
+                missing.extend_from_slice(b" (the `launcher` of its nodes.toml entry)");
+                push_quoted(&mut s, &missing);
+                s.extend_from_slice(b" >&2; exit 126; }\n");
+            }
+            None => {
+                push_trust_check(&mut s, self.binary, self.binary_kind);
+                s.extend_from_slice(b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n");
+            }
+        }
         s.extend_from_slice(
-            b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
-              exec 3>&2 2>/dev/null\n\
+            b"exec 3>&2 2>/dev/null\n\
               trap : INT TERM\n\
               (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
               kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
@@ -163,17 +181,28 @@ impl RemoteCommand<'_> {
             s.push(b' ');
             push_quoted(&mut s, arg.as_bytes());
         }
-        s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
-        push_quoted(&mut s, self.argv0);
-        s.push(b' ');
-        push_remote_path(&mut s, self.binary);
         // The redirections go on the program itself, never on the `if`: the shell must keep
         // /dev/null as its own stderr for its "Killed" notices.
-        s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
-        push_remote_path(&mut s, self.binary);
-        s.extend_from_slice(
-            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:",
-        );
+        if let Some(checker) = self.checker {
+            s.push(b'\n');
+            push_remote_path(&mut s, checker);
+            s.extend_from_slice(b" node-exec ");
+            s.extend_from_slice(self.binary_kind.root_level().to_string().as_bytes());
+            s.extend_from_slice(b" \"$$\" ");
+            push_quoted(&mut s, self.argv0);
+            s.push(b' ');
+            push_remote_path(&mut s, self.binary);
+            s.extend_from_slice(b" \"$@\" 2>&3 3>&-\n");
+        } else {
+            s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
+            push_quoted(&mut s, self.argv0);
+            s.push(b' ');
+            push_remote_path(&mut s, self.binary);
+            s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
+            push_remote_path(&mut s, self.binary);
+            s.extend_from_slice(b" \"$@\" 2>&3 3>&-; fi\n");
+        }
+        s.extend_from_slice(b"s=$?; kill -s KILL $!; printf '\\036fatbin:exit:");
         s.extend_from_slice(nonce.as_bytes());
         s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
         let mut exit_marker = EXIT.to_vec();
@@ -299,6 +328,7 @@ mod tests {
             args: &args,
             argv0: b"sh",
             env: &env,
+            checker: None,
         }
         .script();
         let out = run_script("/bin/sh", &script);
@@ -321,6 +351,7 @@ mod tests {
             args: &[],
             argv0: b"true",
             env: &[],
+            checker: None,
         };
         let (a, b) = (cmd.script(), cmd.script());
         assert_ne!(a.exit_marker(), b.exit_marker());
@@ -340,6 +371,7 @@ mod tests {
             args: &args,
             argv0: b"typed name",
             env: &[],
+            checker: None,
         }
         .script();
         for (shell, expected) in [("bash", &b"typed name"[..]), ("dash", b"/bin/sh")] {
@@ -358,6 +390,7 @@ mod tests {
             args: &[],
             argv0: b"true",
             env: &[],
+            checker: None,
         }
         .script();
         let out = run_script("/bin/sh", &script);
@@ -394,6 +427,7 @@ mod trust_tests {
             args: &[],
             argv0: b"prog",
             env: &[],
+            checker: None,
         }
         .script();
         let mut dash = Command::new("dash");
@@ -552,6 +586,7 @@ mod trust_tests {
             args: &[],
             argv0: b"prog",
             env: &[],
+            checker: None,
         }
         .script();
         // The wrapper's parent is of the same account, as sshd's session is (the watchdog
