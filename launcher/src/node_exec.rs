@@ -9,7 +9,7 @@
 //! as the program's own process:
 //!
 //! ```text
-//! fatbin-full node-exec LEVEL PGID ARGV0 BINARY [ARGS...]
+//! fatbin-full node-exec LEVEL PGID SESSION ARGV0 BINARY [ARGS...]
 //! ```
 //!
 //! It checks BINARY and every directory above it exactly as the shell check does (ROOT is
@@ -19,6 +19,16 @@
 //! with ARGV0 as its argv[0] and the environment unchanged. So the program is still the
 //! wrapper's child (the wrapper reports its status), and argv[0] is the typed name under any
 //! login shell, dash included.
+//!
+//! It also starts the run's watchdog, which the shell wrapper otherwise forks itself (a copy
+//! of the shell that runs `sleep 1` in a loop, two more processes): when SESSION, the sshd
+//! process of the connection, ends while the program runs, the program's process group
+//! (PGID) gets SIGHUP, as a terminal's would. Here it is a grandchild of this process (so the
+//! program never has a child it did not make, which its own `wait` could trip on), ignores
+//! SIGINT and SIGTERM (they are for the program), holds nothing but /dev/null and two pidfds,
+//! and sleeps in `poll` until the program or the session ends: it leaves as soon as the
+//! program does, and costs no process start and no wake-ups. On kernels before 5.3 (no
+//! `pidfd_open`) it polls both with `kill(pid, 0)` once a second, as the shell's did.
 //!
 //! Who vouches for this launcher: the inventory, whose writers already choose the host a run
 //! goes to. As a guard against a misplaced install, it also checks its own executable: the
@@ -39,10 +49,11 @@ const UNSAFE: &[u8] = b"\x1efatbin:fail:unsafe\n";
 
 /// Runs `fatbin node-exec` with the words after the command; returns only on failure.
 pub fn main(args: &[OsString]) -> i32 {
-    let [level, pgid, argv0, binary, rest @ ..] = args else {
+    let [level, pgid, session, argv0, binary, rest @ ..] = args else {
         return usage();
     };
-    let (Some(level), Some(pgid)) = (number(level), number(pgid)) else {
+    let (Some(level), Some(pgid), Some(session)) = (number(level), number(pgid), number(session))
+    else {
         return usage();
     };
     let me = || {
@@ -55,6 +66,7 @@ pub fn main(args: &[OsString]) -> i32 {
     if let Some(why) = problem(binary.as_bytes(), level, stat, me) {
         return refuse(&why);
     }
+    start_watchdog(session);
     let mut start = START.to_vec();
     start.extend_from_slice(pgid.to_string().as_bytes());
     start.push(b'\n');
@@ -76,7 +88,7 @@ pub fn main(args: &[OsString]) -> i32 {
 }
 
 fn usage() -> i32 {
-    write_stderr(b"fatbin: usage: fatbin node-exec LEVEL PGID ARGV0 BINARY [ARGS...]\n");
+    write_stderr(b"fatbin: usage: fatbin node-exec LEVEL PGID SESSION ARGV0 BINARY [ARGS...]\n");
     2
 }
 
@@ -218,6 +230,107 @@ fn own_problem(me: u32) -> Option<String> {
         q = &q[..q.iter().rposition(|&b| b == b'/').unwrap_or(0)];
         n += 1;
     }
+}
+
+/// Starts the watchdog (see the module's notes) as a grandchild, so it belongs to no one
+/// here: the intermediate child exits at once and is reaped before the program starts.
+fn start_watchdog(session: u32) {
+    // SAFETY: getpid cannot fail.
+    let program = unsafe { libc::getpid() };
+    let Ok(session) = libc::pid_t::try_from(session) else {
+        return;
+    };
+    // Opened before the forks, so they name the right processes whatever happens next;
+    // close-on-exec (pidfd_open's default), so the program never sees them.
+    let (program_fd, session_fd) = (pidfd_open(program), pidfd_open(session));
+    // SAFETY: this process has one thread (node-exec starts none), so the child may run
+    // any code; each branch ends in `_exit` or returns to the parent's path.
+    match unsafe { libc::fork() } {
+        0 => {
+            // SAFETY: as above, in the single-threaded child.
+            if unsafe { libc::fork() } == 0 {
+                watch(program, program_fd, session, session_fd);
+            }
+            // SAFETY: leaving the intermediate child without running any exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        child if child > 0 => {
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            while unsafe { libc::waitpid(child, &mut status, 0) } == -1
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+            }
+        }
+        // No process to spare: the run goes on without a watchdog, as a plain ssh would.
+        _ => {}
+    }
+    for fd in [program_fd, session_fd].into_iter().flatten() {
+        // SAFETY: closes descriptors this function opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn pidfd_open(pid: libc::pid_t) -> Option<libc::c_int> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0)
+}
+
+/// The watchdog's life: wait for the program or the session to end; HUP the group if the
+/// session went first.
+fn watch(
+    program: libc::pid_t,
+    program_fd: Option<libc::c_int>,
+    session: libc::pid_t,
+    session_fd: Option<libc::c_int>,
+) -> ! {
+    // SAFETY: plain system calls on this process's own signal dispositions and descriptors.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..=2 {
+            libc::dup2(null, fd);
+        }
+        let keep = [program_fd, session_fd];
+        for fd in 3..1024 {
+            if !keep.contains(&Some(fd)) {
+                libc::close(fd);
+            }
+        }
+    }
+    let session_ended = match (program_fd, session_fd) {
+        (Some(program_fd), Some(session_fd)) => loop {
+            let mut fds = [program_fd, session_fd].map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            // SAFETY: polls two live descriptors of ours.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } > 0 {
+                // The program's end first: then the session ending is no news.
+                break fds[0].revents == 0 && fds[1].revents != 0;
+            }
+        },
+        _ => loop {
+            // SAFETY: kill with signal 0 only asks whether the process is there.
+            if unsafe { libc::kill(program, 0) } != 0 {
+                break false;
+            }
+            // SAFETY: as above.
+            if unsafe { libc::kill(session, 0) } != 0 {
+                break true;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        },
+    };
+    if session_ended {
+        // SAFETY: signals this process's own group, the wrapper's.
+        unsafe { libc::kill(0, libc::SIGHUP) };
+    }
+    // SAFETY: ends the watchdog without running exit handlers.
+    unsafe { libc::_exit(0) }
 }
 
 extern "C" {

@@ -159,13 +159,15 @@ impl RemoteCommand<'_> {
                 s.extend_from_slice(b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n");
             }
         }
-        s.extend_from_slice(
-            b"exec 3>&2 2>/dev/null\n\
-              trap : INT TERM\n\
-              (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
-              kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
-              </dev/null >/dev/null 2>&1 3>&- &\n",
-        );
+        s.extend_from_slice(b"exec 3>&2 2>/dev/null\ntrap : INT TERM\n");
+        // The node's launcher starts its own watchdog, without a shell or `sleep`.
+        if self.checker.is_none() {
+            s.extend_from_slice(
+                b"(trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
+                  kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
+                  </dev/null >/dev/null 2>&1 3>&- &\n",
+            );
+        }
         if !self.env.is_empty() {
             s.extend_from_slice(b"export");
             for (name, value) in self.env {
@@ -188,7 +190,7 @@ impl RemoteCommand<'_> {
             push_remote_path(&mut s, checker);
             s.extend_from_slice(b" node-exec ");
             s.extend_from_slice(self.binary_kind.root_level().to_string().as_bytes());
-            s.extend_from_slice(b" \"$$\" ");
+            s.extend_from_slice(b" \"$$\" \"$PPID\" ");
             push_quoted(&mut s, self.argv0);
             s.push(b' ');
             push_remote_path(&mut s, self.binary);
@@ -202,7 +204,12 @@ impl RemoteCommand<'_> {
             push_remote_path(&mut s, self.binary);
             s.extend_from_slice(b" \"$@\" 2>&3 3>&-; fi\n");
         }
-        s.extend_from_slice(b"s=$?; kill -s KILL $!; printf '\\036fatbin:exit:");
+        s.extend_from_slice(if self.checker.is_none() {
+            &b"s=$?; kill -s KILL $!; "[..]
+        } else {
+            b"s=$?; "
+        });
+        s.extend_from_slice(b"printf '\\036fatbin:exit:");
         s.extend_from_slice(nonce.as_bytes());
         s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
         let mut exit_marker = EXIT.to_vec();
