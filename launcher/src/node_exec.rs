@@ -1,34 +1,34 @@
 //! `fatbin node-exec`: the node's half of a migrated run when the node has a launcher: check
-//! the binary with the trust rule, then become it, in one process.
+//! the binary with the trust rule, start it, watch the connection and report its status, in
+//! the wrapper's own process.
 //!
 //! A migrated run's wrapper (`fatbin-migrate`'s `remote.rs`) must refuse a binary that group or
 //! others could have replaced before it starts. In POSIX sh that check is a fork and an `ls`
 //! of every level of the path, read back by the shell: about 4 ms of CPU on every run, most of
-//! a warm run's overhead over a plain multiplexed `ssh NODE BINARY`. When the inventory names a
-//! launcher on the node (`launcher = "/usr/local/bin/fatbin"`), the wrapper runs this instead,
-//! as the program's own process:
+//! a warm run's overhead over a plain multiplexed `ssh NODE BINARY`; and the shell wrapper
+//! forks twice more (a copy of itself as the watchdog, which starts `sleep`) besides the
+//! program. When the inventory names a launcher on the node (`launcher =
+//! "/usr/local/bin/fatbin"`), the wrapper, after `cd` and the environment, `exec`s this:
 //!
 //! ```text
-//! fatbin-full node-exec LEVEL PGID SESSION ARGV0 BINARY [ARGS...]
+//! fatbin-full node-exec LEVEL SESSION NONCE ARGV0 BINARY [ARGS...]
 //! ```
 //!
-//! It checks BINARY and every directory above it exactly as the shell check does (ROOT is
-//! LEVEL levels above the binary: 3 for a layout slot, 1 for a shipped copy), refuses in the
-//! same words with the same `fail:unsafe` marker and exit 126, and otherwise writes the start
-//! marker (with PGID, the wrapper's `$$`, to which signals are forwarded) and `execve`s BINARY
-//! with ARGV0 as its argv[0] and the environment unchanged. So the program is still the
-//! wrapper's child (the wrapper reports its status), and argv[0] is the typed name under any
-//! login shell, dash included.
-//!
-//! It also starts the run's watchdog, which the shell wrapper otherwise forks itself (a copy
-//! of the shell that runs `sleep 1` in a loop, two more processes): when SESSION, the sshd
-//! process of the connection, ends while the program runs, the program's process group
-//! (PGID) gets SIGHUP, as a terminal's would. Here it is a grandchild of this process (so the
-//! program never has a child it did not make, which its own `wait` could trip on), ignores
-//! SIGINT and SIGTERM (they are for the program), holds nothing but /dev/null and two pidfds,
-//! and sleeps in `poll` until the program or the session ends: it leaves as soon as the
-//! program does, and costs no process start and no wake-ups. On kernels before 5.3 (no
-//! `pidfd_open`) it polls both with `kill(pid, 0)` once a second, as the shell's did.
+//! It does what the rest of the shell wrapper did, with one fork, the program's:
+//! - checks BINARY and every directory above it exactly as the shell check does (ROOT is
+//!   LEVEL levels above the binary: 3 for a layout slot, 1 for a shipped copy), and refuses in
+//!   the same words with the same `fail:unsafe` marker and exit 126;
+//! - writes the start marker with its own pid, the wrapper's `$$` (sshd made it a process
+//!   group leader), to which the launcher forwards signals;
+//! - survives SIGINT and SIGTERM (a handler that does nothing, so the program, whose handlers
+//!   exec resets, gets them as before) and reports the status;
+//! - starts BINARY as its child with ARGV0 as argv[0] (the typed name under any login shell,
+//!   dash included) and the environment unchanged;
+//! - is the watchdog: it sleeps in `poll` on pidfds of the program and of SESSION (the sshd
+//!   process of the connection, the wrapper's `$PPID`), and when the session ends first it
+//!   sends SIGHUP to its process group, as the shell's watchdog did; without `pidfd_open`
+//!   (Linux before 5.3) a forked child asks `kill(SESSION, 0)` once a second instead;
+//! - writes the exit marker with NONCE and the status (128+N after signal N) and exits with it.
 //!
 //! Who vouches for this launcher: the inventory, whose writers already choose the host a run
 //! goes to. As a guard against a misplaced install, it also checks its own executable: the
@@ -43,19 +43,23 @@ use std::os::unix::fs::MetadataExt;
 
 use fatbin_core::trust;
 
-/// The wrapper's markers (`fatbin-migrate`'s `remote.rs` owns them; the launcher writes two).
+/// The wrapper's markers (`fatbin-migrate`'s `remote.rs` owns them; this writes its lines).
 const START: &[u8] = b"\x1efatbin:start:";
+const EXIT: &[u8] = b"\x1efatbin:exit:";
 const UNSAFE: &[u8] = b"\x1efatbin:fail:unsafe\n";
 
-/// Runs `fatbin node-exec` with the words after the command; returns only on failure.
+/// Runs `fatbin node-exec` with the words after the command: the program's status.
 pub fn main(args: &[OsString]) -> i32 {
-    let [level, pgid, session, argv0, binary, rest @ ..] = args else {
+    let [level, session, nonce, argv0, binary, rest @ ..] = args else {
         return usage();
     };
-    let (Some(level), Some(pgid), Some(session)) = (number(level), number(pgid), number(session))
-    else {
+    let (Some(level), Some(session)) = (number(level), number(session)) else {
         return usage();
     };
+    let nonce = nonce.as_bytes();
+    if nonce.is_empty() || !nonce.iter().all(u8::is_ascii_hexdigit) {
+        return usage();
+    }
     let me = || {
         // SAFETY: geteuid has no preconditions and cannot fail.
         unsafe { libc::geteuid() }
@@ -66,29 +70,53 @@ pub fn main(args: &[OsString]) -> i32 {
     if let Some(why) = problem(binary.as_bytes(), level, stat, me) {
         return refuse(&why);
     }
-    start_watchdog(session);
+    survive_int_and_term();
+    let session = libc::pid_t::try_from(session).unwrap_or(-1);
+    let session_fd = pidfd_open(session);
+    // SAFETY: getpid cannot fail.
+    let me_pid = unsafe { libc::getpid() };
     let mut start = START.to_vec();
-    start.extend_from_slice(pgid.to_string().as_bytes());
+    start.extend_from_slice(me_pid.to_string().as_bytes());
     start.push(b'\n');
     write_stderr(&start);
-    let e = exec(binary, argv0, rest);
-    let code = if e.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
+    // SAFETY: this process has one thread (node-exec starts none), so the child may run any
+    // code before its exec; it ends in execve or _exit.
+    let program = unsafe { libc::fork() };
+    if program == 0 {
+        let e = exec(binary, argv0, rest);
+        write_stderr(
+            format!(
+                "fatbin: cannot execute {}: {e}\n",
+                String::from_utf8_lossy(binary.as_bytes())
+            )
+            .as_bytes(),
+        );
+        let code = if e.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        };
+        // SAFETY: leaves the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) }
+    }
+    let status = if program < 0 {
+        let e = std::io::Error::last_os_error();
+        write_stderr(format!("fatbin: cannot start a process for the program: {e}\n").as_bytes());
         126
+    } else {
+        watch(program, session, session_fd)
     };
-    write_stderr(
-        format!(
-            "fatbin: cannot execute {}: {e}\n",
-            String::from_utf8_lossy(binary.as_bytes())
-        )
-        .as_bytes(),
-    );
-    code
+    let mut end = EXIT.to_vec();
+    end.extend_from_slice(nonce);
+    end.push(b':');
+    end.extend_from_slice(status.to_string().as_bytes());
+    end.push(b'\n');
+    write_stderr(&end);
+    status
 }
 
 fn usage() -> i32 {
-    write_stderr(b"fatbin: usage: fatbin node-exec LEVEL PGID SESSION ARGV0 BINARY [ARGS...]\n");
+    write_stderr(b"fatbin: usage: fatbin node-exec LEVEL SESSION NONCE ARGV0 BINARY [ARGS...]\n");
     2
 }
 
@@ -232,75 +260,36 @@ fn own_problem(me: u32) -> Option<String> {
     }
 }
 
-/// Starts the watchdog (see the module's notes) as a grandchild, so it belongs to no one
-/// here: the intermediate child exits at once and is reaped before the program starts.
-fn start_watchdog(session: u32) {
-    // SAFETY: getpid cannot fail.
-    let program = unsafe { libc::getpid() };
-    let Ok(session) = libc::pid_t::try_from(session) else {
-        return;
-    };
-    // Opened before the forks, so they name the right processes whatever happens next;
-    // close-on-exec (pidfd_open's default), so the program never sees them.
-    let (program_fd, session_fd) = (pidfd_open(program), pidfd_open(session));
-    // SAFETY: this process has one thread (node-exec starts none), so the child may run
-    // any code; each branch ends in `_exit` or returns to the parent's path.
-    match unsafe { libc::fork() } {
-        0 => {
-            // SAFETY: as above, in the single-threaded child.
-            if unsafe { libc::fork() } == 0 {
-                watch(program, program_fd, session, session_fd);
-            }
-            // SAFETY: leaving the intermediate child without running any exit handlers.
-            unsafe { libc::_exit(0) }
-        }
-        child if child > 0 => {
-            let mut status = 0;
-            // SAFETY: waits for our own child.
-            while unsafe { libc::waitpid(child, &mut status, 0) } == -1
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-            {
-            }
-        }
-        // No process to spare: the run goes on without a watchdog, as a plain ssh would.
-        _ => {}
-    }
-    for fd in [program_fd, session_fd].into_iter().flatten() {
-        // SAFETY: closes descriptors this function opened.
-        unsafe { libc::close(fd) };
+extern "C" fn ignore(_: libc::c_int) {}
+
+/// SIGINT and SIGTERM, forwarded to the whole group, are for the program: this process runs
+/// a handler that does nothing (not SIG_IGN, which the program would inherit) and reports.
+fn survive_int_and_term() {
+    // SAFETY: installs a handler that touches nothing; no SA_RESTART, so poll and waitpid
+    // return EINTR and are called again.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &sa, std::ptr::null_mut());
     }
 }
 
 fn pidfd_open(pid: libc::pid_t) -> Option<libc::c_int> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    if pid <= 0 {
+        return None;
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor (close-on-exec)
+    // or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0)
 }
 
-/// The watchdog's life: wait for the program or the session to end; HUP the group if the
-/// session went first.
-fn watch(
-    program: libc::pid_t,
-    program_fd: Option<libc::c_int>,
-    session: libc::pid_t,
-    session_fd: Option<libc::c_int>,
-) -> ! {
-    // SAFETY: plain system calls on this process's own signal dispositions and descriptors.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGTERM, libc::SIG_IGN);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        for fd in 0..=2 {
-            libc::dup2(null, fd);
-        }
-        let keep = [program_fd, session_fd];
-        for fd in 3..1024 {
-            if !keep.contains(&Some(fd)) {
-                libc::close(fd);
-            }
-        }
-    }
-    let session_ended = match (program_fd, session_fd) {
+/// Waits for the program, ending its group with SIGHUP if the session ends first; its status
+/// as a shell reports it.
+fn watch(program: libc::pid_t, session: libc::pid_t, session_fd: Option<libc::c_int>) -> i32 {
+    match (pidfd_open(program), session_fd) {
         (Some(program_fd), Some(session_fd)) => loop {
             let mut fds = [program_fd, session_fd].map(|fd| libc::pollfd {
                 fd,
@@ -308,29 +297,68 @@ fn watch(
                 revents: 0,
             });
             // SAFETY: polls two live descriptors of ours.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } > 0 {
-                // The program's end first: then the session ending is no news.
-                break fds[0].revents == 0 && fds[1].revents != 0;
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } <= 0 {
+                continue; // EINTR: a forwarded signal
             }
+            // The program's end first: then the session ending is no news.
+            if fds[0].revents == 0 {
+                hang_up();
+            }
+            return reap(program);
         },
-        _ => loop {
-            // SAFETY: kill with signal 0 only asks whether the process is there.
-            if unsafe { libc::kill(program, 0) } != 0 {
-                break false;
+        _ => {
+            // No pidfds: a child asks after the session once a second, as the shell did.
+            // SAFETY: single-threaded, as above; the child ends in _exit.
+            let watchdog = unsafe { libc::fork() };
+            if watchdog == 0 {
+                // SAFETY: plain system calls; kill with signal 0 only asks.
+                unsafe {
+                    libc::signal(libc::SIGINT, libc::SIG_IGN);
+                    libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                    while libc::kill(session, 0) == 0 {
+                        libc::sleep(1);
+                    }
+                }
+                hang_up();
+                // SAFETY: leaves the child without exit handlers.
+                unsafe { libc::_exit(0) }
             }
-            // SAFETY: as above.
-            if unsafe { libc::kill(session, 0) } != 0 {
-                break true;
+            let status = reap(program);
+            if watchdog > 0 {
+                // SAFETY: ends and reaps our own child.
+                unsafe {
+                    libc::kill(watchdog, libc::SIGKILL);
+                    libc::waitpid(watchdog, std::ptr::null_mut(), 0);
+                }
             }
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        },
-    };
-    if session_ended {
-        // SAFETY: signals this process's own group, the wrapper's.
-        unsafe { libc::kill(0, libc::SIGHUP) };
+            status
+        }
     }
-    // SAFETY: ends the watchdog without running exit handlers.
-    unsafe { libc::_exit(0) }
+}
+
+/// SIGHUP to this process's group (the wrapper's: the program and this process).
+fn hang_up() {
+    // SAFETY: signals our own process group.
+    unsafe { libc::kill(0, libc::SIGHUP) };
+}
+
+/// Waits for the program: its exit status, or 128+N after signal N.
+fn reap(program: libc::pid_t) -> i32 {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        if unsafe { libc::waitpid(program, &mut status, 0) } == program {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return 255;
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
 }
 
 extern "C" {

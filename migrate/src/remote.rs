@@ -127,8 +127,9 @@ pub struct RemoteCommand<'a> {
     pub argv0: &'a [u8],
     /// Variables to set, already filtered to valid names.
     pub env: &'a [(String, &'a OsStr)],
-    /// The node's launcher (`fatbin-full`), when it has one: it checks the binary and execs
-    /// it (`node-exec`), in place of the shell's `ls` check.
+    /// The node's launcher (`fatbin-full`), when it has one: the wrapper becomes it
+    /// (`node-exec`), which checks, starts and watches the binary in place of the shell's
+    /// `ls`, watchdog and status report.
     pub checker: Option<&'a [u8]>,
 }
 
@@ -143,81 +144,89 @@ impl RemoteCommand<'_> {
         push_remote_path(&mut s, self.binary);
         s.extend_from_slice(b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n");
         match self.checker {
-            // The node's launcher checks the binary itself and writes the start marker.
-            Some(checker) => {
-                s.extend_from_slice(b"[ -x ");
-                push_remote_path(&mut s, checker);
-                s.extend_from_slice(b" ] || { printf '%s\\n\\036fatbin:fail:launcher\\n' ");
-                let mut missing = b"the node has no launcher at ".to_vec();
-                missing.extend_from_slice(checker);
-                missing.extend_from_slice(b" (the `launcher` of its nodes.toml entry)");
-                push_quoted(&mut s, &missing);
-                s.extend_from_slice(b" >&2; exit 126; }\n");
-            }
-            None => {
-                push_trust_check(&mut s, self.binary, self.binary_kind);
-                s.extend_from_slice(b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n");
-            }
+            Some(checker) => self.push_launcher_tail(&mut s, checker, &nonce),
+            None => self.push_shell_tail(&mut s, &nonce),
         }
-        s.extend_from_slice(b"exec 3>&2 2>/dev/null\ntrap : INT TERM\n");
-        // The node's launcher starts its own watchdog, without a shell or `sleep`.
-        if self.checker.is_none() {
-            s.extend_from_slice(
-                b"(trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
-                  kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
-                  </dev/null >/dev/null 2>&1 3>&- &\n",
-            );
-        }
-        if !self.env.is_empty() {
-            s.extend_from_slice(b"export");
-            for (name, value) in self.env {
-                s.push(b' ');
-                s.extend_from_slice(name.as_bytes());
-                s.push(b'=');
-                push_quoted(&mut s, value.as_bytes());
-            }
-            s.push(b'\n');
-        }
-        s.extend_from_slice(b"set --");
-        for arg in self.args {
-            s.push(b' ');
-            push_quoted(&mut s, arg.as_bytes());
-        }
-        // The redirections go on the program itself, never on the `if`: the shell must keep
-        // /dev/null as its own stderr for its "Killed" notices.
-        if let Some(checker) = self.checker {
-            s.push(b'\n');
-            push_remote_path(&mut s, checker);
-            s.extend_from_slice(b" node-exec ");
-            s.extend_from_slice(self.binary_kind.root_level().to_string().as_bytes());
-            s.extend_from_slice(b" \"$$\" \"$PPID\" ");
-            push_quoted(&mut s, self.argv0);
-            s.push(b' ');
-            push_remote_path(&mut s, self.binary);
-            s.extend_from_slice(b" \"$@\" 2>&3 3>&-\n");
-        } else {
-            s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
-            push_quoted(&mut s, self.argv0);
-            s.push(b' ');
-            push_remote_path(&mut s, self.binary);
-            s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
-            push_remote_path(&mut s, self.binary);
-            s.extend_from_slice(b" \"$@\" 2>&3 3>&-; fi\n");
-        }
-        s.extend_from_slice(if self.checker.is_none() {
-            &b"s=$?; kill -s KILL $!; "[..]
-        } else {
-            b"s=$?; "
-        });
-        s.extend_from_slice(b"printf '\\036fatbin:exit:");
-        s.extend_from_slice(nonce.as_bytes());
-        s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
         let mut exit_marker = EXIT.to_vec();
         exit_marker.extend_from_slice(nonce.as_bytes());
         exit_marker.push(b':');
         Script {
             text: s,
             exit_marker,
+        }
+    }
+
+    /// Without a node launcher: the shell checks, starts the watchdog and the program, and
+    /// reports.
+    fn push_shell_tail(&self, s: &mut Vec<u8>, nonce: &str) {
+        push_trust_check(s, self.binary, self.binary_kind);
+        s.extend_from_slice(
+            b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
+              exec 3>&2 2>/dev/null\n\
+              trap : INT TERM\n\
+              (trap '' INT TERM; while kill -0 $$ 2>/dev/null; do \
+              kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
+              </dev/null >/dev/null 2>&1 3>&- &\n",
+        );
+        self.push_env_and_args(s);
+        s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
+        push_quoted(s, self.argv0);
+        s.push(b' ');
+        push_remote_path(s, self.binary);
+        // The redirections go on the program itself, never on the `if`: the shell must keep
+        // /dev/null as its own stderr for its "Killed" notices.
+        s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
+        push_remote_path(s, self.binary);
+        s.extend_from_slice(
+            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:",
+        );
+        s.extend_from_slice(nonce.as_bytes());
+        s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
+    }
+
+    /// With a node launcher: the shell becomes `fatbin node-exec`, which checks, writes the
+    /// markers, starts the program, watches the connection and reports
+    /// (`launcher/src/node_exec.rs`). A launcher the inventory names but the node lacks is
+    /// reported before anything runs.
+    fn push_launcher_tail(&self, s: &mut Vec<u8>, checker: &[u8], nonce: &str) {
+        s.extend_from_slice(b"[ -x ");
+        push_remote_path(s, checker);
+        s.extend_from_slice(b" ] || { printf '%s\\n\\036fatbin:fail:launcher\\n' ");
+        let mut missing = b"the node has no launcher at ".to_vec();
+        missing.extend_from_slice(checker);
+        missing.extend_from_slice(b" (the `launcher` of its nodes.toml entry)");
+        push_quoted(s, &missing);
+        s.extend_from_slice(b" >&2; exit 126; }\n");
+        self.push_env_and_args(s);
+        s.extend_from_slice(b"\nexec ");
+        push_remote_path(s, checker);
+        s.extend_from_slice(b" node-exec ");
+        s.extend_from_slice(self.binary_kind.root_level().to_string().as_bytes());
+        s.extend_from_slice(b" \"$PPID\" ");
+        s.extend_from_slice(nonce.as_bytes());
+        s.push(b' ');
+        push_quoted(s, self.argv0);
+        s.push(b' ');
+        push_remote_path(s, self.binary);
+        s.extend_from_slice(b" \"$@\"\n");
+    }
+
+    /// `export K=V ...` (when there is any) and `set -- ARGS`.
+    fn push_env_and_args(&self, s: &mut Vec<u8>) {
+        if !self.env.is_empty() {
+            s.extend_from_slice(b"export");
+            for (name, value) in self.env {
+                s.push(b' ');
+                s.extend_from_slice(name.as_bytes());
+                s.push(b'=');
+                push_quoted(s, value.as_bytes());
+            }
+            s.push(b'\n');
+        }
+        s.extend_from_slice(b"set --");
+        for arg in self.args {
+            s.push(b' ');
+            push_quoted(s, arg.as_bytes());
         }
     }
 }
