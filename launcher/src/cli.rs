@@ -82,14 +82,6 @@ pub(crate) const TABLE: Table = Table {
             about: "Manage the cluster's nodes (see `fatbin nodes --help`).",
         },
         Spec {
-            name: "node-exec",
-            alias: None,
-            flags: &[],
-            operands: Operands::Rest,
-            about: "The node's half of a migrated run (LEVEL PGID ARGV0 BINARY ARGS): check \
-                    BINARY with the trust rule, then exec it (see docs/migration.md).",
-        },
-        Spec {
             name: "view",
             alias: None,
             flags: &[],
@@ -134,7 +126,6 @@ pub(crate) enum Command {
         opts: Opts,
     },
     Nodes(Vec<OsString>),
-    NodeExec(Vec<OsString>),
     View(Vec<OsString>),
     Help,
     Version,
@@ -221,7 +212,6 @@ fn command(mut p: Parsed) -> Result<Command> {
         },
         Some("list") => Command::List { opts },
         Some("nodes") => Command::Nodes(p.rest),
-        Some("node-exec") => Command::NodeExec(p.rest),
         Some("view") => Command::View(p.rest),
         other => unreachable!("no command `{other:?}` in the table"),
     })

@@ -50,6 +50,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             args.first().map(OsString::as_os_str),
             args.get(1..).unwrap_or_default(),
         ),
+        // The node's half of a migrated run, which the remote wrapper execs: not a command for
+        // people, so not in the table (or the help).
+        Mode::Cli { .. } if args.get(1).is_some_and(|a| a == node_exec::COMMAND) => {
+            Ok(node_exec::main(&args[2..]))
+        }
         Mode::Cli { shims_dir } => {
             let shim_root = shims_dir.map(|d| invocation::parent_dir(&d));
             cli::parse(args.into_iter().skip(1).collect())
@@ -134,7 +139,6 @@ fn run_command(command: Command, shim_root: Option<std::path::PathBuf>) -> Resul
             report::host()
         }),
         Command::Nodes(args) => Ok(nodes_cli::main(&args, shim_root)),
-        Command::NodeExec(args) => Ok(node_exec::main(&args)),
         Command::View(args) => Ok(view::main(&args, shim_root)),
         Command::List { opts } => {
             let root = invocation::resolve_root(opts.root, shim_root)?;

@@ -48,6 +48,9 @@ const START: &[u8] = b"\x1efatbin:start:";
 const EXIT: &[u8] = b"\x1efatbin:exit:";
 const UNSAFE: &[u8] = b"\x1efatbin:fail:unsafe\n";
 
+/// The word after `fatbin` that selects this mode (kept out of the command table and help).
+pub const COMMAND: &str = "node-exec";
+
 /// Runs `fatbin node-exec` with the words after the command: the program's status.
 pub fn main(args: &[OsString]) -> i32 {
     let [level, session, nonce, argv0, binary, rest @ ..] = args else {
