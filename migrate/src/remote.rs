@@ -397,6 +397,37 @@ mod tests {
         }
     }
 
+    /// With a node launcher the shell checks nothing itself: a launcher the node lacks is
+    /// named with its own marker before anything starts, and no `ls` or watchdog is in the
+    /// script (the launcher does both; tests/tests/integration/migration.rs runs it).
+    #[test]
+    fn a_node_launcher_the_node_lacks_is_named_before_start() {
+        let script = RemoteCommand {
+            cwd: b"/",
+            binary: b"/bin/true",
+            binary_kind: BinaryKind::LayoutSlot,
+            args: &[],
+            argv0: b"true",
+            env: &[],
+            checker: Some(b"/nonexistent/fatbin-full"),
+        }
+        .script();
+        let text = String::from_utf8_lossy(&script);
+        assert!(
+            !text.contains("ls -ldnL") && !text.contains("sleep 1"),
+            "{text}"
+        );
+        let out = run_script("dash", &script);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(126), "{err}");
+        assert!(
+            err.contains("the node has no launcher at /nonexistent/fatbin-full")
+                && err.contains("\x1efatbin:fail:launcher\n")
+                && !err.contains("fatbin:start"),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn a_missing_cwd_is_reported_before_start() {
         let script = RemoteCommand {
