@@ -4,9 +4,11 @@
 # A loopback cluster with one "aarch64" node (ci/cluster/node.sh: sshd in a user namespace
 # whose binfmt_misc runs aarch64 binaries through qemu) and a layout whose `hello` program has
 # only an aarch64 slot, so the x86_64 host must migrate it. Times, in one run:
-#   warm: `ROOT/shims/hello` (launcher -> node, reused master connection)
+#   warm: `ROOT/shims/hello` (launcher -> node, reused master connection), the node naming
+#         its own launcher (`launcher` in nodes.toml: it checks and starts the binary)
 #         vs `ssh -o ControlMaster=auto -o ControlPath=SOCK NODE ROOT/bin/hello/aarch64`
 #            with a master that is already up;
+#         and the same run on a node without a launcher (the wrapper's `ls` check);
 #   cold: the same two with no master (every master closed before each run; the plain ssh
 #         uses no multiplexing: a full handshake each time).
 # Both sides run the same binary on the same node (qemu's start-up is in both).
@@ -69,11 +71,17 @@ features = []
 size = $(stat -c %s "$hello")
 sha256 = "$(sha256sum "$hello" | cut -d' ' -f1)"
 TOML
-cat >"$work/config/fatbin/nodes.toml" <<TOML
+# The inventory is each layout's own ROOT/nodes.toml, so that a copy of the layout can
+# describe the node differently (without a launcher there; a baseline that predates the key).
+cat >"$root/nodes.toml" <<TOML
 [nodes.arm]
 ssh = "arm"
 slots = ["aarch64"]
+launcher = "$work/node/fatbin"
 TOML
+nroot=$work/no-launcher-root
+cp -a "$root" "$nroot"
+grep -v '^launcher' "$root/nodes.toml" >"$nroot/nodes.toml"
 
 export FATBIN_SSH_CONFIG=$work/cluster/ssh_config XDG_CONFIG_HOME=$work/config \
   XDG_CACHE_HOME=$work/cache XDG_RUNTIME_DIR=$work/run FATBIN_FALLBACK=nodes \
@@ -81,6 +89,7 @@ export FATBIN_SSH_CONFIG=$work/cluster/ssh_config XDG_CONFIG_HOME=$work/config \
 cfg=$work/cluster/ssh_config
 sock=$work/plain.sock
 "$root/shims/hello" >/dev/null </dev/null   # sanity: migrates, opens our master
+"$nroot/shims/hello" >/dev/null </dev/null
 
 # The baseline launcher, if any: the same layout under another ROOT whose shims lead to it.
 warm_base=() cold_base=()
@@ -88,7 +97,7 @@ if [ -n "${BASELINE:-}" ]; then
   broot=$work/base-root
   mkdir -p "$work/base-node"
   cp "$BASELINE/fatbin" "$BASELINE/fatbin-full" "$work/base-node/"
-  cp -a "$root" "$broot"
+  cp -a "$nroot" "$broot"
   rm "$broot/shims/fatbin"
   ln -s "$work/base-node/fatbin" "$broot/shims/fatbin"
   "$broot/shims/hello" >/dev/null </dev/null   # sanity: the baseline migrates too
@@ -98,7 +107,7 @@ fi
 
 plain_warm="ssh -F $cfg -o ControlMaster=auto -o ControlPath=$sock -o ControlPersist=600 arm $root/bin/hello/aarch64"
 plain_cold="ssh -F $cfg -o ControlMaster=no -o ControlPath=none arm $root/bin/hello/aarch64"
-close_ours="$work/node/fatbin nodes disconnect arm"
+close_ours="$work/node/fatbin nodes disconnect arm --layout $root"
 
 # In rounds (ROUNDS, default 1): each round times every command, ratios are taken within a
 # round (load that comes and goes hits both sides alike), and the median round is reported.
@@ -107,7 +116,8 @@ for round in $(seq "$rounds"); do
   hyperfine -N --style basic --warmup 10 --runs "$runs" \
     --export-json "$work/warm-$round.json" \
     -n "migrated (warm)" "$root/shims/hello" \
-    -n "ssh ControlMaster (warm)" "$plain_warm" "${warm_base[@]}" </dev/null
+    -n "ssh ControlMaster (warm)" "$plain_warm" \
+    -n "migrated, no node launcher (warm)" "$nroot/shims/hello" "${warm_base[@]}" </dev/null
   hyperfine --style basic --warmup 2 --runs "$cold_runs" \
     --export-json "$work/cold-$round.json" \
     --prepare "$close_ours >/dev/null 2>&1 || true" \
@@ -134,7 +144,7 @@ for kind in ["warm", "cold"]:
           f"{ratio[ours]:.2f}x (goal <= {goals[kind]}x)")
     for name in base:
         mine = statistics.median(dict(p)[ours] / dict(p)[name] for p in per_round)
-        print(f"{kind}: {name} {ms[name]:.1f} ms = {ratio[name]:.2f}x; ours / baseline = {mine:.2f}x")
+        print(f"{kind}: {name} {ms[name]:.1f} ms = {ratio[name]:.2f}x; migrated / this = {mine:.2f}x")
     if rounds > 1:
         print(f"{kind}: per-round ratios " + " ".join(f"{dict(p)[ours] / p[1][1]:.2f}" for p in per_round))
 print("goals met" if ok else "goals NOT met")

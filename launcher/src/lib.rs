@@ -18,6 +18,7 @@ mod fast_agrees;
 pub(crate) mod host;
 pub(crate) mod invocation;
 pub(crate) mod launch;
+mod node_exec;
 mod nodes_cli;
 pub(crate) mod plan;
 pub(crate) mod program;
@@ -49,6 +50,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
             args.first().map(OsString::as_os_str),
             args.get(1..).unwrap_or_default(),
         ),
+        // The node's half of a migrated run, which the remote wrapper execs: not a command for
+        // people, so not in the table (or the help).
+        Mode::Cli { .. } if args.get(1).is_some_and(|a| a == node_exec::COMMAND) => {
+            Ok(node_exec::main(&args[2..]))
+        }
         Mode::Cli { shims_dir } => {
             let shim_root = shims_dir.map(|d| invocation::parent_dir(&d));
             cli::parse(args.into_iter().skip(1).collect())

@@ -63,7 +63,8 @@ const TABLE: Table = Table {
                 Flag::value(
                     "--launcher",
                     "PATH",
-                    "Slurm: the launcher on the nodes (default: fatbin beside this one).",
+                    "The launcher on the node(s). Slurm: default fatbin beside this one. ssh: \
+                     optional; it then checks and starts each binary (one process, no `ls`).",
                 ),
                 Flag::value("--port", "N", "The node's ssh port."),
                 Flag::value("--slot", "SLOT", "A slot the node runs (repeat for each).").repeats(),
@@ -299,7 +300,7 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
     if parsed.has("--slurm") {
         return add_slurm(paths, parsed, name);
     }
-    for flag in ["--partition", "--srun-arg", "--launcher"] {
+    for flag in ["--partition", "--srun-arg"] {
         if parsed.value(flag).is_some() {
             return Err(format!("{flag} is for a Slurm route: add --slurm"));
         }
@@ -315,6 +316,7 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
     let slots = slot_values(parsed)?;
     let node_root = text_value(parsed, "--root")?;
     let cache = text_value(parsed, "--cache")?;
+    let launcher = text_value(parsed, "--launcher")?;
     let shared = !parsed.has("--no-shared");
     let to = text_value(parsed, "--to")?;
     if let Some(why) = node_name_problem(name) {
@@ -323,9 +325,11 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
     if let Some(why) = destination_problem(&dest) {
         return Err(format!("--ssh {dest:?}: {why}"));
     }
-    if let Some(r) = &node_root {
-        if !r.starts_with('/') {
-            return Err(format!("--root {r}: must be an absolute path on the node"));
+    for (flag, value) in [("--root", &node_root), ("--launcher", &launcher)] {
+        if let Some(r) = value {
+            if !r.starts_with('/') {
+                return Err(format!("{flag} {r}: must be an absolute path on the node"));
+            }
         }
     }
     let (source, path) = file_for(paths, to)?;
@@ -341,6 +345,7 @@ fn add(paths: &Paths, parsed: &Parsed, name: &str) -> Result<i32, String> {
                 root: node_root,
                 shared,
                 cache,
+                launcher,
             },
         )
         .is_some();

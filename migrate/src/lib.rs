@@ -369,6 +369,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                 }
             }
         };
+        let checker = node.checker_on_node();
         let mut reshipped = false;
         let mut door_retries = 0;
         loop {
@@ -392,6 +393,7 @@ fn run_ssh(req: &Request<'_>) -> Result<i32, Error> {
                 args: &args,
                 argv0: req.argv0.as_bytes(),
                 env: &env_refs,
+                checker: checker.as_ref().map(|c| c.as_os_str().as_bytes()),
             }
             .script();
             let cold = !seat.warm;

@@ -66,6 +66,10 @@ pub struct NodeEntry {
     /// The content-addressed binary cache on a node without the shared ROOT.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<String>,
+    /// A fatbin launcher installed on the node (absolute), which then checks and starts each
+    /// migrated binary in one process (`fatbin node-exec`) instead of the wrapper's `ls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launcher: Option<String>,
 }
 
 /// ControlPersist's default: long enough that a burst or a script's sequence of runs shares
@@ -156,7 +160,7 @@ impl NodesFile {
     }
 
     /// Refuses what no node may have: odd names, a destination ssh would read as an option,
-    /// a relative `root` or `cache` (which would be resolved against whatever directory the
+    /// a relative `root`, `cache` or `launcher` (which would be resolved against whatever directory the
     /// remote command or the caller happens to be in).
     fn check(&self, path: &Path) -> Result<(), Error> {
         for (name, entry) in &self.nodes {
@@ -181,9 +185,11 @@ impl NodesFile {
                     path.display()
                 )));
             }
-            for (key, value, home_ok) in
-                [("root", &entry.root, false), ("cache", &entry.cache, true)]
-            {
+            for (key, value, home_ok) in [
+                ("root", &entry.root, false),
+                ("cache", &entry.cache, true),
+                ("launcher", &entry.launcher, false),
+            ] {
                 if let Some(why) = value.as_deref().and_then(|v| node_path_problem(v, home_ok)) {
                     return Err(Error::usage(format!(
                         "{}: node `{name}`: {key} = {:?}: {why}",
@@ -299,6 +305,7 @@ impl Node {
                 root: None,
                 shared,
                 cache: None,
+                launcher: None,
             },
             source: Source::User,
         }
@@ -320,6 +327,20 @@ impl Node {
             .cache
             .as_deref()
             .unwrap_or("~/.cache/fatbin/slots")
+    }
+
+    /// What the wrapper runs to check and start the binary, when the node has a launcher: for
+    /// `DIR/fatbin`, `DIR/fatbin-full` beside it (the small `fatbin` would only hand
+    /// `node-exec` over to it, one exec more on every run), else the launcher named.
+    pub fn checker_on_node(&self) -> Option<PathBuf> {
+        let launcher = Path::new(self.entry.launcher.as_deref()?);
+        Some(
+            if launcher.file_name() == Some(std::ffi::OsStr::new("fatbin")) {
+                launcher.with_file_name("fatbin-full")
+            } else {
+                launcher.to_owned()
+            },
+        )
     }
 
     /// The best of `wanted` (ordered best first) this node runs, with its rank.
@@ -472,6 +493,7 @@ mod tests {
                 root: None,
                 shared: false,
                 cache: Some("relcache".into()),
+                launcher: None,
             },
         );
         let other = dir.path().join("other.toml");
@@ -742,6 +764,7 @@ mod tests {
                 root: Some("/srv/fatbin".into()),
                 shared: false,
                 cache: None,
+                launcher: None,
             },
         );
         let p = dir.path().join("sub/nodes.toml");

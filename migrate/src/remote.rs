@@ -127,6 +127,10 @@ pub struct RemoteCommand<'a> {
     pub argv0: &'a [u8],
     /// Variables to set, already filtered to valid names.
     pub env: &'a [(String, &'a OsStr)],
+    /// The node's launcher (`fatbin-full`), when it has one: the wrapper becomes it
+    /// (`node-exec`), which checks, starts and watches the binary in place of the shell's
+    /// `ls`, watchdog and status report.
+    pub checker: Option<&'a [u8]>,
 }
 
 impl RemoteCommand<'_> {
@@ -139,7 +143,23 @@ impl RemoteCommand<'_> {
         s.extend_from_slice(b" || { printf '\\036fatbin:fail:cwd\\n' >&2; exit 126; }\n[ -x ");
         push_remote_path(&mut s, self.binary);
         s.extend_from_slice(b" ] || { printf '\\036fatbin:fail:missing\\n' >&2; exit 127; }\n");
-        push_trust_check(&mut s, self.binary, self.binary_kind);
+        match self.checker {
+            Some(checker) => self.push_launcher_tail(&mut s, checker, &nonce),
+            None => self.push_shell_tail(&mut s, &nonce),
+        }
+        let mut exit_marker = EXIT.to_vec();
+        exit_marker.extend_from_slice(nonce.as_bytes());
+        exit_marker.push(b':');
+        Script {
+            text: s,
+            exit_marker,
+        }
+    }
+
+    /// Without a node launcher: the shell checks, starts the watchdog and the program, and
+    /// reports.
+    fn push_shell_tail(&self, s: &mut Vec<u8>, nonce: &str) {
+        push_trust_check(s, self.binary, self.binary_kind);
         s.extend_from_slice(
             b"printf '\\036fatbin:start:%s\\n' \"$$\" >&2\n\
               exec 3>&2 2>/dev/null\n\
@@ -148,40 +168,65 @@ impl RemoteCommand<'_> {
               kill -0 \"$PPID\" 2>/dev/null || { kill -s HUP 0; exit; }; sleep 1; done) \
               </dev/null >/dev/null 2>&1 3>&- &\n",
         );
+        self.push_env_and_args(s);
+        s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
+        push_quoted(s, self.argv0);
+        s.push(b' ');
+        push_remote_path(s, self.binary);
+        // The redirections go on the program itself, never on the `if`: the shell must keep
+        // /dev/null as its own stderr for its "Killed" notices.
+        s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
+        push_remote_path(s, self.binary);
+        s.extend_from_slice(
+            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:",
+        );
+        s.extend_from_slice(nonce.as_bytes());
+        s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
+    }
+
+    /// With a node launcher: the shell becomes `fatbin node-exec`, which checks, writes the
+    /// markers, starts the program, watches the connection and reports
+    /// (`launcher/src/node_exec.rs`). A launcher the inventory names but the node lacks is
+    /// reported before anything runs.
+    fn push_launcher_tail(&self, s: &mut Vec<u8>, checker: &[u8], nonce: &str) {
+        s.extend_from_slice(b"[ -x ");
+        push_remote_path(s, checker);
+        s.extend_from_slice(b" ] || { printf '%s\\n\\036fatbin:fail:launcher\\n' ");
+        let mut missing = b"the node has no launcher at ".to_vec();
+        missing.extend_from_slice(checker);
+        missing.extend_from_slice(b" (the `launcher` of its nodes.toml entry)");
+        push_quoted(s, &missing);
+        s.extend_from_slice(b" >&2; exit 126; }\n");
+        self.push_env_and_args(s);
+        s.extend_from_slice(b"\nexec ");
+        push_remote_path(s, checker);
+        s.extend_from_slice(b" node-exec ");
+        s.extend_from_slice(self.binary_kind.root_level().to_string().as_bytes());
+        s.extend_from_slice(b" \"$PPID\" ");
+        s.extend_from_slice(nonce.as_bytes());
+        s.push(b' ');
+        push_quoted(s, self.argv0);
+        s.push(b' ');
+        push_remote_path(s, self.binary);
+        s.extend_from_slice(b" \"$@\"\n");
+    }
+
+    /// `export K=V ...` (when there is any) and `set -- ARGS`.
+    fn push_env_and_args(&self, s: &mut Vec<u8>) {
         if !self.env.is_empty() {
             s.extend_from_slice(b"export");
             for (name, value) in self.env {
                 s.push(b' ');
                 s.extend_from_slice(name.as_bytes());
                 s.push(b'=');
-                push_quoted(&mut s, value.as_bytes());
+                push_quoted(s, value.as_bytes());
             }
             s.push(b'\n');
         }
         s.extend_from_slice(b"set --");
         for arg in self.args {
             s.push(b' ');
-            push_quoted(&mut s, arg.as_bytes());
-        }
-        s.extend_from_slice(b"\nif [ -n \"${BASH_VERSION-}${ZSH_VERSION-}\" ]; then (exec -a ");
-        push_quoted(&mut s, self.argv0);
-        s.push(b' ');
-        push_remote_path(&mut s, self.binary);
-        // The redirections go on the program itself, never on the `if`: the shell must keep
-        // /dev/null as its own stderr for its "Killed" notices.
-        s.extend_from_slice(b" \"$@\" 2>&3 3>&-)\nelse ");
-        push_remote_path(&mut s, self.binary);
-        s.extend_from_slice(
-            b" \"$@\" 2>&3 3>&-; fi\ns=$?; kill -s KILL $!; printf '\\036fatbin:exit:",
-        );
-        s.extend_from_slice(nonce.as_bytes());
-        s.extend_from_slice(b":%s\\n' \"$s\" >&3; exit \"$s\"\n");
-        let mut exit_marker = EXIT.to_vec();
-        exit_marker.extend_from_slice(nonce.as_bytes());
-        exit_marker.push(b':');
-        Script {
-            text: s,
-            exit_marker,
+            push_quoted(s, arg.as_bytes());
         }
     }
 }
@@ -299,6 +344,7 @@ mod tests {
             args: &args,
             argv0: b"sh",
             env: &env,
+            checker: None,
         }
         .script();
         let out = run_script("/bin/sh", &script);
@@ -321,6 +367,7 @@ mod tests {
             args: &[],
             argv0: b"true",
             env: &[],
+            checker: None,
         };
         let (a, b) = (cmd.script(), cmd.script());
         assert_ne!(a.exit_marker(), b.exit_marker());
@@ -340,6 +387,7 @@ mod tests {
             args: &args,
             argv0: b"typed name",
             env: &[],
+            checker: None,
         }
         .script();
         for (shell, expected) in [("bash", &b"typed name"[..]), ("dash", b"/bin/sh")] {
@@ -347,6 +395,37 @@ mod tests {
             assert_eq!(out.status.code(), Some(0), "{shell}");
             assert_eq!(out.stdout, expected, "{shell}");
         }
+    }
+
+    /// With a node launcher the shell checks nothing itself: a launcher the node lacks is
+    /// named with its own marker before anything starts, and no `ls` or watchdog is in the
+    /// script (the launcher does both; tests/tests/integration/migration.rs runs it).
+    #[test]
+    fn a_node_launcher_the_node_lacks_is_named_before_start() {
+        let script = RemoteCommand {
+            cwd: b"/",
+            binary: b"/bin/true",
+            binary_kind: BinaryKind::LayoutSlot,
+            args: &[],
+            argv0: b"true",
+            env: &[],
+            checker: Some(b"/nonexistent/fatbin-full"),
+        }
+        .script();
+        let text = String::from_utf8_lossy(&script);
+        assert!(
+            !text.contains("ls -ldnL") && !text.contains("sleep 1"),
+            "{text}"
+        );
+        let out = run_script("dash", &script);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(126), "{err}");
+        assert!(
+            err.contains("the node has no launcher at /nonexistent/fatbin-full")
+                && err.contains("\x1efatbin:fail:launcher\n")
+                && !err.contains("fatbin:start"),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -358,6 +437,7 @@ mod tests {
             args: &[],
             argv0: b"true",
             env: &[],
+            checker: None,
         }
         .script();
         let out = run_script("/bin/sh", &script);
@@ -394,6 +474,7 @@ mod trust_tests {
             args: &[],
             argv0: b"prog",
             env: &[],
+            checker: None,
         }
         .script();
         let mut dash = Command::new("dash");
@@ -552,6 +633,7 @@ mod trust_tests {
             args: &[],
             argv0: b"prog",
             env: &[],
+            checker: None,
         }
         .script();
         // The wrapper's parent is of the same account, as sshd's session is (the watchdog

@@ -905,3 +905,252 @@ fn a_node_whose_port_was_taken_moves_to_another() {
     let out = cl.ssh("n1", "echo ok");
     assert_eq!(text(&out.stdout), "ok\n", "{}", show(&out));
 }
+
+/// `x86_cluster_for_slot`'s cluster, its node naming this build's launcher as the node's own
+/// (`launcher`): the node then checks and starts each binary with `fatbin node-exec`.
+pub(crate) fn cluster_with_node_launcher(root: &Path, slot: &str, kind: Kind) -> Cluster {
+    cluster::require(kind == Kind::Aarch64);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", kind);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"{slot}\"]\nroot = \"{}\"\nlauncher = \"{}\"\n",
+        root.display(),
+        host_bin_dir().join("fatbin").display()
+    ));
+    cl
+}
+
+/// Every process whose command line has `needle` as a word: (pid, parent pid, command line).
+fn processes_with(needle: &str) -> Vec<(i32, i32, Vec<u8>)> {
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if pid == me || !cmdline.split(|&b| b == 0).any(|w| w == needle.as_bytes()) {
+            continue;
+        }
+        // The parent is the second field after the command name, which ends at the last ')'.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, ppid, cmdline));
+    }
+    found
+}
+
+/// How many processes have `parent` as their parent.
+fn children_of(parent: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok())
+                == Some(parent)
+        })
+        .count()
+}
+
+/// With a node launcher the wrapper's shell becomes the launcher (`fatbin node-exec`), which
+/// starts one process, the program, and is itself the watchdog: no `ls`, no shell copy
+/// running `sleep`. It survives the forwarded SIGINT (the program gets it) and reports the
+/// program's status, nothing of the run stays on the node, and it still ends the program when
+/// the connection dies.
+#[test]
+fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connection() {
+    let root = arm_only();
+    let cl = cluster_with_node_launcher(root.path(), "aarch64", Kind::Aarch64);
+    let dir = temp_dir();
+    // A signal, forwarded: the program's status, and nothing of the run stays on the node.
+    let file = dir.path().join("int");
+    let needle = file.to_str().unwrap().to_owned();
+    let child = fatbin(&cl, root.path(), &[b"wait-signal", needle.as_bytes()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&file, "ready");
+    // The node's processes: not the launcher here, whose command line has the needle too.
+    let local = child.id() as i32;
+    let procs: Vec<_> = processes_with(&needle)
+        .into_iter()
+        .filter(|p| p.0 != local)
+        .collect();
+    let is_launcher = |c: &[u8]| c.split(|&b| b == 0).any(|w| w == b"node-exec");
+    let launchers: Vec<_> = procs.iter().filter(|p| is_launcher(&p.2)).collect();
+    let programs: Vec<_> = procs.iter().filter(|p| !is_launcher(&p.2)).collect();
+    assert_eq!((launchers.len(), programs.len()), (1, 1), "{procs:?}");
+    let wrapper = launchers[0].0;
+    assert_eq!(
+        programs[0].1, wrapper,
+        "the program is not node-exec's child: {procs:?}"
+    );
+    assert_eq!(
+        children_of(wrapper),
+        1,
+        "the wrapper started more than the program (a watchdog, `sleep`, `ls`?)"
+    );
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let got = std::fs::read_to_string(&file).unwrap_or_default();
+    assert_eq!(got.trim(), "got SIGINT", "{}", show(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGINT),
+        "{}",
+        show(&out)
+    );
+    // The local launcher has exited: whatever is left with the needle is on the node.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with(&needle).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", processes_with(&needle));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The connection dies: the watchdog ends the program.
+    let file = dir.path().join("conn");
+    let needle = file.to_str().unwrap().to_owned();
+    let child = fatbin(&cl, root.path(), &[b"wait-signal", needle.as_bytes()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&file, "ready");
+    assert_eq!(
+        processes_with(&needle).len(),
+        3,
+        "{:?}",
+        processes_with(&needle)
+    );
+    let socket = master_socket(&cl, "n1", 0).expect("a master for n1");
+    let check = Command::new("ssh")
+        .arg("-F")
+        .arg(cl.ssh_config())
+        .arg("-S")
+        .arg(&socket)
+        .args(["-O", "check", "n1"])
+        .output()
+        .unwrap();
+    let said = text(&check.stderr);
+    let pid: i32 = said
+        .split("pid=")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no master pid in {said:?}"));
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_with(&needle).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the remote program or node-exec still runs after the connection died: {:?}",
+            processes_with(&needle)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Through a node launcher: exit statuses and death by signal as a local run reports them,
+/// arguments byte-exact, stdin and stderr streamed, the working directory the caller's.
+#[test]
+fn a_node_launcher_keeps_statuses_arguments_and_streams() {
+    let root = arm_only();
+    let cl = cluster_with_node_launcher(root.path(), "aarch64", Kind::Aarch64);
+    for code in [0, 3, 126, 127, 255] {
+        let out = output(&mut fatbin(
+            &cl,
+            root.path(),
+            &[b"exit", code.to_string().as_bytes()],
+        ));
+        assert_eq!(out.status.code(), Some(code), "{}", show(&out));
+        assert!(out.stderr.is_empty(), "{}", show(&out));
+    }
+    let out = output(&mut fatbin(&cl, root.path(), &[b"signal", b"15"]));
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", show(&out));
+    let corpus: [&[u8]; 7] = [
+        b"two words",
+        b"it's",
+        b"$(touch /tmp/fatbin-pwned)",
+        b"",
+        b"--help",
+        b"\xff not utf-8",
+        b"\x1efatbin:start:1\n",
+    ];
+    let mut args: Vec<&[u8]> = vec![b"args"];
+    args.extend(&corpus);
+    let out = output(&mut fatbin(&cl, root.path(), &args));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        out.stdout,
+        corpus
+            .iter()
+            .flat_map(|a| [*a, b"\0"])
+            .flatten()
+            .copied()
+            .collect::<Vec<u8>>()
+    );
+    let mut cat = fatbin(&cl, root.path(), &[b"cat"]);
+    let mut child = cat
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"through stdin\n", "{}", show(&out));
+    let out = output(&mut fatbin(&cl, root.path(), &[b"stderr", b"to stderr"]));
+    assert_eq!(out.stderr, b"to stderr", "{}", show(&out));
+    let here = temp_dir();
+    let out = output(fatbin(&cl, root.path(), &[b"pwd"]).current_dir(here.path()));
+    assert_eq!(
+        out.stdout,
+        here.path().as_os_str().as_bytes(),
+        "{}",
+        show(&out)
+    );
+}
+
+/// A node whose inventory names a launcher that is not there says so, and runs nothing.
+#[test]
+fn a_missing_node_launcher_is_named() {
+    let root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", Kind::Aarch64);
+    cl.write_nodes(&format!(
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\nlauncher = \"/nonexistent/fatbin\"\n",
+        root.path().display()
+    ));
+    let out = output(&mut fatbin(&cl, root.path(), &[]));
+    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        out.stdout.is_empty()
+            && text(&out.stderr).contains("the node has no launcher at /nonexistent/fatbin-full"),
+        "{}",
+        show(&out)
+    );
+}

@@ -1476,3 +1476,101 @@ fn remove_leaves_what_fatbin_did_not_write_in_shims() {
     );
     assert_eq!(fatbin_tests::cargo_fatbin_support::stamps(&shims), before);
 }
+
+/// The node's check through a node launcher (`launcher` in nodes.toml, `fatbin node-exec`):
+/// the same refusals in the same words as the wrapper's own check, with nothing started; and
+/// a launcher that others could replace vouches for nothing.
+#[test]
+fn a_node_launcher_refuses_what_the_wrapper_refuses_and_a_launcher_others_could_write() {
+    let root = arm_only();
+    let node_root = arm_only();
+    cluster::require(true);
+    let mut cl = Cluster::new();
+    cl.add_node("n1", Kind::Aarch64);
+    let nodes = |launcher: &Path| {
+        format!(
+            "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\nlauncher = \"{}\"\n",
+            node_root.path().display(),
+            launcher.display()
+        )
+    };
+    cl.write_nodes(&nodes(&host_bin_dir().join("fatbin")));
+    let layout = Layout::new(node_root.path());
+    let manifest = layout.read_manifest("probe").unwrap();
+    let slot = layout.file_of(&manifest, "probe", "aarch64".parse().unwrap());
+    let mallory = other_user();
+    let set_mode = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let refused = |out: &Output, words: &str| {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(126), "{words}: {}", show(out));
+        assert!(
+            out.stdout.is_empty() && err.contains("node `n1`") && err.contains(words),
+            "{words}: {}",
+            show(out)
+        );
+    };
+    set_mode(&slot, 0o757);
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    set_mode(&slot, 0o755);
+    refused(
+        &out,
+        &format!(
+            "refusing to run: {} is writable by others, who could replace what runs; fix it \
+             with `chmod go-w {}`",
+            slot.display(),
+            slot.display()
+        ),
+    );
+    set_mode(&layout.bin_dir(), 0o775);
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    set_mode(&layout.bin_dir(), 0o755);
+    refused(
+        &out,
+        &format!(
+            "refusing to run: {} is writable by its group",
+            layout.bin_dir().display()
+        ),
+    );
+    let program_dir = layout.program_dir("probe");
+    std::os::unix::fs::chown(&program_dir, Some(mallory), None).unwrap();
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    std::os::unix::fs::chown(&program_dir, Some(0), None).unwrap();
+    // The node shows the uid as its user namespace maps it (unmapped ones as the overflow uid).
+    refused(
+        &out,
+        &format!(
+            "refusing to run: {} is owned by uid ",
+            program_dir.display()
+        ),
+    );
+    refused(
+        &out,
+        "which is neither root, you, nor the owner of the layout root",
+    );
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    assert_eq!(out.stdout, b"x\0", "{}", show(&out));
+
+    // A copy of the launcher in a directory others can write: refused, naming it.
+    let open = temp_dir();
+    for name in ["fatbin", "fatbin-full"] {
+        std::fs::copy(host_bin_dir().join(name), open.path().join(name)).unwrap();
+    }
+    set_mode(open.path(), 0o777);
+    cl.write_nodes(&nodes(&open.path().join("fatbin")));
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    refused(
+        &out,
+        &format!(
+            "refusing to run: the node's launcher {}: {} is writable by others, who could \
+             replace the launcher that checks what runs",
+            open.path().join("fatbin-full").display(),
+            open.path().display()
+        ),
+    );
+    // Put right, it serves.
+    set_mode(open.path(), 0o755);
+    let out = fatbin(&cl, root.path(), &[b"args", b"x"]).output().unwrap();
+    assert_eq!(out.stdout, b"x\0", "{}", show(&out));
+}
