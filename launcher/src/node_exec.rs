@@ -226,12 +226,21 @@ fn problem(
 /// owned by someone other than root or the caller, or writable by others (sticky directories
 /// above its own aside).
 fn own_problem(me: u32) -> Option<String> {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => return Some(format!("cannot find the node's launcher itself: {e}")),
-    };
-    let exe = exe.as_os_str().as_bytes();
+    match std::env::current_exe() {
+        Ok(exe) => launcher_problem(exe.as_os_str().as_bytes(), me, stat),
+        Err(e) => Some(format!("cannot find the node's launcher itself: {e}")),
+    }
+}
+
+/// [`own_problem`] for the launcher at `exe`, with `stat` giving each level's mode and owner.
+fn launcher_problem(
+    exe: &[u8],
+    me: u32,
+    stat: impl Fn(&[u8]) -> std::io::Result<(u32, u32)>,
+) -> Option<String> {
     let mut q = exe;
+    // 0 is the launcher's file, 1 its directory: neither may be writable by others, even
+    // sticky, since either lets them put another launcher at this path.
     let mut n = 0;
     loop {
         let p = if q.is_empty() { &b"/"[..] } else { q };
@@ -509,5 +518,73 @@ mod tests {
             *seen.borrow(),
             ["/a b//c/x", "/a b//c", "/a b/", "/a b", "/"]
         );
+    }
+
+    /// A level beyond the path's depth makes `/` ROOT: then nothing on the path may be
+    /// writable by others, sticky or not.
+    #[test]
+    fn a_level_past_the_top_makes_the_root_directory_root() {
+        let facts = |p: &[u8]| Ok((if p == b"/tmp" { 0o41777 } else { 0o40755 }, 0));
+        assert_eq!(problem(b"/tmp/a/x", 1, facts, || 0), None);
+        let why = problem(b"/tmp/a/x", 99, facts, || 0).unwrap();
+        assert!(why.starts_with("/tmp is writable by others, who"), "{why}");
+    }
+
+    /// The launcher vouches for nothing from a file or directory others could write (its own
+    /// directory even when sticky, those above it unless sticky) or owned by anyone but root
+    /// or the caller; each level up to `/` is looked at.
+    #[test]
+    fn the_launcher_refuses_to_vouch_from_a_place_others_could_write_or_own() {
+        let exe = b"/opt/fatbin/bin/fatbin-full";
+        let with = |level: &'static [u8], mode: u32, owner: u32| {
+            move |p: &[u8]| {
+                if p == level {
+                    Ok((mode, owner))
+                } else {
+                    Ok((if p == exe { 0o100755 } else { 0o40755 }, 0))
+                }
+            }
+        };
+        let ok = |p: &[u8]| Ok((if p == exe { 0o100755 } else { 0o40755 }, 0));
+        assert_eq!(launcher_problem(exe, 1000, ok), None);
+        let writable = |level, mode| launcher_problem(exe, 1000, with(level, mode, 0));
+        let why = writable(exe, 0o100757).unwrap();
+        assert_eq!(
+            why,
+            "the node's launcher /opt/fatbin/bin/fatbin-full: /opt/fatbin/bin/fatbin-full is \
+             writable by others, who could replace the launcher that checks what runs; fix it \
+             with `chmod go-w /opt/fatbin/bin/fatbin-full`"
+        );
+        assert!(writable(b"/opt/fatbin/bin", 0o41777)
+            .unwrap()
+            .contains(": /opt/fatbin/bin is writable by others"));
+        assert!(writable(b"/opt/fatbin", 0o40775)
+            .unwrap()
+            .contains(": /opt/fatbin is writable by its group"));
+        assert_eq!(writable(b"/opt/fatbin", 0o41777), None);
+        assert_eq!(writable(b"/", 0o41777), None);
+        assert!(writable(b"/", 0o40777).is_some());
+        // Owners: root or the caller, at every level.
+        assert_eq!(launcher_problem(exe, 1000, with(exe, 0o100755, 1000)), None);
+        assert_eq!(launcher_problem(exe, 1000, with(b"/", 0o40755, 1000)), None);
+        let why = launcher_problem(exe, 1000, with(b"/opt", 0o40755, 1001)).unwrap();
+        assert!(
+            why.ends_with(
+                ": /opt is owned by uid 1001, which is neither root nor you; install \
+                           the launcher as root"
+            ),
+            "{why}"
+        );
+        assert!(launcher_problem(exe, 0, with(exe, 0o100755, 1000)).is_some());
+        let gone = |p: &[u8]| {
+            if p == b"/opt" {
+                Err(std::io::Error::from_raw_os_error(libc::EACCES))
+            } else {
+                Ok((0o40755, 0))
+            }
+        };
+        assert!(launcher_problem(exe, 0, gone)
+            .unwrap()
+            .starts_with("cannot check the node's launcher /opt: "));
     }
 }
