@@ -985,6 +985,9 @@ mod tests {
         for file in [".seat0", ".seat1", ".handshake", ".failed"] {
             std::fs::write(path(&format!("n1-{key}.0{file}")), b"").unwrap();
         }
+        // Seats of another node's dead master, and of an n1 socket that is still there.
+        std::fs::write(path(&format!("n10-{key}.0.seat0")), b"").unwrap();
+        std::fs::write(path(&format!("n1-{key}.1.seat0")), b"").unwrap();
         let held =
             fsutil::lock_file(&path(&format!("n1-{key}.0.seat1")), LockMode::Exclusive).unwrap();
         let dead_proof = path(".up-4999999");
@@ -1003,17 +1006,21 @@ mod tests {
             live_proof.file_name().unwrap().to_str().unwrap().to_owned(),
             format!("n1-{key}.0.seat1"),
             format!("n1-{key}.1"),
+            format!("n1-{key}.1.seat0"),
             "n1-short.0".into(),
             format!("n10-{key}.0"),
+            format!("n10-{key}.0.seat0"),
         ];
         expected.sort();
         assert_eq!(left, expected);
         // The seat, the handshake lock, the failure record and the dead run's proof.
         assert_eq!(done.cleaned, 4);
 
-        // Every node: the other sockets go too, the held seat stays.
+        // Every node: the other sockets and their seats go too, the held seat stays, and so
+        // does the seat of a socket that is still there.
         let done = disconnect(&ssh, None);
-        assert_eq!(done.cleaned, 0);
+        assert_eq!(done.cleaned, 1);
+        assert!(path(&format!("n1-{key}.1.seat0")).exists());
         assert!(!path(&format!("n10-{key}.0")).exists() && !path("n1-short.0").exists());
         drop(held);
         assert_eq!(disconnect(&ssh, None).cleaned, 1);
@@ -1032,5 +1039,60 @@ mod tests {
         }
         let e = private_dir(&theirs).unwrap_err();
         assert!(e.contains("belongs to uid 65534, not to you"), "{e}");
+    }
+
+    /// A node that closes every connection as soon as it is made (what sshd does past its
+    /// `MaxStartups`), reached with the real ssh client: the connection is retried
+    /// [`DOOR_RETRIES`] times, then given up with ssh's reason, and nothing ran.
+    #[test]
+    fn a_connection_cut_at_the_door_is_retried_then_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let door = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = door.local_addr().unwrap().port();
+        let knocks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = knocks.clone();
+        std::thread::spawn(move || {
+            for stream in door.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Read the client's version line first, so the close is an orderly one (as
+                // sshd's), not a reset for unread data.
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = Vec::new();
+                let _ = std::io::BufRead::read_until(
+                    &mut std::io::BufReader::new(&stream),
+                    b'\n',
+                    &mut line,
+                );
+            }
+        });
+        let mut ssh = ssh_in(dir.path());
+        ssh.program = which::which("ssh").expect("the OpenSSH client (ci/setup.sh installs it)");
+        ssh.config = Some("/dev/null".into());
+        let mut node = crate::nodes::Node::for_test("door", "127.0.0.1", false);
+        node.entry.port = Some(port);
+        let reason = ssh.connect(&node).unwrap_err();
+        assert!(
+            ConnectFailure::new(reason.clone()).cut_at_the_door(),
+            "{reason}"
+        );
+        assert_eq!(
+            knocks.load(std::sync::atomic::Ordering::SeqCst),
+            DOOR_RETRIES as usize + 1
+        );
+        assert_eq!(master_state(&ssh.socket(&node, 0)), MasterState::Missing);
+    }
+
+    #[test]
+    fn sockets_and_state_live_in_a_private_fatbin_directory() {
+        // Where every run keeps them (made, if missing, as a run would make them).
+        for base in [runtime_base().unwrap(), cache_base().unwrap()] {
+            assert!(
+                base.is_absolute() && base.ends_with("fatbin"),
+                "{}",
+                base.display()
+            );
+            assert_eq!(std::fs::metadata(&base).unwrap().mode() & 0o777, 0o700);
+        }
     }
 }
