@@ -526,6 +526,8 @@ mod tests {
             ".a.tmp-",
             ".a.tmp-1",
             ".a.tmp-x-1",
+            ".a.tmp-1-x",
+            ".a.tmp-1-",
             "a.tmp-1-2",
         ] {
             assert_eq!(temp_name_pid(other), None, "{other}");
@@ -677,6 +679,9 @@ mod tests {
                 .unwrap();
         };
         assert!(!owner_is_stale(&owner), "removed meanwhile: try again");
+        fs::write(&owner, format!("{me} 4999999\n")).unwrap();
+        assert!(owner_is_stale(&owner));
+        // Right after a dead one (errno says ESRCH): a live install is still alive.
         fs::write(&owner, format!("{me} {}\n", std::process::id())).unwrap();
         assert!(!owner_is_stale(&owner));
         // However old, an install of this host that is alive holds it.
@@ -751,6 +756,14 @@ mod tests {
         drop(staging);
         assert_eq!(entries(d), ["bytes", "copy", "link", "source"]);
         assert_eq!(fs::read(d.join("bytes")).unwrap(), b"text");
+        // A source that cannot be read fails, and leaves nothing behind.
+        let mut staging = Staging::default();
+        let e = staging
+            .stage_copy_checked(d, &d.join("checked"), 0o755, &sha256_bytes(b""))
+            .unwrap_err();
+        assert!(matches!(&e, Error::Io { path, .. } if path == d), "{e}");
+        drop(staging);
+        assert_eq!(entries(d), ["bytes", "copy", "link", "source"]);
         // A source that is not what was checked is refused.
         let mut staging = Staging::default();
         let e = staging
