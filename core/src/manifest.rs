@@ -128,4 +128,25 @@ mod tests {
             assert_eq!(split_content_name(other), None, "{other}");
         }
     }
+
+    #[test]
+    fn slot_part_is_the_slot_of_a_content_file_and_the_name_otherwise() {
+        assert_eq!(slot_part("x86_64-v3.0123456789abcdef"), "x86_64-v3");
+        assert_eq!(slot_part("aarch64.fedcba9876543210"), "aarch64");
+        for other in ["x86_64", "fatbin.toml", "x86_64.0123", ".0123456789abcdef"] {
+            assert_eq!(slot_part(other), other);
+        }
+    }
+
+    #[test]
+    fn the_size_limit_fits_every_slot_and_stays_one_read() {
+        // A slot's entry is a few hundred bytes: room for far more slots than the processor
+        // table has, and still small enough that readers read it whole into memory.
+        let slots = crate::arch::ARCHES.len() as u64 * 4;
+        let sensible = slots * 1024..=16 << 20;
+        assert!(
+            sensible.contains(&MAX_MANIFEST_BYTES),
+            "{MAX_MANIFEST_BYTES}"
+        );
+    }
 }

@@ -350,6 +350,22 @@ mod tests {
         std::fs::write(&musl, b"musl libc").unwrap();
         assert_eq!(loader_with(Some(&state), &musl).unwrap(), Loader::NotGlibc);
         assert_eq!(loader_with(Some(&state), &musl).unwrap(), Loader::NotGlibc);
+        // One line per interpreter, under one heading.
+        let text = std::fs::read_to_string(&state).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('#')).count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2,
+            "{text}"
+        );
+        assert!(
+            text.contains("/ld.so\t") && text.contains("/ld-musl\t"),
+            "{text}"
+        );
         assert_eq!(loader_with(None, &ld).unwrap(), v(2, 41));
         // A corrupt state is ignored and rewritten.
         std::fs::write(&state, "garbage\n\t\t\n").unwrap();
@@ -381,5 +397,135 @@ mod tests {
             slot_interpreter(&script).unwrap(),
             Err("it is not an ELF file".into())
         );
+    }
+
+    /// The system's own `/bin/true`: its processor and the interpreter its headers name, as
+    /// the layout's identifier (a different reader of the same headers) reads them.
+    fn system_binary() -> (Arch, PathBuf) {
+        match fatbin_layout::identify::identify_path(Path::new("/bin/true")).unwrap() {
+            fatbin_layout::identify::Identity::Elf(info) => (
+                info.arch.expect("a known processor"),
+                PathBuf::from(info.interpreter.expect("a dynamic /bin/true")),
+            ),
+            other => panic!("/bin/true is {other}"),
+        }
+    }
+
+    #[test]
+    fn the_interpreter_read_is_the_one_the_headers_name() {
+        let (arch, interp) = system_binary();
+        assert_eq!(
+            slot_interpreter(Path::new("/bin/true")).unwrap(),
+            Ok(Some(interp.clone()))
+        );
+        // The usual glibc interpreter of this processor is the one its system binaries use.
+        assert_eq!(usual_interpreter(arch), interp.to_str());
+
+        let dir = tempfile::tempdir().unwrap();
+        let elf = std::fs::read("/bin/true").unwrap();
+        // Cut inside the ELF header, and after the header but before the program headers.
+        for (len, why) in [
+            (40, "it is not an ELF file"),
+            (64, "its ELF program headers are malformed"),
+        ] {
+            let cut = dir.path().join(format!("cut{len}"));
+            std::fs::write(&cut, &elf[..len]).unwrap();
+            assert_eq!(slot_interpreter(&cut).unwrap(), Err(why.into()), "{len}");
+        }
+        // A file that cannot be read is the outer error, at once.
+        let e = slot_interpreter(Path::new("/")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR), "{e}");
+    }
+
+    /// `path` under a name with a tab in it, which is never remembered: these tests read
+    /// afresh every time and leave the node-local state as they found it.
+    fn unremembered(dir: &Path, path: &Path) -> PathBuf {
+        let link = dir.join(format!(
+            "never\tremembered-{}",
+            path.file_name()
+                .unwrap_or("root".as_ref())
+                .to_string_lossy()
+        ));
+        std::os::unix::fs::symlink(path, &link).unwrap();
+        link
+    }
+
+    #[test]
+    fn glibc_problems_compare_the_nodes_glibc_with_the_slots() {
+        // The real interpreter of this machine.
+        let dir = tempfile::tempdir().unwrap();
+        let interp = unremembered(dir.path(), &system_binary().1);
+        let Ok(Loader::Glibc(have)) = loader(&interp) else {
+            panic!("{} is not glibc's", interp.display());
+        };
+        assert_eq!(glibc_problem(&interp, None), None);
+        assert_eq!(glibc_problem(&interp, Some(have)), None);
+        let older = GlibcVersion { major: 2, minor: 0 };
+        assert_eq!(glibc_problem(&interp, Some(older)), None);
+        let newer = GlibcVersion {
+            major: have.major,
+            minor: have.minor + 1,
+        };
+        assert_eq!(
+            glibc_problem(&interp, Some(newer)),
+            Some(format!("needs glibc {newer}, this node has {have}"))
+        );
+        // A file that cannot be read is not a missing one.
+        let unreadable = unremembered(dir.path(), Path::new("/"));
+        let e = glibc_problem(&unreadable, None).unwrap();
+        let expected = format!(
+            "its program interpreter {} cannot be read: ",
+            unreadable.display()
+        );
+        assert!(e.starts_with(&expected), "{e}");
+        assert!(describe(None).starts_with("unknown"));
+    }
+
+    #[test]
+    fn a_loader_without_glibcs_banner_serves_no_glibc_slot() {
+        // `/etc/os-release` is no loader: no glibc there.
+        let dir = tempfile::tempdir().unwrap();
+        let text = unremembered(dir.path(), Path::new("/etc/os-release"));
+        assert_eq!(loader(&text).unwrap(), Loader::NotGlibc);
+        assert_eq!(glibc_problem(&text, None), None);
+        let need = GlibcVersion {
+            major: 2,
+            minor: 17,
+        };
+        assert_eq!(
+            glibc_problem(&text, Some(need)),
+            Some(format!(
+                "needs glibc 2.17, and {} is not glibc's",
+                text.display()
+            ))
+        );
+    }
+
+    #[test]
+    fn each_processor_with_a_glibc_port_has_its_usual_interpreter() {
+        for (arch, interp) in [
+            (Arch::X86_64, "/lib64/ld-linux-x86-64.so.2"),
+            (Arch::I686, "/lib/ld-linux.so.2"),
+            (Arch::Aarch64, "/lib/ld-linux-aarch64.so.1"),
+            (Arch::Riscv64, "/lib/ld-linux-riscv64-lp64d.so.1"),
+            (Arch::Armv7, "/lib/ld-linux-armhf.so.3"),
+            (Arch::Ppc64le, "/lib64/ld64.so.2"),
+            (Arch::S390x, "/lib/ld64.so.1"),
+        ] {
+            assert_eq!(usual_interpreter(arch), Some(interp), "{arch}");
+        }
+    }
+
+    #[test]
+    fn the_state_is_kept_per_node_in_the_cache_directory() {
+        let node = node_name().expect("a usable node name");
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(node, kernel.trim_end());
+        if let Some(cache) = fatbin_layout::xdg_dir("XDG_CACHE_HOME", ".cache") {
+            assert_eq!(
+                state_file(),
+                Some(cache.join("fatbin").join(format!("clib-{node}")))
+            );
+        }
     }
 }

@@ -526,6 +526,8 @@ mod tests {
             ".a.tmp-",
             ".a.tmp-1",
             ".a.tmp-x-1",
+            ".a.tmp-1-x",
+            ".a.tmp-1-",
             "a.tmp-1-2",
         ] {
             assert_eq!(temp_name_pid(other), None, "{other}");
@@ -606,5 +608,192 @@ mod tests {
             "shared locks share"
         );
         assert!(!try_lock(&open_lock(&path).unwrap(), LockMode::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn temporary_names_keep_a_prefix_of_long_names_on_a_character_boundary() {
+        let dir = Path::new("/d");
+        let name = |dest: &str| {
+            let tmp = temp_path_for(&dir.join(dest));
+            assert_eq!(tmp.parent(), Some(dir));
+            tmp.file_name().unwrap().to_str().unwrap().to_owned()
+        };
+        let short = name("x86_64");
+        assert!(short.starts_with(".x86_64.tmp-"), "{short}");
+        assert_eq!(temp_name_pid(&short), Some(std::process::id()));
+        assert_ne!(name("x86_64"), short, "a fresh name each time");
+        let long = name(&"a".repeat(255));
+        assert!(
+            long.starts_with(&format!(".{}.tmp-", "a".repeat(200))),
+            "{long}"
+        );
+        // Byte 200 falls inside a two-byte character: the prefix stops before it.
+        let wide = name(&format!("a{}", "é".repeat(127)));
+        assert!(
+            wide.starts_with(&format!(".a{}.tmp-", "é".repeat(99))),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn processes_are_alive_while_they_exist() {
+        assert!(process_alive(std::process::id()));
+        // Init exists whoever asks (EPERM for an unprivileged caller still means alive).
+        assert!(process_alive(1));
+        assert!(!process_alive(4_999_999), "above any pid_max");
+        // 0 would be our process group and u32::MAX -1 (every process): neither is a pid.
+        assert!(!process_alive(0));
+        assert!(!process_alive(u32::MAX));
+    }
+
+    #[test]
+    fn a_local_lock_is_the_flock_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let lock = LayoutLock::acquire(&bin).unwrap();
+        assert!(!is_network_filesystem(&bin));
+        assert_eq!(entries(&bin), [".lock"]);
+        assert!(!try_lock(&open_lock(&bin.join(".lock")).unwrap(), LockMode::Shared).unwrap());
+        drop(lock);
+        assert!(try_lock(&open_lock(&bin.join(".lock")).unwrap(), LockMode::Exclusive).unwrap());
+    }
+
+    #[test]
+    fn host_names_are_the_kernels() {
+        let kernel = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(host_name(), kernel.trim_end());
+    }
+
+    #[test]
+    fn an_owner_file_is_stale_when_its_install_is_gone_or_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = dir.path().join(".lock.owner");
+        let me = host_name();
+        let age = |path: &Path, secs: u64| {
+            let then = std::time::SystemTime::now() - std::time::Duration::from_secs(secs);
+            File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+        };
+        assert!(!owner_is_stale(&owner), "removed meanwhile: try again");
+        fs::write(&owner, format!("{me} 4999999\n")).unwrap();
+        assert!(owner_is_stale(&owner));
+        // Right after a dead one (errno says ESRCH): a live install is still alive.
+        fs::write(&owner, format!("{me} {}\n", std::process::id())).unwrap();
+        assert!(!owner_is_stale(&owner));
+        // However old, an install of this host that is alive holds it.
+        age(&owner, 3600);
+        assert!(!owner_is_stale(&owner));
+        fs::write(&owner, format!("{me} 4999999\n")).unwrap();
+        assert!(owner_is_stale(&owner));
+        // Another host's: stale only after STALE_OWNER.
+        for text in [
+            "other-host 1\n".to_owned(),
+            "garbage".into(),
+            format!("{me} x\n"),
+        ] {
+            fs::write(&owner, &text).unwrap();
+            age(&owner, 5 * 60);
+            assert!(!owner_is_stale(&owner), "{text}");
+            age(&owner, STALE_OWNER.as_secs() + 60);
+            assert!(owner_is_stale(&owner), "{text}");
+        }
+    }
+
+    #[test]
+    fn staged_files_are_renamed_into_place_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("source"), b"binary").unwrap();
+        let mut staging = Staging::default();
+        assert!(staging.is_empty());
+        staging
+            .stage_copy(&d.join("source"), &d.join("copy"), 0o751)
+            .unwrap();
+        staging
+            .stage_bytes(b"text", &d.join("bytes"), 0o640)
+            .unwrap();
+        staging
+            .stage_link(&d.join("source"), &d.join("link"))
+            .unwrap();
+        assert!(!staging.is_empty());
+        assert_eq!(
+            staging.destinations(),
+            [d.join("copy"), d.join("bytes"), d.join("link")]
+        );
+        let staged = staging.staged_for(&d.join("bytes")).unwrap().to_owned();
+        assert_eq!(fs::read(&staged).unwrap(), b"text");
+        assert_eq!(staging.staged_for(&d.join("source")), None);
+        // Nothing is visible before the commit.
+        assert_eq!(entries(d).iter().filter(|n| !n.starts_with('.')).count(), 1);
+        staging.commit().unwrap();
+        assert_eq!(entries(d), ["bytes", "copy", "link", "source"]);
+        assert_eq!(fs::read(d.join("copy")).unwrap(), b"binary");
+        assert_eq!(fs::metadata(d.join("copy")).unwrap().mode() & 0o7777, 0o751);
+        assert_eq!(
+            fs::metadata(d.join("bytes")).unwrap().mode() & 0o7777,
+            0o640
+        );
+        assert!(same_inode(&d.join("link"), &d.join("source")));
+        assert!(!same_inode(&d.join("copy"), &d.join("source")));
+
+        // Dropped uncommitted: the temporary files go, the destinations are untouched.
+        let mut staging = Staging::default();
+        staging
+            .stage_bytes(b"new", &d.join("bytes"), 0o644)
+            .unwrap();
+        staging
+            .stage_copy_checked(
+                &d.join("source"),
+                &d.join("checked"),
+                0o755,
+                &sha256_bytes(b"binary"),
+            )
+            .unwrap();
+        drop(staging);
+        assert_eq!(entries(d), ["bytes", "copy", "link", "source"]);
+        assert_eq!(fs::read(d.join("bytes")).unwrap(), b"text");
+        // A source that cannot be read fails, and leaves nothing behind.
+        let mut staging = Staging::default();
+        let e = staging
+            .stage_copy_checked(d, &d.join("checked"), 0o755, &sha256_bytes(b""))
+            .unwrap_err();
+        assert!(matches!(&e, Error::Io { path, .. } if path == d), "{e}");
+        drop(staging);
+        assert_eq!(entries(d), ["bytes", "copy", "link", "source"]);
+        // A source that is not what was checked is refused.
+        let mut staging = Staging::default();
+        let e = staging
+            .stage_copy_checked(
+                &d.join("source"),
+                &d.join("checked"),
+                0o755,
+                &sha256_bytes(b"other"),
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the file changed while it was being installed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hashes_are_sha256_in_lowercase_hex() {
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_bytes(b"abc"), abc);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"abc").unwrap();
+        assert_eq!(sha256_file(&path).unwrap(), (abc.to_owned(), 3));
+        // More than one read's worth.
+        let big = vec![7u8; 200_000];
+        fs::write(&path, &big).unwrap();
+        assert_eq!(sha256_file(&path).unwrap(), (sha256_bytes(&big), 200_000));
+        assert!(sync_dir(&dir.path().join("missing")).is_err());
+        sync_dir(dir.path()).unwrap();
     }
 }

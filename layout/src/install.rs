@@ -669,4 +669,548 @@ mod tests {
         assert_eq!(read_shim(&dir.path().join("plain")), None);
         assert_eq!(read_shim(&dir.path().join("absent")), None);
     }
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn slot(name: &str) -> SlotName {
+        name.parse().unwrap()
+    }
+
+    /// A real x86-64 executable to install: a copy of the system's `true` or `false`, with
+    /// `extra` bytes appended (still the same program, another sha256).
+    fn binary(dir: &Path, name: &str, from: &str, extra: &[u8]) -> PathBuf {
+        let mut bytes = std::fs::read(from).unwrap();
+        bytes.extend_from_slice(extra);
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A copy of `/bin/true` with the ELF header's byte at `at` changed to `value` (the file
+    /// is otherwise unchanged, so only that field is wrong).
+    fn patched(dir: &Path, name: &str, at: usize, value: &[u8]) -> PathBuf {
+        let path = binary(dir, name, "/bin/true", b"");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at..at + value.len()].copy_from_slice(value);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A copy of `/bin/true` whose `GNU_PROPERTY_X86_ISA_1_NEEDED` note says it needs
+    /// x86-64-v`level` (the note Debian's binutils writes, baseline in the original).
+    fn needing_level(dir: &Path, name: &str, level: u8) -> PathBuf {
+        let path = binary(dir, name, "/bin/true", b"");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // pr_type 0xc0008002, pr_datasz 4, then the bits (bit 0 = baseline ... bit 3 = v4).
+        let property = [0x02, 0x80, 0x00, 0xc0, 4, 0, 0, 0];
+        let at = bytes
+            .windows(property.len())
+            .position(|w| w == property)
+            .expect("/bin/true has an x86 ISA needed note")
+            + property.len();
+        bytes[at..at + 4].copy_from_slice(&(1u32 << (level - 1)).to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn content_files(dir: &Path) -> Vec<String> {
+        names(dir)
+            .into_iter()
+            .filter(|n| fatbin_core::manifest::split_content_name(n).is_some())
+            .collect()
+    }
+
+    fn why(result: Result<SlotInfo>) -> String {
+        match result {
+            Err(Error::SlotMismatch { why, .. }) => why,
+            other => panic!("not a slot mismatch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn check_slot_refuses_a_binary_its_slot_cannot_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let x86 = binary(d, "true", "/bin/true", b"");
+        let info = check_slot(&NewSlot::from_file(slot("x86_64"), &x86)).unwrap();
+        let (sha256, size) = sha256_file(&x86).unwrap();
+        assert_eq!((info.arch, info.bits, info.size), (Arch::X86_64, 64, size));
+        assert_eq!(info.file, Some(content_name(slot("x86_64"), &sha256)));
+        assert_eq!(info.sha256, sha256);
+
+        // The target it was built for must be the slot's.
+        let mut new = NewSlot::from_file(slot("x86_64"), &x86);
+        new.target = "x86_64-unknown-linux-musl".into();
+        assert_eq!(check_slot(&new).unwrap().target, new.target);
+        new.target = "aarch64-unknown-linux-musl".into();
+        let e = why(check_slot(&new));
+        assert!(
+            e.contains("built for target `aarch64-unknown-linux-musl`"),
+            "{e}"
+        );
+
+        // What the ELF header says: its machine, its OS ABI, its type.
+        let arm = patched(d, "arm", 18, &183u16.to_le_bytes());
+        let e = why(check_slot(&NewSlot::from_file(slot("x86_64"), &arm)));
+        assert!(e.contains("slot `x86_64` needs x86_64 64-bit"), "{e}");
+        assert_eq!(
+            check_slot(&NewSlot::from_file(slot("aarch64"), &arm))
+                .unwrap()
+                .arch,
+            Arch::Aarch64
+        );
+        let gnu = patched(d, "gnu", 7, &[3]);
+        check_slot(&NewSlot::from_file(slot("x86_64"), &gnu)).unwrap();
+        let freebsd = patched(d, "freebsd", 7, &[9]);
+        let e = why(check_slot(&NewSlot::from_file(slot("x86_64"), &freebsd)));
+        assert!(e.contains("OS ABI is 9, not Linux"), "{e}");
+        let object = patched(d, "object", 16, &1u16.to_le_bytes());
+        let e = why(check_slot(&NewSlot::from_file(slot("x86_64"), &object)));
+        assert!(e.contains("ELF Relocatable file"), "{e}");
+        let script = d.join("script");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let e = why(check_slot(&NewSlot::from_file(slot("x86_64"), &script)));
+        assert!(e.contains("not an ELF executable"), "{e}");
+    }
+
+    #[test]
+    fn check_slot_holds_a_binary_to_the_level_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let v3 = needing_level(dir.path(), "v3", 3);
+        let e = why(check_slot(&NewSlot::from_file(slot("x86_64-v2"), &v3)));
+        assert!(
+            e.contains("it needs x86-64-v3; install it into slot `x86_64-v3`"),
+            "{e}"
+        );
+        for ok in ["x86_64-v3", "x86_64-v4"] {
+            check_slot(&NewSlot::from_file(slot(ok), &v3)).unwrap();
+        }
+        // A baseline binary into the baseline slot.
+        let v1 = needing_level(dir.path(), "v1", 1);
+        check_slot(&NewSlot::from_file(slot("x86_64"), &v1)).unwrap();
+
+        // The slot's level features join the build's own, sorted, once each.
+        let mut new = NewSlot::from_file(slot("x86_64-v3"), &v3);
+        new.features = vec!["zzz".into(), "avx2".into()];
+        let features = check_slot(&new).unwrap().features;
+        let mut expected: Vec<String> = slot("x86_64-v3")
+            .level_features()
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["zzz".to_owned()])
+            .collect();
+        expected.sort();
+        expected.dedup();
+        assert!(expected.contains(&"avx2".to_owned()));
+        assert_eq!(features, expected);
+    }
+
+    /// A layout in a fresh directory, and a directory for the binaries to install.
+    fn setup() -> (tempfile::TempDir, Layout, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("root"));
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        (dir, layout, src)
+    }
+
+    fn install_one(
+        layout: &Layout,
+        program: &str,
+        slot_name: &str,
+        source: &Path,
+    ) -> InstallReport {
+        install(
+            layout,
+            program,
+            &[NewSlot::from_file(slot(slot_name), source)],
+        )
+        .unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn an_install_writes_a_content_file_and_links_the_slot_name_to_it() {
+        let (_dir, layout, src) = setup();
+        let x86 = slot("x86_64");
+        let t = binary(&src, "true", "/bin/true", b"");
+        let report = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(report.slots, [(x86, SlotOutcome::Installed)]);
+        assert!(report.changed);
+        let manifest = layout.read_manifest("prog").unwrap();
+        let info = &manifest.slots[&x86];
+        let content = layout.slot_file("prog", x86, info);
+        assert_eq!(
+            names(&layout.program_dir("prog")),
+            ["fatbin.toml", "x86_64", info.file.as_deref().unwrap()]
+        );
+        assert_eq!(std::fs::read(&content).unwrap(), std::fs::read(&t).unwrap());
+        assert_eq!(mode(&content), SLOT_MODE);
+        assert!(same_inode(&layout.slot_path("prog", x86), &content));
+
+        // The same binary again: nothing on disk changes.
+        let again = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(again.slots, [(x86, SlotOutcome::Unchanged)]);
+        assert!(!again.changed);
+        // New facts about the same binary: only the manifest changes.
+        let mut new = NewSlot::from_file(x86, &t);
+        new.version = Some("2.0".into());
+        let report = install(&layout, "prog", &[new]).unwrap();
+        assert_eq!(report.slots, [(x86, SlotOutcome::Unchanged)]);
+        assert!(report.changed);
+        assert_eq!(
+            layout.read_manifest("prog").unwrap().slots[&x86]
+                .version
+                .as_deref(),
+            Some("2.0")
+        );
+    }
+
+    #[test]
+    fn a_slot_name_is_repaired_and_a_copy_of_the_right_bytes_kept() {
+        let (_dir, layout, src) = setup();
+        let x86 = slot("x86_64");
+        let t = binary(&src, "true", "/bin/true", b"");
+        install_one(&layout, "prog", "x86_64", &t);
+        let info = layout.read_manifest("prog").unwrap().slots[&x86].clone();
+        let content = layout.slot_file("prog", x86, &info);
+        let name = layout.slot_path("prog", x86);
+
+        // An install killed after its manifest left no `SLOT`: the next one links it.
+        std::fs::remove_file(&name).unwrap();
+        let report = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(report.slots, [(x86, SlotOutcome::Unchanged)]);
+        assert!(report.changed);
+        assert!(same_inode(&name, &content));
+
+        // Other bytes under `SLOT`: replaced by the content file's.
+        std::fs::remove_file(&name).unwrap();
+        std::fs::copy("/bin/false", &name).unwrap();
+        assert!(install_one(&layout, "prog", "x86_64", &t).changed);
+        assert!(same_inode(&name, &content));
+
+        // A copy with the right bytes (where hard links failed) is left as it is.
+        std::fs::remove_file(&name).unwrap();
+        std::fs::copy(&content, &name).unwrap();
+        std::fs::set_permissions(&name, std::fs::Permissions::from_mode(SLOT_MODE)).unwrap();
+        assert!(!install_one(&layout, "prog", "x86_64", &t).changed);
+        assert!(!same_inode(&name, &content));
+    }
+
+    #[test]
+    fn a_content_file_is_kept_only_when_it_holds_the_slot_exactly() {
+        let (_dir, layout, src) = setup();
+        let x86 = slot("x86_64");
+        let t = binary(&src, "true", "/bin/true", b"");
+        install_one(&layout, "prog", "x86_64", &t);
+        let info = layout.read_manifest("prog").unwrap().slots[&x86].clone();
+        let content = layout.slot_file("prog", x86, &info);
+
+        // A content file whose mode was changed gets a fresh copy with the slot mode.
+        std::fs::set_permissions(&content, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let report = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(report.slots, [(x86, SlotOutcome::Installed)]);
+        assert_eq!(mode(&content), SLOT_MODE);
+
+        // So does one that is a symlink to the right bytes.
+        std::fs::remove_file(&content).unwrap();
+        std::os::unix::fs::symlink(&t, &content).unwrap();
+        let report = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(report.slots, [(x86, SlotOutcome::Installed)]);
+        assert!(std::fs::symlink_metadata(&content).unwrap().is_file());
+
+        // And one with other bytes of the same size.
+        let mut bytes = std::fs::read(&content).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        std::fs::remove_file(&content).unwrap();
+        std::fs::write(&content, &bytes).unwrap();
+        std::fs::set_permissions(&content, std::fs::Permissions::from_mode(SLOT_MODE)).unwrap();
+        let report = install_one(&layout, "prog", "x86_64", &t);
+        assert_eq!(report.slots, [(x86, SlotOutcome::Installed)]);
+        assert_eq!(sha256_file(&content).unwrap().0, info.sha256);
+    }
+
+    #[test]
+    fn identical_binaries_share_one_inode() {
+        let (_dir, layout, src) = setup();
+        let t = binary(&src, "true", "/bin/true", b"");
+        // Two slots of one install: the second links the first's staged copy.
+        let report = install(
+            &layout,
+            "prog",
+            &[
+                NewSlot::from_file(slot("x86_64"), &t),
+                NewSlot::from_file(slot("x86_64-v2"), &t),
+            ],
+        )
+        .unwrap();
+        let manifest = layout.read_manifest("prog").unwrap();
+        let file = |m: &Manifest, program: &str, s: &str| layout.file_of(m, program, slot(s));
+        let first = file(&manifest, "prog", "x86_64");
+        assert_eq!(
+            report.slots,
+            [
+                (slot("x86_64"), SlotOutcome::Installed),
+                (slot("x86_64-v2"), SlotOutcome::Linked { to: first.clone() })
+            ]
+        );
+        assert!(same_inode(&first, &file(&manifest, "prog", "x86_64-v2")));
+
+        // Another program: linked to what the layout has installed.
+        let report = install_one(&layout, "other", "x86_64", &t);
+        assert!(
+            matches!(&report.slots[0].1, SlotOutcome::Linked { to } if same_inode(to, &first)),
+            "{report:?}"
+        );
+        let other = layout.read_manifest("other").unwrap();
+        assert!(same_inode(&file(&other, "other", "x86_64"), &first));
+    }
+
+    #[test]
+    fn content_files_of_the_install_before_last_and_of_dead_installs_go() {
+        let (_dir, layout, src) = setup();
+        let dir = layout.program_dir("prog");
+        let builds: Vec<PathBuf> = (0..3u8)
+            .map(|i| binary(&src, &format!("b{i}"), "/bin/true", &[i]))
+            .collect();
+        let file = |l: &Layout| {
+            let m = l.read_manifest("prog").unwrap();
+            m.slots[&slot("x86_64")].file.clone().unwrap()
+        };
+        install_one(&layout, "prog", "x86_64", &builds[0]);
+        let first = file(&layout);
+        install_one(&layout, "prog", "x86_64", &builds[1]);
+        let second = file(&layout);
+        // One generation of grace: a client holding the old manifest finds its file.
+        assert_eq!(content_files(&dir), sorted([&first, &second]));
+
+        // What is not a slot's content file stays, whatever its name.
+        std::fs::create_dir(dir.join("x86_64.0123456789abcdef")).unwrap();
+        std::fs::write(dir.join("notaslot.0123456789abcdef"), b"x").unwrap();
+        std::fs::write(dir.join("README"), b"x").unwrap();
+        install_one(&layout, "prog", "x86_64", &builds[2]);
+        let third = file(&layout);
+        let mut expected = sorted([&second, &third]);
+        expected.push("x86_64.0123456789abcdef".into());
+        expected.sort();
+        assert_eq!(
+            content_files(&dir)
+                .into_iter()
+                .filter(|n| n != "notaslot.0123456789abcdef")
+                .collect::<Vec<_>>(),
+            expected
+        );
+        assert!(dir.join("notaslot.0123456789abcdef").exists());
+        assert!(dir.join("README").exists() && dir.join("fatbin.toml").exists());
+
+        // One an install renamed into place and never committed is removed by the next one,
+        // and that is a change.
+        let orphan = dir.join("x86_64.fedcba9876543210");
+        std::fs::copy(&builds[0], &orphan).unwrap();
+        let report = install_one(&layout, "prog", "x86_64", &builds[2]);
+        assert_eq!(report.slots, [(slot("x86_64"), SlotOutcome::Unchanged)]);
+        assert!(report.changed);
+        assert!(!orphan.exists());
+        assert!(dir.join(&third).exists());
+    }
+
+    fn sorted<const N: usize>(names: [&String; N]) -> Vec<String> {
+        let mut v: Vec<String> = names.into_iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_manifest_from_before_content_files_gets_them_where_slot_holds_its_bytes() {
+        let (_dir, layout, src) = setup();
+        let t = binary(&src, "true", "/bin/true", b"");
+        let f = binary(&src, "false", "/bin/false", b"");
+        install(
+            &layout,
+            "prog",
+            &[
+                NewSlot::from_file(slot("x86_64"), &t),
+                NewSlot::from_file(slot("x86_64-v2"), &f),
+            ],
+        )
+        .unwrap();
+        // Made old: no content files, the bytes under `SLOT` alone; x86_64-v2's `SLOT` then
+        // changed behind the manifest's back.
+        let mut manifest = layout.read_manifest("prog").unwrap();
+        for (s, info) in manifest.slots.iter_mut() {
+            std::fs::remove_file(layout.slot_file("prog", *s, info)).unwrap();
+            info.file = None;
+        }
+        std::fs::write(layout.manifest_path("prog"), manifest.to_toml()).unwrap();
+        let v2 = layout.slot_path("prog", slot("x86_64-v2"));
+        std::fs::remove_file(&v2).unwrap();
+        std::fs::copy(&t, &v2).unwrap();
+        std::fs::set_permissions(&v2, std::fs::Permissions::from_mode(SLOT_MODE)).unwrap();
+
+        let arm = patched(&src, "arm", 18, &183u16.to_le_bytes());
+        install_one(&layout, "prog", "aarch64", &arm);
+        let manifest = layout.read_manifest("prog").unwrap();
+        let x86 = &manifest.slots[&slot("x86_64")];
+        assert_eq!(
+            x86.file.as_deref(),
+            Some(content_name(slot("x86_64"), &x86.sha256).as_str())
+        );
+        assert!(same_inode(
+            &layout.slot_file("prog", slot("x86_64"), x86),
+            &layout.slot_path("prog", slot("x86_64"))
+        ));
+        // Not for the slot whose `SLOT` no longer holds what the manifest says.
+        assert_eq!(manifest.slots[&slot("x86_64-v2")].file, None);
+        assert_eq!(
+            content_files(&layout.program_dir("prog")).len(),
+            2,
+            "{:?}",
+            names(&layout.program_dir("prog"))
+        );
+    }
+
+    #[test]
+    fn removing_a_slot_removes_its_name_and_content_file_and_the_last_the_program() {
+        let (dir, layout, src) = setup();
+        let t = binary(&src, "true", "/bin/true", b"");
+        let arm = patched(&src, "arm", 18, &183u16.to_le_bytes());
+        install(
+            &layout,
+            "prog",
+            &[
+                NewSlot::from_file(slot("x86_64"), &t),
+                NewSlot::from_file(slot("aarch64"), &arm),
+            ],
+        )
+        .unwrap();
+        write_shim(&layout, "prog", Path::new("/usr/local/bin/fatbin")).unwrap();
+        let prog = layout.program_dir("prog");
+        let arm_file = layout.read_manifest("prog").unwrap().slots[&slot("aarch64")]
+            .file
+            .clone()
+            .unwrap();
+
+        let e = remove_slot(&layout, "prog", slot("x86_64-v3")).unwrap_err();
+        assert!(matches!(e, Error::NoSuchSlot { .. }), "{e}");
+        remove_slot(&layout, "prog", slot("x86_64")).unwrap();
+        let left: Vec<SlotName> = layout
+            .read_manifest("prog")
+            .unwrap()
+            .slots
+            .into_keys()
+            .collect();
+        assert_eq!(left, [slot("aarch64")]);
+        assert_eq!(names(&prog), ["aarch64", &arm_file, "fatbin.toml"]);
+
+        // Through an alias: refused, the program untouched.
+        std::os::unix::fs::symlink("prog", layout.program_dir("alias")).unwrap();
+        let e = remove_slot(&layout, "alias", slot("aarch64")).unwrap_err();
+        assert!(matches!(e, Error::LinkedProgram { .. }), "{e}");
+        assert_eq!(names(&prog).len(), 3);
+        std::fs::remove_file(layout.program_dir("alias")).unwrap();
+
+        // The last slot takes the program and its shim with it.
+        remove_slot(&layout, "prog", slot("aarch64")).unwrap();
+        assert!(!prog.exists());
+        assert!(std::fs::symlink_metadata(layout.shim_path("prog")).is_err());
+        assert_eq!(layout.programs().unwrap(), Vec::<String>::new());
+        // Nothing there: nothing to remove, and no layout is made for it.
+        let empty = Layout::new(dir.path().join("empty"));
+        for e in [
+            remove_program(&layout, "prog").unwrap_err(),
+            remove_slot(&empty, "prog", slot("x86_64")).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::NoSuchProgram { .. }), "{e}");
+        }
+        assert!(!empty.root().exists());
+    }
+
+    #[test]
+    fn removing_a_slot_from_a_manifest_before_content_files_and_failing_to() {
+        let (_dir, layout, src) = setup();
+        let t = binary(&src, "true", "/bin/true", b"");
+        let f = binary(&src, "false", "/bin/false", b"");
+        let both = [
+            NewSlot::from_file(slot("x86_64"), &t),
+            NewSlot::from_file(slot("x86_64-v2"), &f),
+        ];
+        install(&layout, "prog", &both).unwrap();
+        // Written before content files: `SLOT` is the slot's only file.
+        let mut manifest = layout.read_manifest("prog").unwrap();
+        for (s, info) in manifest.slots.iter_mut() {
+            std::fs::remove_file(layout.slot_file("prog", *s, info)).unwrap();
+            info.file = None;
+        }
+        std::fs::write(layout.manifest_path("prog"), manifest.to_toml()).unwrap();
+        remove_slot(&layout, "prog", slot("x86_64-v2")).unwrap();
+        assert_eq!(
+            names(&layout.program_dir("prog")),
+            ["fatbin.toml", "x86_64"]
+        );
+
+        // A file that cannot be removed is reported, not passed over.
+        install(&layout, "prog", &both).unwrap();
+        let manifest = layout.read_manifest("prog").unwrap();
+        let content = layout.file_of(&manifest, "prog", slot("x86_64-v2"));
+        std::fs::remove_file(&content).unwrap();
+        std::fs::create_dir(&content).unwrap();
+        std::fs::write(content.join("keep"), b"x").unwrap();
+        let e = remove_slot(&layout, "prog", slot("x86_64-v2")).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io { path, .. } if *path == content),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_longest_launcher_path_a_shim_line_holds() {
+        // `#!`, the path and the newline: 256 bytes is what Linux reads.
+        let longest = format!("/{}", "d".repeat(252));
+        assert_eq!(
+            script_shim_text(Path::new(&longest)).unwrap().len(),
+            MAX_SHEBANG_LINE
+        );
+        let too_long = format!("{longest}d");
+        assert!(script_shim_text(Path::new(&too_long)).is_err());
+    }
+
+    #[test]
+    fn rewriting_a_shim_as_it_is_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let launcher = Path::new("/usr/local/bin/fatbin");
+        let ino = |p: &Path| std::fs::symlink_metadata(p).unwrap().ino();
+        write_shim(&layout, "a", launcher).unwrap();
+        let link = ino(&layout.shim_path("a"));
+        write_shim(&layout, "a", launcher).unwrap();
+        assert_eq!(ino(&layout.shim_path("a")), link);
+        write_shim(&layout, "a", Path::new("/opt/fatbin")).unwrap();
+        assert_eq!(
+            read_shim(&layout.shim_path("a")).unwrap().1,
+            Path::new("/opt/fatbin")
+        );
+
+        write_script_shim(&layout, "b", launcher).unwrap();
+        let script = ino(&layout.shim_path("b"));
+        write_script_shim(&layout, "b", launcher).unwrap();
+        assert_eq!(ino(&layout.shim_path("b")), script);
+        write_script_shim(&layout, "b", Path::new("/opt/fatbin")).unwrap();
+        assert_eq!(
+            std::fs::read(layout.shim_path("b")).unwrap(),
+            b"#!/opt/fatbin\n"
+        );
+        assert_eq!(mode(&layout.shim_path("b")), SLOT_MODE);
+    }
 }

@@ -353,6 +353,66 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_format_with_this_formats_fields_is_still_newer() {
+        let text = sample().to_toml().replace("format = 1\n", "format = 2\n");
+        assert!(text.contains("format = 2\n"), "{text}");
+        let err = Manifest::parse(&text, Path::new("m")).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedFormat { found: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_names_its_slot_itself_or_by_its_content_file() {
+        let slot = |s: &str| Some(s.parse::<SlotName>().unwrap());
+        assert_eq!(slot_of_file_name("x86_64-v3"), slot("x86_64-v3"));
+        assert_eq!(
+            slot_of_file_name("aarch64.0123456789abcdef"),
+            slot("aarch64")
+        );
+        for other in [
+            "fatbin.toml",
+            "x86_64.short",
+            "bogus.0123456789abcdef",
+            ".lock",
+        ] {
+            assert_eq!(slot_of_file_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_of_exactly_the_limit_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let text = "#".repeat(MAX_MANIFEST_BYTES as usize);
+        std::fs::write(&path, &text).unwrap();
+        assert_eq!(read_text(&path).unwrap().len(), text.len());
+        std::fs::write(&path, format!("{text}#")).unwrap();
+        let err = read_text(&path).unwrap_err().to_string();
+        assert!(err.contains("larger than 1048576 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_toml_error_at_a_line_end_names_only_the_line() {
+        let text = "format = 1\nprogram = \n";
+        let e = toml::from_str::<toml::Table>(text).unwrap_err();
+        let problem = toml_problem(text, &e);
+        assert!(problem.starts_with("line 2: "), "{problem}");
+        assert!(!problem.contains("(`"), "{problem}");
+    }
+
+    #[test]
+    fn slot_lists_for_messages() {
+        assert_eq!(sample().slot_list(), "x86_64-v3");
+        let mut two = sample();
+        let info = two.slots.values().next().unwrap().clone();
+        two.slots.insert("x86_64".parse().unwrap(), info);
+        assert_eq!(two.slot_list(), "x86_64, x86_64-v3");
+        assert_eq!(Manifest::new("cat").slot_list(), "none");
+    }
+
+    #[test]
     fn garbage_is_corrupt() {
         for text in [
             "",

@@ -771,4 +771,24 @@ mod tests {
         f.write(&p).unwrap();
         assert_eq!(NodesFile::read(&p).unwrap(), f);
     }
+
+    /// The per-user inventory's directory: 0700 when made here, an existing one accepted, and a failure to make it reported. The tests run as root, whom
+    /// a read-only parent would not stop: a name longer than a file name can be fails for
+    /// anyone.
+    #[test]
+    fn private_dirs_are_made_0700_and_their_failures_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("config/fatbin");
+        create_private_dir(&private).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&private), 0o700);
+        assert_eq!(mode(private.parent().unwrap()) & 0o022, 0);
+        create_private_dir(&private).expect("an existing directory is fine");
+
+        let too_long = dir.path().join("n".repeat(300));
+        let e = create_private_dir(&too_long).unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        assert!(!too_long.exists());
+    }
 }

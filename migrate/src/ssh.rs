@@ -721,4 +721,378 @@ mod tests {
         private_dir(&d).unwrap();
         assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
     }
+
+    /// An `Ssh` whose control directory is `dir` (nothing here starts a real ssh).
+    fn ssh_in(dir: &Path) -> Ssh {
+        Ssh {
+            program: PathBuf::from("/usr/bin/ssh"),
+            config: Some("/etc/fatbin/ssh_config".into()),
+            connect_timeout: 5,
+            persist: 60,
+            control_dir: dir.to_owned(),
+        }
+    }
+
+    fn args(cmd: &Command) -> Vec<String> {
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_ssh_gets_the_shared_options_and_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = ssh_in(&dir.path().join("50%"));
+        let mut node = crate::nodes::Node::for_test("n1", "user@host", false);
+        node.entry.port = Some(2222);
+        let socket = ssh.socket(&node, 3);
+        assert_eq!(
+            socket,
+            dir.path()
+                .join(format!("50%/n1-{}.3", connection_key(&node)))
+        );
+        let mut cmd = ssh.command(&node, &socket);
+        Ssh::destination(&mut cmd, &node);
+        assert_eq!(cmd.get_program(), "/usr/bin/ssh");
+        let escaped = format!(
+            "{}/50%%/n1-{}.3",
+            dir.path().display(),
+            connection_key(&node)
+        );
+        assert_eq!(
+            args(&cmd),
+            [
+                "-F",
+                "/etc/fatbin/ssh_config",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "-o",
+                "ServerAliveInterval=2",
+                "-o",
+                "ServerAliveCountMax=3",
+                "-o",
+                "ControlPersist=60",
+                "-S",
+                &escaped,
+                "-p",
+                "2222",
+                "--",
+                "user@host",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_session_carries_its_proof_warm_or_cold() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = ssh_in(dir.path());
+        let seat = |warm| Seat {
+            socket: dir.path().join("s"),
+            warm,
+            _lock: File::open(dir.path()).unwrap(),
+        };
+        let proof = dir.path().join("up 100%");
+        let log = dir.path().join("log");
+
+        let mut warm = Command::new("ssh");
+        ssh.session_options(&mut warm, &seat(true), &proof, Some(&log));
+        let log_arg = log.display().to_string();
+        assert_eq!(
+            args(&warm),
+            ["-o", "ControlMaster=no", "-v", "-E", &log_arg]
+        );
+        let mut tty = Command::new("ssh");
+        ssh.session_options(&mut tty, &seat(true), &proof, None);
+        assert_eq!(args(&tty), ["-o", "ControlMaster=no"]);
+
+        let mut cold = Command::new("ssh");
+        ssh.session_options(&mut cold, &seat(false), &proof, Some(&log));
+        let touch = format!("LocalCommand=: > '{}/up 100%%'", dir.path().display());
+        assert_eq!(
+            args(&cold),
+            [
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                "PermitLocalCommand=yes",
+                "-o",
+                &touch
+            ]
+        );
+        assert_eq!(cold.get_current_dir(), Some(Path::new("/")));
+        // The wait for another run's handshake covers each of its attempts.
+        assert_eq!(
+            ssh.handshake_wait(),
+            Duration::from_secs((5 + 3) * u64::from(DOOR_RETRIES + 1))
+        );
+    }
+
+    #[test]
+    fn connection_keys_name_where_a_node_is_reached() {
+        let node = |ssh: &str, port| {
+            let mut n = crate::nodes::Node::for_test("n", ssh, false);
+            n.entry.port = port;
+            connection_key(&n)
+        };
+        let key = node("user@host", None);
+        assert_eq!(key.len(), 12);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        assert_eq!(key, node("user@host", None));
+        assert_ne!(key, node("user@host", Some(22)));
+        assert_ne!(key, node("other@host", None));
+        // Fields end with a NUL: one field's end never reads as the next one's start.
+        assert_ne!(node("h2", None), node("h", Some(2)));
+        if std::env::var_os("FATBIN_SSH").is_none()
+            && std::env::var_os("FATBIN_SSH_CONFIG").is_none()
+        {
+            // 64-bit FNV-1a of "n1\0\0\0\0" and "root@arm1\02222\0\0\0", shifted right 16.
+            assert_eq!(node("n1", None), "28be61677f4d");
+            assert_eq!(node("root@arm1", Some(2222)), "18b3ebb21dc1");
+        }
+    }
+
+    #[test]
+    fn control_socket_paths_must_fit_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::nodes::Node::for_test("n1", "h", false);
+        // The longest socket, `NAME-KEY.7`, plus ssh's 17-byte temporary suffix: 107 at most.
+        let tail = format!("/n1-{}.7", connection_key(&node)).len();
+        let fits = 107 - 17 - tail;
+        let base = dir.path().display().to_string();
+        let padded =
+            |len: usize| PathBuf::from(format!("{base}/{}", "d".repeat(len - base.len() - 1)));
+        let ok = padded(fits);
+        std::fs::create_dir(&ok).unwrap();
+        let seat = ssh_in(&ok).try_seat(&node).unwrap().expect("a free seat");
+        assert_eq!(seat.socket.as_os_str().len() + 17, 107);
+        assert!(!seat.warm);
+        let long = padded(fits + 1);
+        std::fs::create_dir(&long).unwrap();
+        let e = ssh_in(&long).try_seat(&node).unwrap_err();
+        assert!(e.contains("is too long for a Unix socket"), "{e}");
+    }
+
+    #[test]
+    fn a_node_carries_at_most_its_seats_and_busy_ones_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = ssh_in(dir.path());
+        let node = crate::nodes::Node::for_test("n1", "h", false);
+        assert_eq!(SEATS_PER_MASTER * SESSIONS_PER_SEAT, SSHD_MAX_SESSIONS);
+        let mut seats: Vec<Seat> = (0..MAX_RUNS_PER_NODE)
+            .map(|_| ssh.try_seat(&node).unwrap().expect("a free seat"))
+            .collect();
+        assert_eq!(MAX_RUNS_PER_NODE, 40);
+        assert!(ssh.try_seat(&node).unwrap().is_none());
+        assert_eq!(
+            ssh.busy_message(&node),
+            "all 40 seats on `n1` stayed busy for 30 s (8 connections of 5 runs)"
+        );
+        // Seats of masters whose socket is gone are not load; the first master's always are.
+        assert_eq!(busy_seats(&ssh, &node), SEATS_PER_MASTER);
+        for index in 1..MAX_MASTERS {
+            std::fs::write(ssh.socket(&node, index), b"").unwrap();
+        }
+        assert_eq!(busy_seats(&ssh, &node), MAX_RUNS_PER_NODE);
+        drop(seats.pop());
+        assert_eq!(busy_seats(&ssh, &node), MAX_RUNS_PER_NODE - 1);
+
+        // A full node is waited for: a seat freed meanwhile is taken.
+        seats.push(ssh.try_seat(&node).unwrap().expect("the seat just freed"));
+        let freed = seats.pop();
+        let (seat, waited) = std::thread::scope(|s| {
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                drop(freed);
+            });
+            let start = Instant::now();
+            (ssh.seat(&node), start.elapsed())
+        });
+        assert!(seat.is_ok(), "{seat:?}");
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    }
+
+    /// A control socket whose listener answers each connection with `reply`, as a master's
+    /// MUX_MSG_HELLO would be (`u32 len, u32 type, u32 version`), then closes it.
+    fn answering_socket(path: &Path, reply: &'static [u8]) -> std::thread::JoinHandle<()> {
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                use std::io::Write;
+                let _ = stream.write_all(reply);
+            }
+        })
+    }
+
+    #[test]
+    fn a_master_is_alive_only_when_it_says_hello() {
+        let dir = tempfile::tempdir().unwrap();
+        let hello = dir.path().join("hello");
+        let answered = answering_socket(&hello, &[0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 4]);
+        assert_eq!(master_state(&hello), MasterState::Alive);
+        answered.join().unwrap();
+        let other = dir.path().join("other");
+        let answered = answering_socket(&other, &[0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, 4]);
+        assert_eq!(master_state(&other), MasterState::Dead);
+        answered.join().unwrap();
+        // Closed at once: dead, not wedged.
+        let closed = dir.path().join("closed");
+        let answered = answering_socket(&closed, &[]);
+        assert_eq!(master_state(&closed), MasterState::Dead);
+        answered.join().unwrap();
+    }
+
+    #[test]
+    fn ssh_reasons_are_the_last_lines_that_are_not_chatter() {
+        assert_eq!(
+            last_line(b"Warning: x\nssh: connect to host h port 22: Connection refused\n  \n"),
+            Some("ssh: connect to host h port 22: Connection refused".into())
+        );
+        assert_eq!(
+            last_line(b"Permission denied (publickey).\n\x1efatbin:fail:cwd\n"),
+            Some("Permission denied (publickey).".into())
+        );
+        assert_eq!(last_line(b"\n \n\x1efatbin:x\n"), None);
+        let log = "OpenSSH_9.2p1\r\nControl socket connect(/s): Connection refused\r\n\
+                   debug1: x\r\n  \r\nOpenSSH_9.2p1 again\r\n";
+        assert_eq!(
+            log_reason(log).as_deref(),
+            Some("Control socket connect(/s): Connection refused")
+        );
+        assert_eq!(log_reason(""), None);
+    }
+
+    #[test]
+    fn disconnect_removes_what_is_gone_and_keeps_what_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = ssh_in(dir.path());
+        let n1 = crate::nodes::Node::for_test("n1", "h1", false);
+        let key = connection_key(&n1);
+        let path = |name: &str| dir.path().join(name);
+        // A master that died (its socket left), another node's, a name that only starts
+        // like n1's, and a file that is not a socket.
+        for socket in [
+            format!("n1-{key}.0"),
+            format!("n10-{key}.0"),
+            "n1-short.0".into(),
+        ] {
+            drop(std::os::unix::net::UnixListener::bind(path(&socket)).unwrap());
+        }
+        std::fs::write(path(&format!("n1-{key}.1")), b"").unwrap();
+        // Seat locks of the dead master: one free, one held by a run; the handshake lock and
+        // failure record; connection proofs of a dead run and of this live one.
+        for file in [".seat0", ".seat1", ".handshake", ".failed"] {
+            std::fs::write(path(&format!("n1-{key}.0{file}")), b"").unwrap();
+        }
+        // Seats of another node's dead master, and of an n1 socket that is still there.
+        std::fs::write(path(&format!("n10-{key}.0.seat0")), b"").unwrap();
+        std::fs::write(path(&format!("n1-{key}.1.seat0")), b"").unwrap();
+        let held =
+            fsutil::lock_file(&path(&format!("n1-{key}.0.seat1")), LockMode::Exclusive).unwrap();
+        let dead_proof = path(".up-4999999");
+        let live_proof = path(&format!(".up-{}", std::process::id()));
+        std::fs::write(&dead_proof, b"").unwrap();
+        std::fs::write(&live_proof, b"").unwrap();
+
+        let done = disconnect(&ssh, Some("n1"));
+        assert!(done.closed.is_empty());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            live_proof.file_name().unwrap().to_str().unwrap().to_owned(),
+            format!("n1-{key}.0.seat1"),
+            format!("n1-{key}.1"),
+            format!("n1-{key}.1.seat0"),
+            "n1-short.0".into(),
+            format!("n10-{key}.0"),
+            format!("n10-{key}.0.seat0"),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        // The seat, the handshake lock, the failure record and the dead run's proof.
+        assert_eq!(done.cleaned, 4);
+
+        // Every node: the other sockets and their seats go too, the held seat stays, and so
+        // does the seat of a socket that is still there.
+        let done = disconnect(&ssh, None);
+        assert_eq!(done.cleaned, 1);
+        assert!(path(&format!("n1-{key}.1.seat0")).exists());
+        assert!(!path(&format!("n10-{key}.0")).exists() && !path("n1-short.0").exists());
+        drop(held);
+        assert_eq!(disconnect(&ssh, None).cleaned, 1);
+    }
+
+    #[test]
+    fn a_private_dir_of_another_account_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        // Only root may give a directory away.
+        let given = std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_ok();
+        if !given {
+            eprintln!("not root: cannot make a directory another account's");
+            return;
+        }
+        let e = private_dir(&theirs).unwrap_err();
+        assert!(e.contains("belongs to uid 65534, not to you"), "{e}");
+    }
+
+    /// A node that closes every connection as soon as it is made (what sshd does past its
+    /// `MaxStartups`), reached with the real ssh client: the connection is retried
+    /// [`DOOR_RETRIES`] times, then given up with ssh's reason, and nothing ran.
+    #[test]
+    fn a_connection_cut_at_the_door_is_retried_then_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let door = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = door.local_addr().unwrap().port();
+        let knocks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = knocks.clone();
+        std::thread::spawn(move || {
+            for stream in door.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Read the client's version line first, so the close is an orderly one (as
+                // sshd's), not a reset for unread data.
+                let Ok(stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = Vec::new();
+                let _ = std::io::BufRead::read_until(
+                    &mut std::io::BufReader::new(&stream),
+                    b'\n',
+                    &mut line,
+                );
+            }
+        });
+        let mut ssh = ssh_in(dir.path());
+        ssh.program = which::which("ssh").expect("the OpenSSH client (ci/setup.sh installs it)");
+        ssh.config = Some("/dev/null".into());
+        let mut node = crate::nodes::Node::for_test("door", "127.0.0.1", false);
+        node.entry.port = Some(port);
+        let reason = ssh.connect(&node).unwrap_err();
+        assert!(
+            ConnectFailure::new(reason.clone()).cut_at_the_door(),
+            "{reason}"
+        );
+        assert_eq!(
+            knocks.load(std::sync::atomic::Ordering::SeqCst),
+            DOOR_RETRIES as usize + 1
+        );
+        assert_eq!(master_state(&ssh.socket(&node, 0)), MasterState::Missing);
+    }
+
+    #[test]
+    fn sockets_and_state_live_in_a_private_fatbin_directory() {
+        // Where every run keeps them (made, if missing, as a run would make them).
+        for base in [runtime_base().unwrap(), cache_base().unwrap()] {
+            assert!(
+                base.is_absolute() && base.ends_with("fatbin"),
+                "{}",
+                base.display()
+            );
+            assert_eq!(std::fs::metadata(&base).unwrap().mode() & 0o777, 0o700);
+        }
+    }
 }
