@@ -63,7 +63,8 @@ impl ConnectFailure {
         self.host_key.is_none()
             && [
                 "kex_exchange_identification",
-                "Connection reset by peer",
+                // "by peer" while reading the banner, "by HOST port N" once it was read.
+                "Connection reset by",
                 "Connection closed by",
             ]
             .iter()
@@ -242,6 +243,7 @@ mod tests {
             "kex_exchange_identification: read: Connection reset by peer",
             "kex_exchange_identification: Connection closed by remote host",
             "Connection closed by 127.0.0.1 port 2222",
+            "Connection reset by 127.0.0.1 port 2222",
         ] {
             assert!(ConnectFailure::new(line).cut_at_the_door(), "{line}");
         }

@@ -1043,44 +1043,54 @@ mod tests {
 
     /// A node that closes every connection as soon as it is made (what sshd does past its
     /// `MaxStartups`), reached with the real ssh client: the connection is retried
-    /// [`DOOR_RETRIES`] times, then given up with ssh's reason, and nothing ran.
+    /// [`DOOR_RETRIES`] times, then given up with ssh's reason, and nothing ran. Whether the
+    /// node closes in order (as sshd does) or resets the connection (a close with the client's
+    /// version line unread: ssh then says "Connection reset by HOST port N").
     #[test]
     fn a_connection_cut_at_the_door_is_retried_then_given_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let door = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = door.local_addr().unwrap().port();
-        let knocks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = knocks.clone();
-        std::thread::spawn(move || {
-            for stream in door.incoming() {
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                // Read the client's version line first, so the close is an orderly one (as
-                // sshd's), not a reset for unread data.
-                let Ok(stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut line = Vec::new();
-                let _ = std::io::BufRead::read_until(
-                    &mut std::io::BufReader::new(&stream),
-                    b'\n',
-                    &mut line,
-                );
-            }
-        });
-        let mut ssh = ssh_in(dir.path());
-        ssh.program = which::which("ssh").expect("the OpenSSH client (ci/setup.sh installs it)");
-        ssh.config = Some("/dev/null".into());
-        let mut node = crate::nodes::Node::for_test("door", "127.0.0.1", false);
-        node.entry.port = Some(port);
-        let reason = ssh.connect(&node).unwrap_err();
-        assert!(
-            ConnectFailure::new(reason.clone()).cut_at_the_door(),
-            "{reason}"
-        );
-        assert_eq!(
-            knocks.load(std::sync::atomic::Ordering::SeqCst),
-            DOOR_RETRIES as usize + 1
-        );
-        assert_eq!(master_state(&ssh.socket(&node, 0)), MasterState::Missing);
+        for read_first in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let door = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = door.local_addr().unwrap().port();
+            let knocks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counted = knocks.clone();
+            std::thread::spawn(move || {
+                for stream in door.incoming() {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Ok(stream) = stream else { continue };
+                    if read_first {
+                        // The client's version line read, the close is an orderly one.
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                        let mut line = Vec::new();
+                        let _ = std::io::BufRead::read_until(
+                            &mut std::io::BufReader::new(&stream),
+                            b'\n',
+                            &mut line,
+                        );
+                    } else {
+                        // Wait for the version line, leave it unread: the close resets.
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            });
+            let mut ssh = ssh_in(dir.path());
+            ssh.program =
+                which::which("ssh").expect("the OpenSSH client (ci/setup.sh installs it)");
+            ssh.config = Some("/dev/null".into());
+            let mut node = crate::nodes::Node::for_test("door", "127.0.0.1", false);
+            node.entry.port = Some(port);
+            let reason = ssh.connect(&node).unwrap_err();
+            assert!(
+                ConnectFailure::new(reason.clone()).cut_at_the_door(),
+                "read first: {read_first}: {reason}"
+            );
+            assert_eq!(
+                knocks.load(std::sync::atomic::Ordering::SeqCst),
+                DOOR_RETRIES as usize + 1,
+                "read first: {read_first}: {reason}"
+            );
+            assert_eq!(master_state(&ssh.socket(&node, 0)), MasterState::Missing);
+        }
     }
 
     #[test]
