@@ -309,7 +309,17 @@ fn install_checked(
     kill_point("manifest-renamed");
     let names_changed = refresh_slot_names(layout, program, &manifest)?;
     kill_point("names-renamed");
-    let collected = collect_garbage(&dir, &[&manifest, &old]);
+    // An install that changed nothing must not cut the grace short: the content files of the
+    // install before last are still some client's, so only those of dead installs since the
+    // manifest was written go (newer than it).
+    let spare_up_to = if manifest_changed {
+        None
+    } else {
+        std::fs::metadata(layout.manifest_path(program))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let collected = collect_garbage(&dir, &[&manifest, &old], spare_up_to);
     Ok(InstallReport {
         program: program.to_owned(),
         slots: outcomes,
@@ -345,8 +355,13 @@ fn refresh_slot_names(layout: &Layout, program: &str, manifest: &Manifest) -> Re
 
 /// Removes the content files in `dir` (`SLOT.<hex>`) that none of `keep` names: those of the
 /// install before the one just replaced, and those an interrupted install renamed into place
-/// but never committed. Only called holding the layout lock. Returns whether any went.
-fn collect_garbage(dir: &Path, keep: &[&Manifest]) -> bool {
+/// but never committed; with `spare_up_to`, only those modified after it. Only called holding
+/// the layout lock. Returns whether any went.
+fn collect_garbage(
+    dir: &Path,
+    keep: &[&Manifest],
+    spare_up_to: Option<std::time::SystemTime>,
+) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
     };
@@ -364,7 +379,16 @@ fn collect_garbage(dir: &Path, keep: &[&Manifest]) -> bool {
         };
         let is_content = fatbin_core::manifest::split_content_name(&name)
             .is_some_and(|(slot, _)| slot.parse::<SlotName>().is_ok());
-        if is_content && !named(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+        let spared = || {
+            spare_up_to.is_some_and(|limit| {
+                entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map_or(true, |modified| modified <= limit)
+            })
+        };
+        if is_content && !named(&name) && entry.file_type().is_ok_and(|t| t.is_file()) && !spared()
+        {
             removed |= std::fs::remove_file(entry.path()).is_ok();
         }
     }
@@ -1019,11 +1043,29 @@ mod tests {
         // and that is a change.
         let orphan = dir.join("x86_64.fedcba9876543210");
         std::fs::copy(&builds[0], &orphan).unwrap();
+        // Written after the manifest (set so: a clock tick may hold both writes).
+        let manifest_time = std::fs::metadata(layout.manifest_path("prog"))
+            .and_then(|m| m.modified())
+            .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&orphan)
+            .and_then(|f| f.set_modified(manifest_time + std::time::Duration::from_secs(1)))
+            .unwrap();
         let report = install_one(&layout, "prog", "x86_64", &builds[2]);
         assert_eq!(report.slots, [(slot("x86_64"), SlotOutcome::Unchanged)]);
         assert!(report.changed);
         assert!(!orphan.exists());
         assert!(dir.join(&third).exists());
+        // That install changed nothing: the grace is not cut short, the file of the install
+        // before last is still there for a client holding its manifest.
+        assert!(dir.join(&second).exists());
+        let report = install_one(&layout, "prog", "x86_64", &builds[2]);
+        assert!(!report.changed, "{report:?}");
+        assert!(dir.join(&second).exists());
+        // The next install that changes the manifest ends it.
+        install_one(&layout, "prog", "x86_64", &builds[0]);
+        assert!(!dir.join(&second).exists());
     }
 
     fn sorted<const N: usize>(names: [&String; N]) -> Vec<String> {
