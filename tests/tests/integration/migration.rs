@@ -416,24 +416,7 @@ fn a_dead_connection_ends_the_remote_program() {
     let needle = file.to_str().unwrap();
     assert!(cluster::process_running(needle));
     // Kill the local master: the connection goes, sshd ends the session's connection process.
-    let socket = master_socket(&cl, "n1", 0).expect("a master for n1");
-    let check = Command::new("ssh")
-        .arg("-F")
-        .arg(cl.ssh_config())
-        .arg("-S")
-        .arg(&socket)
-        .args(["-O", "check", "n1"])
-        .output()
-        .unwrap();
-    let said = text(&check.stderr);
-    let pid: i32 = said
-        .split("pid=")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no master pid in {said:?}"));
-    // SAFETY: kill has no memory effects.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kill_master(&cl, "n1");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     assert!(
@@ -1037,24 +1020,7 @@ fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connecti
         "{:?}",
         processes_with(&needle)
     );
-    let socket = master_socket(&cl, "n1", 0).expect("a master for n1");
-    let check = Command::new("ssh")
-        .arg("-F")
-        .arg(cl.ssh_config())
-        .arg("-S")
-        .arg(&socket)
-        .args(["-O", "check", "n1"])
-        .output()
-        .unwrap();
-    let said = text(&check.stderr);
-    let pid: i32 = said
-        .split("pid=")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no master pid in {said:?}"));
-    // SAFETY: kill has no memory effects.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kill_master(&cl, "n1");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1153,4 +1119,27 @@ fn a_missing_node_launcher_is_named() {
         "{}",
         show(&out)
     );
+}
+
+/// SIGKILLs the local master connection to `node` (its pid as `ssh -O check` reports it): the
+/// connection goes, and sshd ends the session's processes on the node.
+fn kill_master(cl: &Cluster, node: &str) {
+    let socket = master_socket(cl, node, 0).unwrap_or_else(|| panic!("a master for {node}"));
+    let check = Command::new("ssh")
+        .arg("-F")
+        .arg(cl.ssh_config())
+        .arg("-S")
+        .arg(&socket)
+        .args(["-O", "check", node])
+        .output()
+        .unwrap();
+    let said = text(&check.stderr);
+    let pid: i32 = said
+        .split("pid=")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no master pid in {said:?}"));
+    // SAFETY: kill has no memory effects.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
 }
