@@ -89,6 +89,17 @@ pub fn not_started_message(
                 if detail.is_empty() { "its wrapper refused the binary" } else { detail }
             ),
         ),
+        // `detail` is the wrapper's line naming the launcher it did not find.
+        NotStarted::Launcher => (
+            EXIT_CANNOT_EXECUTE,
+            format!(
+                "node `{}` did not start `{}` (slot {slot}): {}; install fatbin there, or \
+                 remove `launcher` from the node's nodes.toml entry",
+                node.name,
+                req.program,
+                if detail.is_empty() { "the node has no launcher" } else { detail }
+            ),
+        ),
         NotStarted::TooLong => (
             EXIT_CANNOT_EXECUTE,
             format!(

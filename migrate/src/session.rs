@@ -77,6 +77,8 @@ pub enum NotStarted {
     /// The node's wrapper refused the binary: it, or a directory above it, could be replaced
     /// by someone the caller does not trust there (the trust rule, checked on the node).
     Unsafe,
+    /// The node's inventory entry names a `launcher` the node does not have.
+    Launcher,
     /// ssh failed before the wrapper said anything.
     Transport,
 }
@@ -399,6 +401,7 @@ impl Pump {
                 b"cwd" => NotStarted::Cwd,
                 b"missing" => NotStarted::Missing,
                 b"unsafe" => NotStarted::Unsafe,
+                b"launcher" => NotStarted::Launcher,
                 _ => NotStarted::Transport,
             });
         }

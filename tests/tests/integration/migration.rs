@@ -1100,25 +1100,50 @@ fn a_node_launcher_keeps_statuses_arguments_and_streams() {
     );
 }
 
-/// A node whose inventory names a launcher that is not there says so, and runs nothing.
+/// A node whose inventory names a launcher that is not there says so and runs nothing there
+/// (126, as a binary that cannot run), and the request goes to another node that can serve it.
 #[test]
 fn a_missing_node_launcher_is_named() {
     let root = arm_only();
     cluster::require(true);
     let mut cl = Cluster::new();
     cl.add_node("n1", Kind::Aarch64);
-    cl.write_nodes(&format!(
-        "[nodes.n1]\nssh = \"n1\"\nslots = [\"aarch64\"]\nroot = \"{}\"\nlauncher = \"/nonexistent/fatbin\"\n",
-        root.path().display()
-    ));
+    cl.add_node("n2", Kind::Aarch64);
+    let lacking = |nodes: &str| {
+        let mut inventory = String::new();
+        for node in nodes.split_whitespace() {
+            inventory.push_str(&format!(
+                "[nodes.{node}]\nssh = \"{node}\"\nslots = [\"aarch64\"]\nroot = \"{}\"\n",
+                root.path().display()
+            ));
+            if node == "n1" {
+                inventory.push_str("launcher = \"/nonexistent/fatbin\"\n");
+            }
+        }
+        inventory
+    };
+    cl.write_nodes(&lacking("n1"));
     let out = output(&mut fatbin(&cl, root.path(), &[]));
-    assert_ne!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(126), "{}", show(&out));
     assert!(
         out.stdout.is_empty()
-            && text(&out.stderr).contains("the node has no launcher at /nonexistent/fatbin-full"),
+            && text(&out.stderr).contains(
+                "node `n1` did not start `probe` (slot aarch64): the node has no launcher at \
+                 /nonexistent/fatbin-full"
+            )
+            && text(&out.stderr).contains("remove `launcher` from the node's nodes.toml entry"),
         "{}",
         show(&out)
     );
+    // The node answered: it is not marked down; with no stdin forwarded, another node that
+    // can serve the request does, whichever of the two round-robin tries first.
+    assert!(std::fs::read_to_string(cl.down_file())
+        .unwrap_or_default()
+        .is_empty());
+    cl.write_nodes(&lacking("n1 n2"));
+    let out = output(&mut fatbin(&cl, root.path(), &[b"args", b"x"]));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(out.stdout, b"x\0", "{}", show(&out));
 }
 
 /// SIGKILLs the local master connection to `node` (its pid as `ssh -O check` reports it): the
