@@ -40,8 +40,10 @@
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 use fatbin_core::trust;
+use fatbin_layout::Error as LayoutError;
 
 /// The wrapper's markers (`fatbin-migrate`'s `remote.rs` owns them; this writes its lines).
 const START: &[u8] = b"\x1efatbin:start:";
@@ -196,27 +198,20 @@ fn problem(
         .min(levels.len() - 1);
     let root_owner = facts[root].1;
     for (n, (p, &(mode, owner))) in levels.iter().zip(&facts).enumerate() {
-        let p = shown(p);
+        // The local launcher's refusals, word for word.
+        let path = PathBuf::from(OsStr::from_bytes(if p.is_empty() { b"/" } else { p }));
         let above_root = n > root;
         let writers =
             trust::other_writers(mode).filter(|_| !(above_root && trust::is_sticky_dir(mode)));
-        if let Some(w) = writers {
+        if let Some(who) = writers {
             return Some(if above_root {
-                format!(
-                    "{p} is writable by {w} and not sticky, so they could move the layout below \
-                     it aside and put their own in its place; fix it with `chmod go-w {p}` (or \
-                     `chmod +t {p}` for a shared directory like /tmp)"
-                )
+                LayoutError::UnsafeAncestor { path, who }.to_string()
             } else {
-                format!("{p} is writable by {w}, who could replace what runs; fix it with `chmod go-w {p}`")
+                LayoutError::UnsafePermissions { path, who }.to_string()
             });
         }
         if n != root && !trust::owner_trusted(owner, Some(root_owner), &me) {
-            return Some(format!(
-                "{p} is owned by uid {owner}, which is neither root, you, nor the owner of the \
-                 layout root; anyone with that uid could replace what runs (fix: chown it to the \
-                 layout owner)"
-            ));
+            return Some(LayoutError::UnsafeOwner { path, owner }.to_string());
         }
     }
     None
@@ -257,7 +252,7 @@ fn launcher_problem(
                 String::from_utf8_lossy(exe)
             ));
         }
-        if owner != 0 && owner != me {
+        if !trust::owner_trusted(owner, None, || me) {
             return Some(format!(
                 "the node's launcher {}: {shown} is owned by uid {owner}, which is neither root \
                  nor you; install the launcher as root",
