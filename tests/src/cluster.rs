@@ -572,49 +572,49 @@ pub fn signal_tree(pid: u32, signal: libc::c_int) {
     }
 }
 
-fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The command name may contain spaces and parentheses: fields follow the last `)`.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let ppid = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
+/// The processes whose parent is `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    pids()
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
+}
+
+/// Every process but this one whose command line has `needle` as a word: (pid, parent pid,
+/// command line).
+pub fn processes_with(needle: &str) -> Vec<(u32, u32, Vec<u8>)> {
+    let me = std::process::id();
+    pids()
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            cmdline
+                .split(|&b| b == 0)
+                .any(|w| w == needle.as_bytes())
+                .then(|| (pid, parent_of(pid).unwrap_or(0), cmdline))
+        })
+        .collect()
 }
 
 /// Whether any process's command line contains `needle` (to prove a remote program ended).
 pub fn process_running(needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    let me = std::process::id().to_string();
-    entries.flatten().any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().filter(|p| p.parse::<u32>().is_ok()) else {
-            return false;
-        };
-        pid != me
-            && std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| c.split(|&b| b == 0).any(|w| w == needle.as_bytes()))
-                .unwrap_or(false)
-    })
+    !processes_with(needle).is_empty()
+}
+
+/// The pids in /proc.
+fn pids() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// The parent of `pid`, from /proc/PID/stat.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Commands (`/proc/PID/comm`) of the processes whose working directory is `dir`: what a run

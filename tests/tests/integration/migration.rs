@@ -232,11 +232,17 @@ fn nasty_arguments_arrive_byte_exact() {
 
 /// A cluster with one node of `kind` that runs `slot`.
 fn x86_cluster_for_slot(root: &Path, slot: &str, kind: Kind) -> Cluster {
+    one_node_cluster(root, slot, kind, "")
+}
+
+/// A cluster with one node `n1` of `kind` that runs `slot`, its inventory entry ending in
+/// `more` (further `key = value` lines).
+fn one_node_cluster(root: &Path, slot: &str, kind: Kind, more: &str) -> Cluster {
     cluster::require(kind == Kind::Aarch64);
     let mut cl = Cluster::new();
     cl.add_node("n1", kind);
     cl.write_nodes(&format!(
-        "[nodes.n1]\nssh = \"n1\"\nslots = [\"{slot}\"]\nroot = \"{}\"\n",
+        "[nodes.n1]\nssh = \"n1\"\nslots = [\"{slot}\"]\nroot = \"{}\"\n{more}",
         root.display()
     ));
     cl
@@ -892,60 +898,13 @@ fn a_node_whose_port_was_taken_moves_to_another() {
 /// `x86_cluster_for_slot`'s cluster, its node naming this build's launcher as the node's own
 /// (`launcher`): the node then checks and starts each binary with `fatbin node-exec`.
 pub(crate) fn cluster_with_node_launcher(root: &Path, slot: &str, kind: Kind) -> Cluster {
-    cluster::require(kind == Kind::Aarch64);
-    let mut cl = Cluster::new();
-    cl.add_node("n1", kind);
-    cl.write_nodes(&format!(
-        "[nodes.n1]\nssh = \"n1\"\nslots = [\"{slot}\"]\nroot = \"{}\"\nlauncher = \"{}\"\n",
-        root.display(),
-        host_bin_dir().join("fatbin").display()
-    ));
-    cl
-}
-
-/// Every process whose command line has `needle` as a word: (pid, parent pid, command line).
-fn processes_with(needle: &str) -> Vec<(i32, i32, Vec<u8>)> {
-    let me = std::process::id() as i32;
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if pid == me || !cmdline.split(|&b| b == 0).any(|w| w == needle.as_bytes()) {
-            continue;
-        }
-        // The parent is the second field after the command name, which ends at the last ')'.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        found.push((pid, ppid, cmdline));
-    }
-    found
-}
-
-/// How many processes have `parent` as their parent.
-fn children_of(parent: i32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok())
-                == Some(parent)
-        })
-        .count()
+    let launcher = host_bin_dir().join("fatbin");
+    one_node_cluster(
+        root,
+        slot,
+        kind,
+        &format!("launcher = \"{}\"\n", launcher.display()),
+    )
 }
 
 /// With a node launcher the wrapper's shell becomes the launcher (`fatbin node-exec`), which
@@ -968,8 +927,8 @@ fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connecti
         .unwrap();
     wait_for(&file, "ready");
     // The node's processes: not the launcher here, whose command line has the needle too.
-    let local = child.id() as i32;
-    let procs: Vec<_> = processes_with(&needle)
+    let local = child.id();
+    let procs: Vec<_> = cluster::processes_with(&needle)
         .into_iter()
         .filter(|p| p.0 != local)
         .collect();
@@ -983,7 +942,7 @@ fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connecti
         "the program is not node-exec's child: {procs:?}"
     );
     assert_eq!(
-        children_of(wrapper),
+        cluster::children_of(wrapper).len(),
         1,
         "the wrapper started more than the program (a watchdog, `sleep`, `ls`?)"
     );
@@ -1000,8 +959,12 @@ fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connecti
     );
     // The local launcher has exited: whatever is left with the needle is on the node.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !processes_with(&needle).is_empty() {
-        assert!(Instant::now() < deadline, "{:?}", processes_with(&needle));
+    while !cluster::processes_with(&needle).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            cluster::processes_with(&needle)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 
@@ -1015,20 +978,20 @@ fn a_node_launcher_starts_only_the_program_and_its_watchdog_follows_the_connecti
         .unwrap();
     wait_for(&file, "ready");
     assert_eq!(
-        processes_with(&needle).len(),
+        cluster::processes_with(&needle).len(),
         3,
         "{:?}",
-        processes_with(&needle)
+        cluster::processes_with(&needle)
     );
     kill_master(&cl, "n1");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&needle).is_empty() {
+    while !cluster::processes_with(&needle).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the remote program or node-exec still runs after the connection died: {:?}",
-            processes_with(&needle)
+            cluster::processes_with(&needle)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
