@@ -465,9 +465,9 @@ mod trust_tests {
         run_with(binary, BinaryKind::LayoutSlot, None)
     }
 
-    /// Runs the wrapper for `binary` of `kind` under dash, with `path` as PATH if given.
-    fn run_with(binary: &Path, kind: BinaryKind, path: Option<&Path>) -> (Option<i32>, String) {
-        let script = RemoteCommand {
+    /// The shell wrapper (no node launcher) for `binary` of `kind`, run as `prog` in `/`.
+    fn script_for(binary: &Path, kind: BinaryKind) -> Script {
+        RemoteCommand {
             cwd: b"/",
             binary: binary.as_os_str().as_bytes(),
             binary_kind: kind,
@@ -476,7 +476,12 @@ mod trust_tests {
             env: &[],
             checker: None,
         }
-        .script();
+        .script()
+    }
+
+    /// Runs the wrapper for `binary` of `kind` under dash, with `path` as PATH if given.
+    fn run_with(binary: &Path, kind: BinaryKind, path: Option<&Path>) -> (Option<i32>, String) {
+        let script = script_for(binary, kind);
         let mut dash = Command::new("dash");
         dash.arg("-c").arg(OsStr::from_bytes(&script));
         if let Some(path) = path {
@@ -626,16 +631,7 @@ mod trust_tests {
         // Owned by the caller (neither root nor ROOT's owner): the one case that asks `id`.
         std::os::unix::fs::chown(&paths[4], Some(0), None).unwrap();
         std::os::unix::fs::chown(slot, Some(other), None).unwrap();
-        let script = RemoteCommand {
-            cwd: b"/",
-            binary: slot.as_os_str().as_bytes(),
-            binary_kind: BinaryKind::LayoutSlot,
-            args: &[],
-            argv0: b"prog",
-            env: &[],
-            checker: None,
-        }
-        .script();
+        let script = script_for(slot, BinaryKind::LayoutSlot);
         // The wrapper's parent is of the same account, as sshd's session is (the watchdog
         // signals the parent to see whether it is still there).
         let mut dash = Command::new("dash");
