@@ -4,6 +4,7 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
 
+use fatbin_layout::shims::orphan_shims;
 use fatbin_layout::{Arch, Layout, Manifest};
 
 use crate::error::{shown, Error, Result};
@@ -234,10 +235,22 @@ pub fn list(root: &Root) -> Result<i32> {
         )));
     }
     let programs = layout.programs().map_err(Error::from_layout)?;
+    // A shim whose program is gone is on PATH and fails: show it with what removes it, as
+    // `cargo fatbin list` does (its own path, not the launcher it links to). An unreadable
+    // shims/ must not stop the list of programs itself.
+    let orphans = orphan_shims(&layout).unwrap_or_default();
     let host = Host::detect();
-    let mut text = String::new();
-    use std::fmt::Write as _;
-    let width = programs.iter().map(String::len).max().unwrap_or(0);
+    let mut lines: Vec<(&str, String)> = Vec::new();
+    for orphan in &orphans {
+        lines.push((
+            &orphan.program,
+            format!(
+                "(shim without a program: {}; `cargo fatbin remove {}` removes it)",
+                orphan.path.display(),
+                orphan.program
+            ),
+        ));
+    }
     for program in &programs {
         match crate::program::read_manifest(&layout, program) {
             Ok(manifest) => {
@@ -256,12 +269,17 @@ pub fn list(root: &Root) -> Result<i32> {
                         }
                     })
                     .collect();
-                let _ = writeln!(text, "{program:width$}  {}", slots.join(" "));
+                lines.push((program, slots.join(" ")));
             }
-            Err(e) => {
-                let _ = writeln!(text, "{program:width$}  (broken: {e})");
-            }
+            Err(e) => lines.push((program, format!("(broken: {e})"))),
         }
+    }
+    lines.sort_by(|a, b| a.0.cmp(b.0));
+    let width = lines.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    use std::fmt::Write as _;
+    for (program, what) in &lines {
+        let _ = writeln!(text, "{program:width$}  {what}");
     }
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(0)

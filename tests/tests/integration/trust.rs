@@ -1338,6 +1338,23 @@ fn a_shim_whose_program_is_gone_is_listed_verified_and_removed() {
             "{form}: {}",
             listed.stdout
         );
+        // The launcher's own list shows it the same way, beside the other program.
+        let fatbin_list = || {
+            let mut cmd = Command::new(&t.launcher);
+            fatbin_tests::launcher_support::clean_env(&mut cmd);
+            output_of(cmd.arg("list").arg("--root").arg(&t.root))
+        };
+        let out = fatbin_list();
+        let listed = text(&out.stdout);
+        assert!(
+            out.status.success()
+                && listed
+                    .lines()
+                    .any(|l| l == marked.replacen("tool ", "tool  ", 1))
+                && listed.lines().any(|l| l == "keep  x86_64*"),
+            "{form}: {}",
+            show(&out)
+        );
         let json = cargo_fatbin_in(&t.root, &["list", "--json"]).success();
         assert!(
             json.stdout.contains(&format!(
@@ -1394,6 +1411,12 @@ fn a_shim_whose_program_is_gone_is_listed_verified_and_removed() {
             listed.stdout.contains("keep ") && !listed.stdout.contains("tool"),
             "{form}: {}",
             listed.stdout
+        );
+        let out = fatbin_list();
+        assert!(
+            out.status.success() && !text(&out.stdout).contains("tool"),
+            "{form}: {}",
+            show(&out)
         );
         let again = cargo_fatbin_in(&t.root, &["remove", "tool"]);
         assert!(
