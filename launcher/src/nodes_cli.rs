@@ -253,7 +253,7 @@ fn list(paths: &Paths) -> Result<i32, String> {
         return Ok(0);
     }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "NAME\tSSH\tSLOTS\tROOT\tSHARED\tFROM");
+    let _ = writeln!(out, "NAME\tSSH\tSLOTS\tROOT\tSHARED\tLAUNCHER\tFROM");
     for n in &inv.nodes {
         let slots: Vec<String> = n.entry.slots.iter().map(|s| s.to_string()).collect();
         let dest = match n.entry.port {
@@ -262,7 +262,7 @@ fn list(paths: &Paths) -> Result<i32, String> {
         };
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             n.name,
             dest,
             if slots.is_empty() {
@@ -272,6 +272,9 @@ fn list(paths: &Paths) -> Result<i32, String> {
             },
             n.entry.root.as_deref().unwrap_or("(same as here)"),
             if n.entry.shared { "yes" } else { "no" },
+            // The node's own launcher checks and starts the run (`node-exec`); `-` is the
+            // shell wrapper's check.
+            n.entry.launcher.as_deref().unwrap_or("-"),
             n.source.name()
         );
     }

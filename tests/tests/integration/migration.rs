@@ -641,10 +641,32 @@ fn nodes_commands_manage_and_probe_the_inventory() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let out = nodes(&["list"]);
     assert!(
-        text(&out.stdout).contains("arm\tarm\taarch64\t(same as here)\tyes\tuser"),
+        text(&out.stdout).contains("SHARED\tLAUNCHER\tFROM\n")
+            && text(&out.stdout).contains("arm\tarm\taarch64\t(same as here)\tyes\t-\tuser\n"),
         "{}",
         show(&out)
     );
+    // A node with its own launcher shows it: that is what starts runs there.
+    let out = nodes(&[
+        "add",
+        "arm2",
+        "--ssh",
+        "arm",
+        "--slot",
+        "aarch64",
+        "--launcher",
+        "/usr/local/bin/fatbin",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let out = nodes(&["list"]);
+    assert!(
+        text(&out.stdout)
+            .contains("arm2\tarm\taarch64\t(same as here)\tyes\t/usr/local/bin/fatbin\tuser\n"),
+        "{}",
+        show(&out)
+    );
+    let out = nodes(&["remove", "arm2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let out = nodes(&["probe", "arm"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
