@@ -512,14 +512,34 @@ fn probe(paths: &Paths, name: Option<&str>, save: bool) -> Result<i32, String> {
     let mut code = 0;
     for node in selected(&inv, name)? {
         match prober.probe(node) {
-            Ok(Probed { summary, slots }) => {
+            Ok(Probed {
+                summary,
+                slots,
+                launcher,
+            }) => {
                 let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
                 println!("{}: {summary}; runs slots {}", node.name, names.join(", "));
+                match (&launcher, &node.entry.launcher) {
+                    (Some(found), None) => println!(
+                        "  launcher {found}: it can check and start runs there (faster than \
+                         the shell wrapper){}",
+                        if save { "" } else { "; --save records it" }
+                    ),
+                    (Some(found), Some(named)) if found != named => println!(
+                        "  launcher {found} on its PATH; the inventory names {named}, kept"
+                    ),
+                    _ => {}
+                }
                 if save {
                     let path = paths.get(node.source).expect("read from there").to_owned();
                     let mut file = NodesFile::read(&path)?;
                     if let Some(e) = file.nodes.get_mut(&node.name) {
                         e.slots = slots;
+                        // A launcher the inventory already names was chosen by someone; the
+                        // one on PATH only fills a gap.
+                        if e.launcher.is_none() {
+                            e.launcher = launcher;
+                        }
                     }
                     file.write(&path)?;
                     println!("  saved to {}", path.display());

@@ -13,10 +13,15 @@ use crate::ssh::{self, Ssh};
 use crate::{Error, EXIT_TRANSPORT};
 
 /// What the node's processor runs: `uname -m`, CPU flags, and qemu registrations in its
-/// binfmt_misc (a node may run other architectures through qemu-user).
+/// binfmt_misc (a node may run other architectures through qemu-user); and the node's own
+/// launcher: a `fatbin` on its PATH whose `fatbin-full` beside it (where a migrated run looks
+/// for it) knows `node-exec`, the word runs are started with (its usage line names it; a
+/// launcher from before node-exec calls it an unknown command).
 const PROBE_SCRIPT: &str = "uname -m; grep -m1 -E '^(flags|Features)' /proc/cpuinfo; \
     for f in /proc/sys/fs/binfmt_misc/qemu-*; do [ -f \"$f\" ] && \
-    grep -qx enabled \"$f\" && echo \"binfmt ${f##*/}\"; done; true";
+    grep -qx enabled \"$f\" && echo \"binfmt ${f##*/}\"; done; \
+    l=$(command -v fatbin) && case $l in /*) \"${l%/*}/fatbin-full\" node-exec 2>&1 | \
+    grep -q 'node-exec LEVEL' && echo \"launcher $l\";; esac; true";
 
 /// Connections to the inventory's nodes for probing and checking.
 #[derive(Debug)]
@@ -32,6 +37,9 @@ pub struct Probed {
     pub summary: String,
     /// The slots it runs, best first (what `nodes.toml` records).
     pub slots: Vec<SlotName>,
+    /// The node's own launcher (an absolute path to its `fatbin`), when it has one that can
+    /// check and start migrated runs (what `launcher` in `nodes.toml` records).
+    pub launcher: Option<String>,
 }
 
 /// What `check` found about the layout ROOT on a reachable node.
@@ -125,6 +133,7 @@ fn slots_from_probe(text: &str) -> Result<Probed, String> {
     let arch = Arch::from_uname(machine).ok_or_else(|| format!("unknown machine `{machine}`"))?;
     let mut flags: Vec<&str> = Vec::new();
     let mut emulated: Vec<Arch> = Vec::new();
+    let mut launcher = None;
     for line in lines {
         if let Some(list) = line
             .split_once(':')
@@ -135,6 +144,10 @@ fn slots_from_probe(text: &str) -> Result<Probed, String> {
             if let Some(a) = Arch::ALL.into_iter().find(|a| a.qemu_name() == q.trim()) {
                 emulated.push(a);
             }
+        } else if let Some(path) = line.strip_prefix("launcher ") {
+            // The inventory takes only absolute paths (a relative one would be resolved
+            // against whatever directory a run starts in).
+            launcher = Some(path.to_owned()).filter(|p| p.starts_with('/'));
         }
     }
     let mut slots = Vec::new();
@@ -164,7 +177,11 @@ fn slots_from_probe(text: &str) -> Result<Probed, String> {
             slots.push(s);
         }
     }
-    Ok(Probed { summary, slots })
+    Ok(Probed {
+        summary,
+        slots,
+        launcher,
+    })
 }
 
 /// /proc/cpuinfo's name for a Rust target feature of the x86-64 levels.
@@ -187,17 +204,33 @@ mod tests {
     fn probe_output_to_slots() {
         let text =
             "x86_64\nflags\t\t: fpu cx16 pni sse4_1 sse4_2 ssse3 popcnt\nbinfmt qemu-aarch64\n";
-        let Probed { summary, slots } = slots_from_probe(text).unwrap();
+        let Probed {
+            summary,
+            slots,
+            launcher,
+        } = slots_from_probe(text).unwrap();
         let names: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
         assert_eq!(names, ["x86_64-v2", "x86_64", "i686", "aarch64"]);
         assert!(
             summary.contains("v2") && summary.contains("qemu"),
             "{summary}"
         );
-        let Probed { summary, slots } =
-            slots_from_probe("aarch64\nFeatures\t: fp asimd\n").unwrap();
+        assert_eq!(launcher, None);
+        let Probed {
+            summary,
+            slots,
+            launcher,
+        } = slots_from_probe("aarch64\nFeatures\t: fp asimd\nlauncher /opt/fat/bin/fatbin\n")
+            .unwrap();
         assert!(summary.ends_with("features: fp asimd"), "{summary}");
         assert_eq!(slots[0].to_string(), "aarch64");
+        assert_eq!(launcher.as_deref(), Some("/opt/fat/bin/fatbin"));
         assert!(slots_from_probe("pdp11\n").is_err());
+    }
+
+    #[test]
+    fn a_relative_launcher_is_not_taken() {
+        let probed = slots_from_probe("x86_64\nlauncher bin/fatbin\n").unwrap();
+        assert_eq!(probed.launcher, None);
     }
 }

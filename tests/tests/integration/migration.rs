@@ -690,6 +690,107 @@ fn nodes_commands_manage_and_probe_the_inventory() {
     assert!(text(&out.stdout).contains("no nodes"), "{}", show(&out));
 }
 
+/// `nodes probe --save` records a node's own launcher, found on the PATH of its ssh sessions,
+/// so migrated runs there are checked and started by `fatbin node-exec` without anyone
+/// writing `launcher` by hand. A node with no `fatbin`, or with one whose `fatbin-full` does
+/// not know `node-exec` (an older install), gets none; a launcher the entry names is kept.
+#[test]
+fn probe_save_records_a_nodes_own_launcher() {
+    let root = arm_only();
+    cluster::require(true);
+    let older = temp_dir();
+    std::os::unix::fs::symlink("/bin/true", older.path().join("fatbin")).unwrap();
+    let full = older.path().join("fatbin-full");
+    std::fs::write(
+        &full,
+        "#!/bin/sh\necho \"fatbin: unknown command \\`$1\\`\" >&2\nexit 2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cl = Cluster::new();
+    for (node, path) in [
+        ("has", host_bin_dir()),
+        ("older", older.path().to_owned()),
+        ("none", "/nonexistent".into()),
+    ] {
+        let path = format!("SetEnv SHLVL=3 PATH={}:/usr/bin:/bin", path.display());
+        cl.add_node_with(node, Kind::Native, &path);
+    }
+    let nodes = |args: &[&str]| {
+        let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+        cl.env(&mut cmd)
+            .env("FATBIN_ROOT", root.path())
+            .arg("nodes")
+            .args(args);
+        output(&mut cmd)
+    };
+    for node in ["has", "older", "none"] {
+        let out = nodes(&["add", node, "--ssh", node, "--slot", "aarch64"]);
+        assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    }
+    let out = nodes(&[
+        "add",
+        "kept",
+        "--ssh",
+        "has",
+        "--slot",
+        "aarch64",
+        "--launcher",
+        "/opt/fat/fatbin",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let ours = host_bin_dir().join("fatbin");
+    let ours = ours.to_str().unwrap();
+
+    let out = nodes(&["probe"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "  launcher {ours}: it can check and start runs there"
+        )) && said.contains("--save records it")
+            && said.contains(&format!(
+                "  launcher {ours} on its PATH; the inventory names /opt/fat/fatbin, kept"
+            ))
+            && said.matches("  launcher ").count() == 2,
+        "{}",
+        show(&out)
+    );
+    let launchers = || -> Vec<(String, String)> {
+        text(&nodes(&["list"]).stdout)
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let fields: Vec<&str> = l.split('\t').collect();
+                (fields[0].to_owned(), fields[5].to_owned())
+            })
+            .collect()
+    };
+    let before = launchers();
+    assert!(
+        before.len() == 4
+            && before
+                .iter()
+                .all(|(n, l)| l == if n == "kept" { "/opt/fat/fatbin" } else { "-" }),
+        "{before:?}"
+    );
+
+    let out = nodes(&["probe", "--save"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let mut after = launchers();
+    after.sort();
+    let expected: Vec<(String, String)> = [
+        ("has", ours),
+        ("kept", "/opt/fat/fatbin"),
+        ("none", "-"),
+        ("older", "-"),
+    ]
+    .iter()
+    .map(|(n, l)| (n.to_string(), l.to_string()))
+    .collect();
+    assert_eq!(after, expected, "{}", show(&out));
+}
+
 /// The control socket of master `index` of `node`, if there is one: `NAME-KEY.INDEX`, where
 /// KEY names the connection (docs/migration.md).
 pub(crate) fn master_socket(cl: &Cluster, node: &str, index: usize) -> Option<std::path::PathBuf> {
