@@ -623,20 +623,23 @@ fn the_working_directory_and_chosen_variables_are_the_callers() {
     }
 }
 
+/// `fatbin nodes ARGS` against `cl`'s inventory, with ROOT `root`.
+fn fatbin_nodes(cl: &Cluster, root: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(host_bin_dir().join("fatbin"));
+    cl.env(&mut cmd)
+        .env("FATBIN_ROOT", root)
+        .arg("nodes")
+        .args(args);
+    output(&mut cmd)
+}
+
 #[test]
 fn nodes_commands_manage_and_probe_the_inventory() {
     let root = arm_only();
     cluster::require(true);
     let mut cl = Cluster::new();
     cl.add_node("arm", Kind::Aarch64);
-    let nodes = |args: &[&str]| {
-        let mut cmd = Command::new(host_bin_dir().join("fatbin"));
-        cl.env(&mut cmd)
-            .env("FATBIN_ROOT", root.path())
-            .arg("nodes")
-            .args(args);
-        output(&mut cmd)
-    };
+    let nodes = |args: &[&str]| fatbin_nodes(&cl, root.path(), args);
     let out = nodes(&["add", "arm", "--ssh", "arm", "--slot", "aarch64"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let out = nodes(&["list"]);
@@ -716,14 +719,7 @@ fn probe_save_records_a_nodes_own_launcher() {
         let path = format!("SetEnv SHLVL=3 PATH={}:/usr/bin:/bin", path.display());
         cl.add_node_with(node, Kind::Native, &path);
     }
-    let nodes = |args: &[&str]| {
-        let mut cmd = Command::new(host_bin_dir().join("fatbin"));
-        cl.env(&mut cmd)
-            .env("FATBIN_ROOT", root.path())
-            .arg("nodes")
-            .args(args);
-        output(&mut cmd)
-    };
+    let nodes = |args: &[&str]| fatbin_nodes(&cl, root.path(), args);
     for node in ["has", "older", "none"] {
         let out = nodes(&["add", node, "--ssh", node, "--slot", "aarch64"]);
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
