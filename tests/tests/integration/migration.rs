@@ -785,6 +785,14 @@ fn probe_save_records_a_nodes_own_launcher() {
     .map(|(n, l)| (n.to_string(), l.to_string()))
     .collect();
     assert_eq!(after, expected, "{}", show(&out));
+    // Probed again: the launcher now named is the one found, so only `kept` has news.
+    let out = nodes(&["probe"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.matches("  launcher ").count() == 1 && said.contains("names /opt/fat/fatbin, kept"),
+        "{}",
+        show(&out)
+    );
 }
 
 /// The control socket of master `index` of `node`, if there is one: `NAME-KEY.INDEX`, where
