@@ -157,32 +157,38 @@ fn stat(path: &[u8]) -> std::io::Result<(u32, u32)> {
     Ok((meta.mode(), meta.uid()))
 }
 
+/// The levels of the absolute `path` as the shell's `${p%/*}` cuts them: `path` itself, each
+/// prefix before one of its `/`s, and `/` last.
+fn levels(path: &[u8]) -> Vec<&[u8]> {
+    let mut levels = Vec::new();
+    let mut q = path;
+    while !q.is_empty() {
+        levels.push(q);
+        q = &q[..q.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+    }
+    levels.push(b"/");
+    levels
+}
+
 /// Why `binary` must not run, by the rule the shell check applies: every level from the
-/// binary up to `/`, ROOT `level` levels above the binary. Below ROOT and ROOT itself nothing
-/// writable by group or others; above ROOT, sticky directories are fine. Owners: ROOT any,
-/// the others root, ROOT's owner or the caller (`me`, asked only when needed). The levels are
-/// the path's own prefixes, cut at each `/` as the shell's `${p%/*}` cuts them.
+/// binary up to `/` ([`levels`]), ROOT `level` levels above the binary. Below ROOT and ROOT
+/// itself nothing writable by group or others; above ROOT, sticky directories are fine.
+/// Owners: ROOT any, the others root, ROOT's owner or the caller (`me`, asked only when
+/// needed).
 fn problem(
     binary: &[u8],
     level: u32,
     stat: impl Fn(&[u8]) -> std::io::Result<(u32, u32)>,
     me: impl Fn() -> u32,
 ) -> Option<String> {
-    let shown =
-        |p: &[u8]| String::from_utf8_lossy(if p.is_empty() { b"/" } else { p }).into_owned();
+    let shown = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
     if !binary.starts_with(b"/") {
         return Some(format!("{} is not an absolute path", shown(binary)));
     }
-    let mut levels: Vec<&[u8]> = Vec::new();
-    let mut q = binary;
-    while !q.is_empty() {
-        levels.push(q);
-        q = &q[..q.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-    }
-    levels.push(b"");
+    let levels = levels(binary);
     let mut facts = Vec::with_capacity(levels.len());
     for p in &levels {
-        match stat(if p.is_empty() { b"/" } else { p }) {
+        match stat(p) {
             Ok(fact) => facts.push(fact),
             Err(e) => {
                 return Some(format!(
@@ -199,7 +205,7 @@ fn problem(
     let root_owner = facts[root].1;
     for (n, (p, &(mode, owner))) in levels.iter().zip(&facts).enumerate() {
         // The local launcher's refusals, word for word.
-        let path = PathBuf::from(OsStr::from_bytes(if p.is_empty() { b"/" } else { p }));
+        let path = PathBuf::from(OsStr::from_bytes(p));
         let above_root = n > root;
         let writers =
             trust::other_writers(mode).filter(|_| !(above_root && trust::is_sticky_dir(mode)));
@@ -233,12 +239,9 @@ fn launcher_problem(
     me: u32,
     stat: impl Fn(&[u8]) -> std::io::Result<(u32, u32)>,
 ) -> Option<String> {
-    let mut q = exe;
-    // 0 is the launcher's file, 1 its directory: neither may be writable by others, even
-    // sticky, since either lets them put another launcher at this path.
-    let mut n = 0;
-    loop {
-        let p = if q.is_empty() { &b"/"[..] } else { q };
+    // Level 0 is the launcher's file, 1 its directory: neither may be writable by others,
+    // even sticky, since either lets them put another launcher at this path.
+    for (n, p) in levels(exe).into_iter().enumerate() {
         let shown = String::from_utf8_lossy(p);
         let (mode, owner) = match stat(p) {
             Ok(fact) => fact,
@@ -259,12 +262,8 @@ fn launcher_problem(
                 String::from_utf8_lossy(exe)
             ));
         }
-        if q.is_empty() {
-            return None;
-        }
-        q = &q[..q.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-        n += 1;
     }
+    None
 }
 
 extern "C" fn ignore(_: libc::c_int) {}
