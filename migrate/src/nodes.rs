@@ -72,6 +72,18 @@ pub struct NodeEntry {
     pub launcher: Option<String>,
 }
 
+/// What a node runs for the launcher `launcher` named in an inventory: for an absolute
+/// `DIR/fatbin`, `DIR/fatbin-full` beside it, which every command but a shim call is handed
+/// to (the small `fatbin` would only pass it on: one exec more on every run); else
+/// `launcher` itself.
+pub(crate) fn full_launcher_of(launcher: &Path) -> PathBuf {
+    if launcher.file_name() == Some(std::ffi::OsStr::new("fatbin")) && launcher.is_absolute() {
+        launcher.with_file_name("fatbin-full")
+    } else {
+        launcher.to_owned()
+    }
+}
+
 /// ControlPersist's default: long enough that a burst or a script's sequence of runs shares
 /// one handshake, short enough that a many-node run does not leave a master (an ssh here and an
 /// sshd there, ~14 MB together) per node idling for ten minutes.
@@ -160,8 +172,8 @@ impl NodesFile {
     }
 
     /// Refuses what no node may have: odd names, a destination ssh would read as an option,
-    /// a relative `root`, `cache` or `launcher` (which would be resolved against whatever directory the
-    /// remote command or the caller happens to be in).
+    /// a relative `root`, `cache` or `launcher` (which would be resolved against whatever
+    /// directory the remote command or the caller happens to be in).
     fn check(&self, path: &Path) -> Result<(), Error> {
         for (name, entry) in &self.nodes {
             if let Some(why) = node_name_problem(name) {
@@ -329,18 +341,10 @@ impl Node {
             .unwrap_or("~/.cache/fatbin/slots")
     }
 
-    /// What the wrapper runs to check and start the binary, when the node has a launcher: for
-    /// `DIR/fatbin`, `DIR/fatbin-full` beside it (the small `fatbin` would only hand
-    /// `node-exec` over to it, one exec more on every run), else the launcher named.
+    /// What the wrapper runs to check and start the binary, when the node has a launcher
+    /// ([`full_launcher_of`] the one named).
     pub fn checker_on_node(&self) -> Option<PathBuf> {
-        let launcher = Path::new(self.entry.launcher.as_deref()?);
-        Some(
-            if launcher.file_name() == Some(std::ffi::OsStr::new("fatbin")) {
-                launcher.with_file_name("fatbin-full")
-            } else {
-                launcher.to_owned()
-            },
-        )
+        Some(full_launcher_of(Path::new(self.entry.launcher.as_deref()?)))
     }
 
     /// The best of `wanted` (ordered best first) this node runs, with its rank.
@@ -772,9 +776,35 @@ mod tests {
         assert_eq!(NodesFile::read(&p).unwrap(), f);
     }
 
-    /// The per-user inventory's directory: 0700 when made here, an existing one accepted, and a failure to make it reported. The tests run as root, whom
-    /// a read-only parent would not stop: a name longer than a file name can be fails for
-    /// anyone.
+    /// A node runs the full launcher beside an absolute `fatbin`, and any other launcher as
+    /// named (a bare `fatbin` is looked up on the node's PATH, where nothing says what is
+    /// beside it).
+    #[test]
+    fn the_full_launcher_is_run_beside_an_absolute_fatbin() {
+        for (named, runs) in [
+            ("/usr/local/bin/fatbin", "/usr/local/bin/fatbin-full"),
+            ("/opt/fat/fatbin-full", "/opt/fat/fatbin-full"),
+            ("/opt/fat/my-launcher", "/opt/fat/my-launcher"),
+            ("fatbin", "fatbin"),
+        ] {
+            assert_eq!(
+                full_launcher_of(Path::new(named)),
+                Path::new(runs),
+                "{named}"
+            );
+        }
+        let mut node = Node::for_test("n", "host", true);
+        assert_eq!(node.checker_on_node(), None);
+        node.entry.launcher = Some("/usr/local/bin/fatbin".into());
+        assert_eq!(
+            node.checker_on_node().as_deref(),
+            Some(Path::new("/usr/local/bin/fatbin-full"))
+        );
+    }
+
+    /// The per-user inventory's directory: 0700 when made here, an existing one accepted, and
+    /// a failure to make it reported. The tests run as root, whom a read-only parent would
+    /// not stop: a name longer than a file name can be fails for anyone.
     #[test]
     fn private_dirs_are_made_0700_and_their_failures_reported() {
         use std::os::unix::fs::PermissionsExt;

@@ -50,7 +50,7 @@ use fatbin_layout::exit::{EXIT_NOT_FOUND, EXIT_TRANSPORT, EXIT_USAGE};
 use fatbin_layout::SlotName;
 use serde::{Deserialize, Serialize};
 
-use crate::nodes::{NodesFile, Paths, Source};
+use crate::nodes::{full_launcher_of, NodesFile, Paths, Source};
 use crate::{Error, Request};
 
 /// One Slurm route as written in a `nodes.toml` (`[slurm.NAME]`).
@@ -196,16 +196,11 @@ impl SlurmRoute {
             .unwrap_or_else(|| PathBuf::from("fatbin"))
     }
 
-    /// What srun starts on the node: for the launcher `DIR/fatbin`, `DIR/fatbin-full`, the
-    /// one `fatbin run` always hands over to (the small `fatbin` serves shim calls only), so
-    /// each request costs one exec less on the node (measured: docs/migration.md).
+    /// What srun starts on the node: [`full_launcher_of`] the launcher, the one `fatbin run`
+    /// always hands over to, so each request costs one exec less on the node (measured:
+    /// docs/migration.md).
     fn node_command(&self) -> PathBuf {
-        let launcher = self.launcher();
-        if launcher.file_name() == Some(OsStr::new("fatbin")) && launcher.is_absolute() {
-            launcher.with_file_name("fatbin-full")
-        } else {
-            launcher
-        }
+        full_launcher_of(&self.launcher())
     }
 }
 
