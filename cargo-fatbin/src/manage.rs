@@ -2,9 +2,11 @@
 //! `remove` a slot or a program, `list` what is installed, `verify` all of it.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use fatbin_layout::shims::{orphan_shim, orphan_shims, remove_program_or_shim, Removed};
+use fatbin_layout::shims::{
+    orphan_listing, orphan_shim, orphan_shims, remove_program_or_shim, Removed,
+};
 use fatbin_layout::verify::verify as verify_layout;
 use fatbin_layout::{identify_path, remove_slot, Identity, Layout, NewSlot, SlotName};
 use serde_json::json;
@@ -178,10 +180,7 @@ pub(crate) fn list(args: &ListOptions) -> Result<()> {
                     return format!("{program} (broken: {broken})\n");
                 }
                 if let Some(shim) = p["shim_without_program"].as_str() {
-                    return format!(
-                        "{program} (shim without a program: {shim}; `cargo fatbin remove \
-                         {program}` removes it)\n"
-                    );
+                    return format!("{program} {}\n", orphan_listing(program, Path::new(shim)));
                 }
                 let slots: Vec<&str> = p["slots"]
                     .as_array()

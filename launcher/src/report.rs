@@ -242,14 +242,7 @@ pub fn list(root: &Root) -> Result<i32> {
     let host = Host::detect();
     let mut lines: Vec<(&str, String)> = Vec::new();
     for orphan in &orphans {
-        lines.push((
-            &orphan.program,
-            format!(
-                "(shim without a program: {}; `cargo fatbin remove {}` removes it)",
-                orphan.path.display(),
-                orphan.program
-            ),
-        ));
+        lines.push((&orphan.program, orphan.listing()));
     }
     for program in &programs {
         match crate::program::read_manifest(&layout, program) {

@@ -88,29 +88,33 @@ impl Layout {
     /// directories (temporary files, stray files) are skipped.
     pub fn programs(&self) -> Result<Vec<String>> {
         let bin = self.bin_dir();
-        let entries = match std::fs::read_dir(&bin) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(Error::Io {
-                    path: bin,
-                    source: e,
-                })
-            }
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(Error::io(&bin))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if program_name_problem(&name).is_none() && entry.path().is_dir() {
-                names.push(name);
-            }
-        }
-        names.sort();
+        let mut names = entry_names(&bin)?;
+        names.retain(|name| program_name_problem(name).is_none() && bin.join(name).is_dir());
         Ok(names)
     }
+}
+
+/// The UTF-8 names in directory `dir`, sorted; none when it does not exist. (Other names are
+/// never a program's.)
+pub(crate) fn entry_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::Io {
+                path: dir.to_owned(),
+                source: e,
+            })
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry.map_err(Error::io(dir))?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Refuses names that cannot be a program directory.

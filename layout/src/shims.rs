@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::fsutil::{sync_dir, LayoutLock};
 use crate::install::{remove_program, script_shim_text, ShimForm};
-use crate::layout::Layout;
+use crate::layout::{entry_names, Layout};
 use crate::names::program_name_problem;
 
 /// The launcher's file name: `ROOT/shims/fatbin` is its entry, and program shims lead to it.
@@ -120,6 +120,22 @@ pub struct OrphanShim {
     pub form: ShimForm,
 }
 
+impl OrphanShim {
+    /// How `list` shows it, with what removes it (`cargo fatbin list` and `fatbin list` say
+    /// the same): `(shim without a program: PATH; `cargo fatbin remove PROG` removes it)`.
+    pub fn listing(&self) -> String {
+        orphan_listing(&self.program, &self.path)
+    }
+}
+
+/// [`OrphanShim::listing`] for the shim at `path` of `program`.
+pub fn orphan_listing(program: &str, path: &Path) -> String {
+    format!(
+        "(shim without a program: {}; `cargo fatbin remove {program}` removes it)",
+        path.display()
+    )
+}
+
 /// Whether `program` has a program directory: the test `list` and the launcher apply (a
 /// directory, or a symlink to one: an alias).
 fn installed(layout: &Layout, program: &str) -> bool {
@@ -129,29 +145,10 @@ fn installed(layout: &Layout, program: &str) -> bool {
 /// The fatbin shims of `layout` whose program is gone, sorted by name. Files that are not
 /// fatbin shims are not listed: they are not ours to report (see the module comment).
 pub fn orphan_shims(layout: &Layout) -> Result<Vec<OrphanShim>> {
-    let shims = layout.shims_dir();
-    let entries = match std::fs::read_dir(&shims) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(Error::Io {
-                path: shims,
-                source: e,
-            })
-        }
-    };
-    let mut orphans = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(Error::io(&shims))?;
-        let Ok(program) = entry.file_name().into_string() else {
-            continue;
-        };
-        if let Some(orphan) = orphan_shim(layout, &program) {
-            orphans.push(orphan);
-        }
-    }
-    orphans.sort_by(|a, b| a.program.cmp(&b.program));
-    Ok(orphans)
+    Ok(entry_names(&layout.shims_dir())?
+        .iter()
+        .filter_map(|program| orphan_shim(layout, program))
+        .collect())
 }
 
 /// `ROOT/shims/PROG` when it is a fatbin shim and `PROG` is not installed.
