@@ -17,7 +17,8 @@
 //! This crate is the contract both front ends share: slot names ([`slot`]), the manifest
 //! ([`manifest`]), binary identification ([`identify`]), atomic installs ([`install`]),
 //! verification ([`verify`]), telling fatbin's shims from other files ([`shims`]) and the
-//! permission rules for running from a layout ([`perms`]). The format is written down in `docs/layout.md`.
+//! permission rules for running from a layout ([`perms`]). The format is written down in
+//! `docs/layout.md`.
 
 pub mod arch;
 pub mod error;
